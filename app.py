@@ -1,0 +1,11 @@
+"""Wiring only: the Chalice app, its blueprints and its queue-triggered handlers."""
+
+from chalice import Chalice
+
+from chalicelib.api import apps, credentials, users  # noqa: F401  (registers their routes)
+from chalicelib.api import blueprint as api_blueprint
+from chalicelib.api.docs import docs_blueprint
+
+app = Chalice(app_name="apns-push")
+app.register_blueprint(api_blueprint)
+app.register_blueprint(docs_blueprint)

@@ -1,0 +1,17 @@
+"""GET /openapi.json: the API's own description, no token needed."""
+
+from typing import Any
+
+from chalice import Blueprint
+
+from chalicelib.api.openapi import build_openapi
+
+docs_blueprint = Blueprint(__name__)
+_cache: dict[str, Any] = {}
+
+
+@docs_blueprint.route("/openapi.json", methods=["GET"])
+def openapi_document() -> dict[str, Any]:
+    if "doc" not in _cache:
+        _cache["doc"] = build_openapi()
+    return _cache["doc"]

@@ -1,0 +1,216 @@
+"""Declarative routes: one decorator states path, access, body, answer and status, and does the rest.
+
+Each operation is registered on a Chalice blueprint *and* in ``OPERATIONS``,
+from which the OpenAPI document is generated, so the two cannot drift. The
+wrapper authenticates, authorizes, validates path/query/body with pydantic,
+maps ServiceError to the JSON error body, and never lets bad input become a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalice import Blueprint, Response
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from chalicelib.errors import NotFound, PayloadTooLarge, ServiceError, ValidationFailed
+from chalicelib.models.devices import normalize_token
+from chalicelib.services.auth import Access, Principal, authenticate, authorize
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 256 * 1024
+_ID_RE = re.compile(r"^[A-Za-z0-9._@:+=~-]{1,128}$")
+_ID_HELP = "1-128 characters: letters, digits and . _ @ : + = ~ -"
+
+
+def _id(name: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if not _ID_RE.match(value):
+            raise ValueError(f"{name} must be {_ID_HELP}")
+        return value
+
+    return check
+
+
+def _certificate_id(value: str) -> int:
+    if not value.isdigit() or not 0 < int(value) < 2**53:
+        raise ValueError("certificateId must be the positive integer the credentials API answered")
+    return int(value)
+
+
+PATH_PARAMS: dict[str, Callable[[str], Any]] = {
+    "appId": _id("appId"),
+    "userId": _id("userId"),
+    "otherUserId": _id("otherUserId"),
+    "groupId": _id("groupId"),
+    "messageId": _id("messageId"),
+    "deviceToken": normalize_token,
+    "certificateId": _certificate_id,
+}
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    principal: Principal
+    params: dict[str, Any]
+    body: Any = None
+    query: Any = None
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    name: str
+    summary: str
+    tag: str
+    access: Access
+    body: Any = None  # a model class or an Annotated union
+    response: type[BaseModel] | None = None
+    status: int = 200
+    query: type[BaseModel] | None = None
+    errors: tuple[int, ...] = ()
+    _adapter: TypeAdapter[Any] | None = field(default=None, compare=False, repr=False)
+
+
+OPERATIONS: list[Operation] = []
+
+Authenticator = Callable[[str | None], Principal]
+
+
+class Router:
+    """Registers operations on one blueprint; ``authenticator`` is resolved per request (tests swap it)."""
+
+    def __init__(self, blueprint: Blueprint, authenticator: Callable[[], Authenticator]) -> None:
+        self.blueprint = blueprint
+        self._authenticator = authenticator
+
+    def operation(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        tag: str,
+        access: Access,
+        body: Any = None,
+        response: type[BaseModel] | None = None,
+        status: int = 200,
+        query: type[BaseModel] | None = None,
+        errors: tuple[int, ...] = (),
+    ) -> Callable[[Callable[[ApiRequest], Any]], Callable[[ApiRequest], Any]]:
+        def register(func: Callable[[ApiRequest], Any]) -> Callable[[ApiRequest], Any]:
+            op = Operation(
+                method=method,
+                path=path,
+                name=func.__name__,
+                summary=summary,
+                tag=tag,
+                access=access,
+                body=body,
+                response=response,
+                status=status,
+                query=query,
+                errors=errors,
+                _adapter=TypeAdapter(body) if body is not None else None,
+            )
+            OPERATIONS.append(op)
+
+            def view(**path_params: str) -> Response:
+                return self._handle(op, func, path_params)
+
+            view.__name__ = func.__name__
+            self.blueprint.route(path, methods=[method], content_types=["application/json"])(view)
+            return func
+
+        return register
+
+    def _handle(self, op: Operation, func: Callable[[ApiRequest], Any], raw_params: dict[str, str]) -> Response:
+        request = self.blueprint.current_request
+        try:
+            principal = self._authenticator()(request.headers.get("authorization"))
+            params = _path_params(raw_params)
+            authorize(principal, op.access, params.get("appId"), params.get("userId"))
+            body = _body(op, request.raw_body) if op._adapter is not None else None
+            query = _query(op.query, request.query_params) if op.query is not None else None
+            result = func(ApiRequest(principal=principal, params=params, body=body, query=query))
+        except ServiceError as exc:
+            if exc.status >= 500:
+                log.error("request failed: %s %s: %s", op.method, op.path, exc.code)
+            return error_response(exc)
+        except Exception:
+            log.exception("unhandled error in %s %s", op.method, op.path)
+            return error_response(ServiceError("an internal error occurred; it has been logged"))
+        if result is None:
+            return Response(body="", status_code=204 if op.status == 200 else op.status)
+        payload = result.dump() if hasattr(result, "dump") else result
+        return Response(body=payload, status_code=op.status, headers={"Content-Type": "application/json"})
+
+
+def error_response(exc: ServiceError) -> Response:
+    return Response(body=exc.body(), status_code=exc.status, headers={"Content-Type": "application/json"})
+
+
+def _path_params(raw: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in raw.items():
+        try:
+            out[name] = PATH_PARAMS.get(name, str)(value)
+        except ValueError as exc:
+            # A malformed ID can name nothing that exists: 404 for resources, but say why.
+            if name in ("deviceToken", "certificateId"):
+                raise ValidationFailed(str(exc), details={"field": name}) from None
+            raise NotFound(str(exc), details={"field": name}) from None
+    return out
+
+
+def _body(op: Operation, raw: bytes | None) -> Any:
+    if raw is None or not raw.strip():
+        raise ValidationFailed("this request needs a JSON body (Content-Type: application/json)")
+    if len(raw) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationFailed(f"the body is not valid JSON: {exc}", details={"code": "InvalidJson"}) from None
+    if not isinstance(data, dict):
+        raise ValidationFailed("the body must be a JSON object")
+    assert op._adapter is not None
+    try:
+        return op._adapter.validate_python(data)
+    except ValidationError as exc:
+        tag = data.get("type")
+        raise validation_failed(exc, union_tag=tag if isinstance(tag, str) else None) from None
+
+
+def _query(model: type[BaseModel], raw: dict[str, str] | None) -> BaseModel:
+    try:
+        return model.model_validate(dict(raw or {}))
+    except ValidationError as exc:
+        raise validation_failed(exc) from None
+
+
+def validation_failed(exc: ValidationError, union_tag: str | None = None) -> ValidationFailed:
+    """Turn pydantic's errors into one readable message plus per-field details (inputs never echoed)."""
+    problems = []
+    for err in exc.errors(include_url=False, include_input=False):
+        path = list(err["loc"])
+        if union_tag is not None and path and path[0] == union_tag:
+            path = path[1:]  # a discriminated union puts the tag first: not a field name
+        loc = ".".join(str(p) for p in path)
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field: check its spelling against the API reference (fields are camelCase)"
+        elif err["type"] == "missing":
+            msg = "this field is required"
+        elif err["type"] == "union_tag_invalid":
+            msg = f"unknown type: {msg}"
+        problems.append({"field": loc or "(body)", "message": msg})
+    summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:5])
+    return ValidationFailed(f"invalid request: {summary}", details={"errors": problems})

@@ -1,0 +1,92 @@
+"""Per-user resources (a user token for that user, or an admin token): devices, push config, app state."""
+
+from typing import Any
+
+from chalicelib.api import router
+from chalicelib.api.routing import ApiRequest
+from chalicelib.deps import services
+from chalicelib.models.devices import Device, DeviceList, DeviceRegistration
+from chalicelib.models.push_config import AppState, AppStateIn, PushConfig, PushConfigPatch
+from chalicelib.services.auth import Access
+
+USER = "/v1/apps/{appId}/users/{userId}"
+CONFIG = USER + "/push-config"
+
+
+@router.operation(
+    "PUT", USER + "/devices/{deviceToken}", summary="Register a device token (setAPNS)", tag="Devices",
+    access=Access.USER, body=DeviceRegistration, response=Device, errors=(400, 404, 409),
+)
+def register_device(req: ApiRequest) -> Device:
+    p = req.params
+    return services().users.register_device(p["appId"], p["userId"], p["deviceToken"], req.body)
+
+
+@router.operation(
+    "GET", USER + "/devices", summary="List a user's devices", tag="Devices", access=Access.USER,
+    response=DeviceList,
+)
+def list_devices(req: ApiRequest) -> DeviceList:
+    return DeviceList(items=services().users.devices(req.params["appId"], req.params["userId"]))
+
+
+@router.operation(
+    "DELETE", USER + "/devices/{deviceToken}", summary="Log out one device", tag="Devices",
+    access=Access.USER, status=204, errors=(400, 404),
+)
+def logout_device(req: ApiRequest) -> None:
+    p = req.params
+    services().users.logout_device(p["appId"], p["userId"], p["deviceToken"])
+
+
+@router.operation(
+    "DELETE", USER + "/devices", summary="Log out everywhere (kicked offline)", tag="Devices",
+    access=Access.USER, status=204,
+)
+def logout_everywhere(req: ApiRequest) -> None:
+    services().users.logout_everywhere(req.params["appId"], req.params["userId"])
+
+
+@router.operation(
+    "GET", CONFIG, summary="Read push configuration", tag="Push configuration", access=Access.USER,
+    response=PushConfig,
+)
+def get_push_config(req: ApiRequest) -> PushConfig:
+    return services().users.config(req.params["appId"], req.params["userId"])
+
+
+@router.operation(
+    "PATCH", CONFIG, summary="Change push configuration (any subset)", tag="Push configuration",
+    access=Access.USER, body=PushConfigPatch, response=PushConfig, errors=(400,),
+)
+def patch_push_config(req: ApiRequest) -> PushConfig:
+    return services().users.patch_config(req.params["appId"], req.params["userId"], req.body)
+
+
+def _mute_route(kind: str, param: str, muted: bool) -> Any:
+    method = "PUT" if muted else "DELETE"
+    path = f"{CONFIG}/muted-{kind}/{{{param}}}"
+
+    def handler(req: ApiRequest) -> PushConfig:
+        p = req.params
+        return services().users.mute(p["appId"], p["userId"], kind, p[param], muted)
+
+    handler.__name__ = f"{'mute' if muted else 'unmute'}_{kind}"
+    verb = "Mute" if muted else "Unmute"
+    return router.operation(
+        method, path, summary=f"{verb} {kind[:-1]} notifications", tag="Push configuration",
+        access=Access.USER, response=PushConfig,
+    )(handler)
+
+
+for _kind, _param in (("groups", "groupId"), ("users", "otherUserId")):
+    for _muted in (True, False):
+        _mute_route(_kind, _param, _muted)
+
+
+@router.operation(
+    "PUT", USER + "/app-state", summary="Report background (with unread count) or foreground",
+    tag="App state", access=Access.USER, body=AppStateIn, response=AppState, errors=(400,),
+)
+def put_app_state(req: ApiRequest) -> dict[str, Any]:
+    return services().users.set_app_state(req.params["appId"], req.params["userId"], req.body)

@@ -1,0 +1,74 @@
+"""The object graph: repositories and services built once per container from Settings.
+
+Handlers ask ``services()`` for what they need; tests reset it with
+``services.cache_clear()`` after changing the environment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from chalicelib.errors import NotConfigured
+from chalicelib.services.apps import AppService
+from chalicelib.services.auth import Principal, authenticate
+from chalicelib.services.credentials import CredentialService
+from chalicelib.services.users import UserService
+from chalicelib.settings import Settings, get_settings
+from chalicelib.store import aws
+from chalicelib.store.apps import AppRepository
+from chalicelib.store.secrets import SecretStore
+from chalicelib.store.users import UserRepository
+
+
+@dataclass
+class Services:
+    settings: Settings
+    secrets: SecretStore
+    apps: AppService
+    credentials: CredentialService
+    users: UserService
+    user_repo: UserRepository
+    app_repo: AppRepository
+
+    def operator_key(self) -> str | None:
+        if self.settings.operator_key:
+            return self.settings.operator_key
+        if self.settings.operator_key_secret_id:
+            value = self.secrets.get(self.settings.operator_key_secret_id)
+            return None if value is None else str(value.get("operatorKey") or "") or None
+        return None
+
+    def authenticate(self, header: str | None) -> Principal:
+        key = self.operator_key()
+        if key is None and not self.settings.operator_key_secret_id and not self.settings.is_local:
+            raise NotConfigured("no operator key is configured: set OPERATOR_KEY_SECRET_ID")
+        return authenticate(header, key, self.apps.secret_key)
+
+
+@lru_cache(maxsize=1)
+def services() -> Services:
+    settings = get_settings()
+    ddb = aws.dynamodb(settings)
+    secrets = SecretStore(aws.secretsmanager(settings), settings.secrets_prefix)
+    app_repo = AppRepository(ddb, settings.table_name)
+    user_repo = UserRepository(ddb, settings.table_name, max_devices=settings.max_devices_per_user)
+    credentials = CredentialService(app_repo, secrets, settings.trusted_push_issuers_file)
+    return Services(
+        settings=settings,
+        secrets=secrets,
+        apps=AppService(app_repo, secrets),
+        credentials=credentials,
+        users=UserService(user_repo, credentials),
+        user_repo=user_repo,
+        app_repo=app_repo,
+    )
+
+
+def reset() -> None:
+    """Forget every cached client and service (tests, after changing the environment)."""
+    services.cache_clear()
+    get_settings.cache_clear()
+    aws.dynamodb.cache_clear()
+    aws.sqs.cache_clear()
+    aws.secretsmanager.cache_clear()

@@ -1,0 +1,75 @@
+"""One small exception tree for the whole service.
+
+API errors carry their HTTP status and machine-readable code; their message
+says what was wrong and how to fix it, and never contains secret material.
+Send-path errors say whether a retry can help.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ServiceError(Exception):
+    """Base of every error the service raises on purpose."""
+
+    status = 500
+    code = "InternalError"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            error["details"] = self.details
+        return {"error": error}
+
+
+class ValidationFailed(ServiceError):
+    status = 400
+    code = "ValidationError"
+
+
+class InvalidCredential(ServiceError):
+    """An uploaded certificate or key was refused; ``code`` names the problem."""
+
+    status = 400
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Unauthorized(ServiceError):
+    status = 401
+    code = "Unauthorized"
+
+
+class Forbidden(ServiceError):
+    status = 403
+    code = "Forbidden"
+
+
+class NotFound(ServiceError):
+    status = 404
+    code = "NotFound"
+
+
+class Conflict(ServiceError):
+    status = 409
+    code = "Conflict"
+
+
+class PayloadTooLarge(ServiceError):
+    status = 413
+    code = "PayloadTooLarge"
+
+
+class NotConfigured(ServiceError):
+    """The deployment lacks a setting the request needs (an operator's fix, not the caller's)."""
+
+    status = 503
+    code = "NotConfigured"

@@ -1,0 +1,1 @@
+"""Pydantic models at the boundary: API requests/answers, queue events, stored items."""

@@ -1,0 +1,25 @@
+"""The one base model: camelCase on the wire, snake_case in Python, unknown fields refused."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+
+class ApiModel(BaseModel):
+    """Base of every model that crosses the API or a queue.
+
+    Unknown fields are refused so that a typo (``opnPush``) is a clear 400
+    instead of a silently ignored setting.
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        str_strip_whitespace=False,
+    )
+
+    def dump(self) -> dict:
+        """JSON-ready dict with camelCase keys, as the API answers it."""
+        return self.model_dump(mode="json", by_alias=True)

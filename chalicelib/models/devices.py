@@ -1,0 +1,60 @@
+"""Device token registrations (SPEC section 2, Tencent setAPNS / Agora bindDeviceToken)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from pydantic import Field, model_validator
+
+from chalicelib.models.base import ApiModel
+from chalicelib.models.credentials import Environment
+
+TOKEN_RE = re.compile(r"^(?:[0-9a-fA-F]{2}){32,100}$")
+
+
+def normalize_token(token: str) -> str:
+    """APNs device tokens are hex: 64 chars today, longer even-length hex is accepted."""
+    if not TOKEN_RE.match(token):
+        raise ValueError(
+            "a device token is the hex string of the token iOS gave the app in "
+            "didRegisterForRemoteNotificationsWithDeviceToken (64 hex characters today; longer "
+            "even-length hex is accepted): no spaces, brackets or base64"
+        )
+    return token.lower()
+
+
+class DeviceRegistration(ApiModel):
+    """Register a token for a user, referring to a credential by ID or by name."""
+
+    certificate_id: int | None = Field(None, ge=1, description="The credential's numeric ID (Tencent businessID).")
+    certificate_name: str | None = Field(None, min_length=1, max_length=64, description="Or its name (Agora).")
+    push_enabled: bool = Field(
+        True, description="false = registered but no offline push for this device (Tencent setAPNS(nil))."
+    )
+
+    @model_validator(mode="after")
+    def _one_reference(self) -> DeviceRegistration:
+        if (self.certificate_id is None) == (self.certificate_name is None):
+            raise ValueError(
+                "give exactly one of certificateId (the numeric ID from the credentials API) or "
+                "certificateName"
+            )
+        return self
+
+
+class Device(ApiModel):
+    device_token: str
+    user_id: str
+    certificate_id: int
+    bundle_id: str
+    environment: Environment
+    push_enabled: bool = True
+    registered_at: datetime
+    invalid_reason: str | None = Field(
+        None, description="Set when APNs refused the token (e.g. a development token with a production credential)."
+    )
+
+
+class DeviceList(ApiModel):
+    items: list[Device]

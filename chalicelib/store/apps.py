@@ -1,0 +1,111 @@
+"""Apps and push credentials' metadata in DynamoDB (secret material lives in SecretStore)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.errors import Conflict
+from chalicelib.models.credentials import Credential
+from chalicelib.store import items
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+@dataclass
+class AppRepository:
+    client: DynamoDBClient
+    table: str
+
+    def create_app(self, app_id: str, name: str, created_at_ms: int) -> None:
+        self.client.put_item(
+            TableName=self.table,
+            Item={**items.app_key(app_id), **items.to_item({"name": name, "createdAt": created_at_ms})},
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+
+    def get_app(self, app_id: str) -> dict[str, Any] | None:
+        resp = self.client.get_item(TableName=self.table, Key=items.app_key(app_id))
+        return items.from_item(resp["Item"]) if "Item" in resp else None
+
+    def next_certificate_id(self, app_id: str) -> int:
+        resp = self.client.update_item(
+            TableName=self.table,
+            Key=items.counter_key(app_id),
+            UpdateExpression="ADD nextId :one",
+            ExpressionAttributeValues={":one": {"N": "1"}},
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(resp["Attributes"]["nextId"]["N"])
+
+    def insert_credential(self, app_id: str, cred: Credential, secret_name: str) -> None:
+        """Metadata and the unique-name marker in one transaction: a taken name is a 409."""
+        meta = cred.model_dump(mode="json", by_alias=True, exclude={"expires_soon"})
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": {
+                                **items.credential_name_key(app_id, cred.name),
+                                "certificateId": {"N": str(cred.certificate_id)},
+                            },
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": {
+                                **items.credential_key(app_id, cred.certificate_id),
+                                **items.to_item({**meta, "secretName": secret_name}),
+                            },
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "TransactionCanceledException":
+                raise Conflict(
+                    f"a credential named '{cred.name}' already exists in this app: choose another name or "
+                    "delete the old credential first"
+                ) from None
+            raise
+
+    def list_credentials(self, app_id: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :c)",
+            "ExpressionAttributeValues": {":pk": {"S": f"A#{app_id}"}, ":c": {"S": "C#"}},
+        }
+        while True:
+            resp = self.client.query(**kwargs)
+            out.extend(items.from_item(i) for i in resp.get("Items", []))
+            if "LastEvaluatedKey" not in resp:
+                return out
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def get_credential(self, app_id: str, certificate_id: int) -> dict[str, Any] | None:
+        resp = self.client.get_item(
+            TableName=self.table, Key=items.credential_key(app_id, certificate_id), ConsistentRead=True
+        )
+        return items.from_item(resp["Item"]) if "Item" in resp else None
+
+    def credential_id_by_name(self, app_id: str, name: str) -> int | None:
+        resp = self.client.get_item(
+            TableName=self.table, Key=items.credential_name_key(app_id, name), ConsistentRead=True
+        )
+        return int(resp["Item"]["certificateId"]["N"]) if "Item" in resp else None
+
+    def delete_credential(self, app_id: str, certificate_id: int, name: str) -> None:
+        self.client.transact_write_items(
+            TransactItems=[
+                {"Delete": {"TableName": self.table, "Key": items.credential_key(app_id, certificate_id)}},
+                {"Delete": {"TableName": self.table, "Key": items.credential_name_key(app_id, name)}},
+            ]
+        )

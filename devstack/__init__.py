@@ -1,0 +1,1 @@
+"""The local stack (`make run`): AWS emulator, resources, API, queue poller and APNs sandbox on one machine."""

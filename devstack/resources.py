@@ -1,0 +1,75 @@
+"""The AWS resources the service needs, created in the local emulator.
+
+Mirrors what the deployed stack declares (infra/): one DynamoDB table with
+TTL, the intake and send queues, each with a dead-letter queue and redrive.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+TTL_ATTRIBUTE = "ttl"
+MAX_RECEIVE_COUNT = 5
+QUEUE_VISIBILITY_TIMEOUT_S = 60
+
+
+def table_definition(name: str) -> dict[str, Any]:
+    return {
+        "TableName": name,
+        "AttributeDefinitions": [
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        "KeySchema": [
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
+@dataclass(frozen=True)
+class QueueUrls:
+    intake: str
+    intake_dlq: str
+    send: str
+    send_dlq: str
+
+
+def create_table(ddb: Any, name: str) -> None:
+    try:
+        ddb.create_table(**table_definition(name))
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceInUseException":
+            raise
+        return
+    ddb.get_waiter("table_exists").wait(TableName=name)
+    ddb.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
+    )
+
+
+def create_queue_with_dlq(sqs: Any, name: str, visibility_timeout_s: int = QUEUE_VISIBILITY_TIMEOUT_S) -> tuple[str, str]:
+    dlq_url = sqs.create_queue(QueueName=f"{name}-dlq", Attributes={"MessageRetentionPeriod": "1209600"})[
+        "QueueUrl"
+    ]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    url = sqs.create_queue(
+        QueueName=name,
+        Attributes={
+            "VisibilityTimeout": str(visibility_timeout_s),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}),
+        },
+    )["QueueUrl"]
+    return url, dlq_url
+
+
+def create_all(ddb: Any, sqs: Any, table: str, intake_queue: str, send_queue: str) -> QueueUrls:
+    create_table(ddb, table)
+    intake, intake_dlq = create_queue_with_dlq(sqs, intake_queue)
+    send, send_dlq = create_queue_with_dlq(sqs, send_queue)
+    return QueueUrls(intake=intake, intake_dlq=intake_dlq, send=send, send_dlq=send_dlq)
