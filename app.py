@@ -1,6 +1,6 @@
 """Wiring only: the Chalice app, its blueprints and its queue-triggered handlers."""
 
-from chalice import Chalice
+from chalice.app import Chalice
 
 from chalicelib.api import apps, credentials, users  # noqa: F401  (registers their routes)
 from chalicelib.api import blueprint as api_blueprint

@@ -1,1 +1,1 @@
-"""The local stack (`make run`): AWS emulator, resources, API, queue poller and APNs sandbox on one machine."""
+"""The local stack (`make run`): AWS emulator, resources, API, queue poller and APNs sandbox, one machine."""

@@ -53,16 +53,22 @@ def create_table(ddb: Any, name: str) -> None:
     )
 
 
-def create_queue_with_dlq(sqs: Any, name: str, visibility_timeout_s: int = QUEUE_VISIBILITY_TIMEOUT_S) -> tuple[str, str]:
+def create_queue_with_dlq(
+    sqs: Any, name: str, visibility_timeout_s: int = QUEUE_VISIBILITY_TIMEOUT_S
+) -> tuple[str, str]:
     dlq_url = sqs.create_queue(QueueName=f"{name}-dlq", Attributes={"MessageRetentionPeriod": "1209600"})[
         "QueueUrl"
     ]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     url = sqs.create_queue(
         QueueName=name,
         Attributes={
             "VisibilityTimeout": str(visibility_timeout_s),
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
+            ),
         },
     )["QueueUrl"]
     return url, dlq_url

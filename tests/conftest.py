@@ -33,7 +33,9 @@ def emulator() -> Iterator[Emulator]:
 
 
 @pytest.fixture(scope="session")
-def stack_env(emulator: Emulator, trusted_ca: SandboxCA, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def stack_env(
+    emulator: Emulator, trusted_ca: SandboxCA, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
     """Environment of the service under test, pointed at the emulator; resources created once."""
     ca_file = tmp_path_factory.mktemp("trust") / "issuers.pem"
     ca_file.write_bytes(trusted_ca.cert_pem)
@@ -69,8 +71,15 @@ class Api:
     client: Any
     token: str | None = None
 
-    def call(self, method: str, path: str, body: Any = None, token: str | None = None, raw: bytes | None = None,
-             headers: dict[str, str] | None = None) -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str | None = None,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         hdrs = {"Content-Type": "application/json", **(headers or {})}
         bearer = token if token is not None else self.token
         if bearer:

@@ -1,6 +1,6 @@
 """HTTP API: one blueprint per resource, all routes declared through ``routing.Router``."""
 
-from chalice import Blueprint
+from chalice.app import Blueprint
 
 from chalicelib.api.routing import Router
 from chalicelib.deps import services

@@ -8,8 +8,14 @@ from chalicelib.services.auth import Access
 
 
 @router.operation(
-    "POST", "/v1/apps", summary="Create an app", tag="Apps", access=Access.OPERATOR,
-    body=AppCreate, response=AppCreated, status=201,
+    "POST",
+    "/v1/apps",
+    summary="Create an app",
+    tag="Apps",
+    access=Access.OPERATOR,
+    body=AppCreate,
+    response=AppCreated,
+    status=201,
 )
 def create_app(req: ApiRequest) -> AppCreated:
     return services().apps.create(req.body)

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from chalice import Blueprint
+from chalice.app import Blueprint
 
 from chalicelib.api.openapi import build_openapi
 
@@ -14,4 +14,5 @@ _cache: dict[str, Any] = {}
 def openapi_document() -> dict[str, Any]:
     if "doc" not in _cache:
         _cache["doc"] = build_openapi()
-    return _cache["doc"]
+    doc: dict[str, Any] = _cache["doc"]
+    return doc

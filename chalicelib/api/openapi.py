@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from pydantic import TypeAdapter
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from chalicelib.api.routing import OPERATIONS, PATH_PARAMS, Operation
 from chalicelib.services.auth import Access
@@ -52,7 +52,7 @@ def build_openapi() -> dict[str, Any]:
             "title": "APNs offline push for IM apps",
             "version": "1.0.0",
             "description": "Control plane of the self-hosted APNs offline-push backend. "
-            "Errors are {\"error\": {\"code\", \"message\"}}.",
+            'Errors are {"error": {"code", "message"}}.',
         },
         "servers": [{"url": "http://127.0.0.1:8000", "description": "make run"}],
         "components": {
@@ -70,9 +70,11 @@ def build_openapi() -> dict[str, Any]:
     }
 
 
-def _schema_ref(model: Any, components: dict[str, Any], mode: str) -> dict[str, Any]:
+def _schema_ref(model: Any, components: dict[str, Any], mode: JsonSchemaMode) -> dict[str, Any]:
     if isinstance(model, type):
-        _, defs = models_json_schema([(model, mode)], by_alias=True, ref_template="#/components/schemas/{model}")
+        _, defs = models_json_schema(
+            [(model, mode)], by_alias=True, ref_template="#/components/schemas/{model}"
+        )
         components.update(defs.get("$defs", {}))
         return {"$ref": f"#/components/schemas/{model.__name__}"}
     schema = TypeAdapter(model).json_schema(
@@ -93,7 +95,9 @@ def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
                 "name": name,
                 "in": "path",
                 "required": True,
-                "schema": _PARAM_SCHEMAS.get(name, {"type": "string", "pattern": r"^[A-Za-z0-9._@:+=~-]{1,128}$"}),
+                "schema": _PARAM_SCHEMAS.get(
+                    name, {"type": "string", "pattern": r"^[A-Za-z0-9._@:+=~-]{1,128}$"}
+                ),
             }
             for name in re.findall(r"{(\w+)}", op.path)
             if name in PATH_PARAMS
@@ -102,7 +106,12 @@ def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
     if op.query is not None:
         for name, f in op.query.model_fields.items():
             out["parameters"].append(
-                {"name": f.alias or name, "in": "query", "required": f.is_required(), "schema": {"type": "string"}}
+                {
+                    "name": f.alias or name,
+                    "in": "query",
+                    "required": f.is_required(),
+                    "schema": {"type": "string"},
+                }
             )
     if op.body is not None:
         out["requestBody"] = {
@@ -111,7 +120,9 @@ def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
         }
     ok: dict[str, Any] = {"description": "OK" if op.status < 300 else "Done"}
     if op.response is not None and op.status != 204:
-        ok["content"] = {"application/json": {"schema": _schema_ref(op.response, components, "serialization")}}
+        ok["content"] = {
+            "application/json": {"schema": _schema_ref(op.response, components, "serialization")}
+        }
     responses: dict[str, Any] = {str(op.status): ok}
     statuses = {401, 403, 400, *op.errors}
     for status in sorted(statuses):

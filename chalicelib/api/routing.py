@@ -15,12 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalice import Blueprint, Response
+from chalice.app import Blueprint, Response
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from chalicelib.errors import NotFound, PayloadTooLarge, ServiceError, ValidationFailed
 from chalicelib.models.devices import normalize_token
-from chalicelib.services.auth import Access, Principal, authenticate, authorize
+from chalicelib.services.auth import Access, Principal, authorize
 
 log = logging.getLogger(__name__)
 
@@ -131,13 +131,15 @@ class Router:
 
         return register
 
-    def _handle(self, op: Operation, func: Callable[[ApiRequest], Any], raw_params: dict[str, str]) -> Response:
+    def _handle(
+        self, op: Operation, func: Callable[[ApiRequest], Any], raw_params: dict[str, str]
+    ) -> Response:
         request = self.blueprint.current_request
         try:
             principal = self._authenticator()(request.headers.get("authorization"))
             params = _path_params(raw_params)
             authorize(principal, op.access, params.get("appId"), params.get("userId"))
-            body = _body(op, request.raw_body) if op._adapter is not None else None
+            body = _body(op, _as_bytes(request.raw_body)) if op._adapter is not None else None
             query = _query(op.query, request.query_params) if op.query is not None else None
             result = func(ApiRequest(principal=principal, params=params, body=body, query=query))
         except ServiceError as exc:
@@ -178,18 +180,25 @@ def _body(op: Operation, raw: bytes | None) -> Any:
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed(f"the body is not valid JSON: {exc}", details={"code": "InvalidJson"}) from None
+        raise ValidationFailed(
+            f"the body is not valid JSON: {exc}", details={"code": "InvalidJson"}
+        ) from None
     if not isinstance(data, dict):
         raise ValidationFailed("the body must be a JSON object")
     assert op._adapter is not None
     try:
-        return op._adapter.validate_python(data)
+        # JSON-mode strict: "7" is not an int and 1 is not a bool, as a typed client would expect.
+        return op._adapter.validate_json(raw, strict=True)
     except ValidationError as exc:
         tag = data.get("type")
         raise validation_failed(exc, union_tag=tag if isinstance(tag, str) else None) from None
 
 
-def _query(model: type[BaseModel], raw: dict[str, str] | None) -> BaseModel:
+def _as_bytes(raw: str | bytes | None) -> bytes | None:
+    return raw.encode() if isinstance(raw, str) else raw
+
+
+def _query(model: type[BaseModel], raw: Any) -> BaseModel:
     try:
         return model.model_validate(dict(raw or {}))
     except ValidationError as exc:
@@ -209,8 +218,8 @@ def validation_failed(exc: ValidationError, union_tag: str | None = None) -> Val
             msg = "unknown field: check its spelling against the API reference (fields are camelCase)"
         elif err["type"] == "missing":
             msg = "this field is required"
-        elif err["type"] == "union_tag_invalid":
-            msg = f"unknown type: {msg}"
+        elif err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc = str(err.get("ctx", {}).get("discriminator", "type")).strip("'")
         problems.append({"field": loc or "(body)", "message": msg})
     summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:5])
     return ValidationFailed(f"invalid request: {summary}", details={"errors": problems})

@@ -14,8 +14,14 @@ CONFIG = USER + "/push-config"
 
 
 @router.operation(
-    "PUT", USER + "/devices/{deviceToken}", summary="Register a device token (setAPNS)", tag="Devices",
-    access=Access.USER, body=DeviceRegistration, response=Device, errors=(400, 404, 409),
+    "PUT",
+    USER + "/devices/{deviceToken}",
+    summary="Register a device token (setAPNS)",
+    tag="Devices",
+    access=Access.USER,
+    body=DeviceRegistration,
+    response=Device,
+    errors=(400, 404, 409),
 )
 def register_device(req: ApiRequest) -> Device:
     p = req.params
@@ -23,7 +29,11 @@ def register_device(req: ApiRequest) -> Device:
 
 
 @router.operation(
-    "GET", USER + "/devices", summary="List a user's devices", tag="Devices", access=Access.USER,
+    "GET",
+    USER + "/devices",
+    summary="List a user's devices",
+    tag="Devices",
+    access=Access.USER,
     response=DeviceList,
 )
 def list_devices(req: ApiRequest) -> DeviceList:
@@ -31,8 +41,13 @@ def list_devices(req: ApiRequest) -> DeviceList:
 
 
 @router.operation(
-    "DELETE", USER + "/devices/{deviceToken}", summary="Log out one device", tag="Devices",
-    access=Access.USER, status=204, errors=(400, 404),
+    "DELETE",
+    USER + "/devices/{deviceToken}",
+    summary="Log out one device",
+    tag="Devices",
+    access=Access.USER,
+    status=204,
+    errors=(400, 404),
 )
 def logout_device(req: ApiRequest) -> None:
     p = req.params
@@ -40,15 +55,23 @@ def logout_device(req: ApiRequest) -> None:
 
 
 @router.operation(
-    "DELETE", USER + "/devices", summary="Log out everywhere (kicked offline)", tag="Devices",
-    access=Access.USER, status=204,
+    "DELETE",
+    USER + "/devices",
+    summary="Log out everywhere (kicked offline)",
+    tag="Devices",
+    access=Access.USER,
+    status=204,
 )
 def logout_everywhere(req: ApiRequest) -> None:
     services().users.logout_everywhere(req.params["appId"], req.params["userId"])
 
 
 @router.operation(
-    "GET", CONFIG, summary="Read push configuration", tag="Push configuration", access=Access.USER,
+    "GET",
+    CONFIG,
+    summary="Read push configuration",
+    tag="Push configuration",
+    access=Access.USER,
     response=PushConfig,
 )
 def get_push_config(req: ApiRequest) -> PushConfig:
@@ -56,8 +79,14 @@ def get_push_config(req: ApiRequest) -> PushConfig:
 
 
 @router.operation(
-    "PATCH", CONFIG, summary="Change push configuration (any subset)", tag="Push configuration",
-    access=Access.USER, body=PushConfigPatch, response=PushConfig, errors=(400,),
+    "PATCH",
+    CONFIG,
+    summary="Change push configuration (any subset)",
+    tag="Push configuration",
+    access=Access.USER,
+    body=PushConfigPatch,
+    response=PushConfig,
+    errors=(400,),
 )
 def patch_push_config(req: ApiRequest) -> PushConfig:
     return services().users.patch_config(req.params["appId"], req.params["userId"], req.body)
@@ -74,8 +103,12 @@ def _mute_route(kind: str, param: str, muted: bool) -> Any:
     handler.__name__ = f"{'mute' if muted else 'unmute'}_{kind}"
     verb = "Mute" if muted else "Unmute"
     return router.operation(
-        method, path, summary=f"{verb} {kind[:-1]} notifications", tag="Push configuration",
-        access=Access.USER, response=PushConfig,
+        method,
+        path,
+        summary=f"{verb} {kind[:-1]} notifications",
+        tag="Push configuration",
+        access=Access.USER,
+        response=PushConfig,
     )(handler)
 
 
@@ -85,8 +118,14 @@ for _kind, _param in (("groups", "groupId"), ("users", "otherUserId")):
 
 
 @router.operation(
-    "PUT", USER + "/app-state", summary="Report background (with unread count) or foreground",
-    tag="App state", access=Access.USER, body=AppStateIn, response=AppState, errors=(400,),
+    "PUT",
+    USER + "/app-state",
+    summary="Report background (with unread count) or foreground",
+    tag="App state",
+    access=Access.USER,
+    body=AppStateIn,
+    response=AppState,
+    errors=(400,),
 )
 def put_app_state(req: ApiRequest) -> dict[str, Any]:
     return services().users.set_app_state(req.params["appId"], req.params["userId"], req.body)

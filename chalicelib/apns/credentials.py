@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
@@ -99,7 +100,7 @@ def _check_issuer(cert: x509.Certificate, trusted: list[x509.Certificate]) -> No
             continue
         try:
             cert.verify_directly_issued_by(issuer)
-        except (ValueError, TypeError, x509.InvalidSignature):
+        except (ValueError, TypeError, InvalidSignature):
             continue
         return
     raise InvalidCredential(
@@ -156,8 +157,10 @@ def validate_p12(upload: P12Upload, trusted: list[x509.Certificate], now: dateti
     bundle_id = str(uids[0].value)
 
     if upload.environment not in envs:
-        actual = "development (Apple Development IOS Push Services)" if envs == {"development"} else (
-            "production (Apple Push Services)"
+        actual = (
+            "development (Apple Development IOS Push Services)"
+            if envs == {"development"}
+            else ("production (Apple Push Services)")
         )
         raise InvalidCredential(
             "EnvironmentMismatch",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
@@ -20,6 +22,6 @@ class ApiModel(BaseModel):
         str_strip_whitespace=False,
     )
 
-    def dump(self) -> dict:
+    def dump(self) -> dict[str, Any]:
         """JSON-ready dict with camelCase keys, as the API answers it."""
         return self.model_dump(mode="json", by_alias=True)

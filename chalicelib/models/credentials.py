@@ -92,7 +92,9 @@ class Credential(ApiModel):
     type: Literal["p12", "p8"]
     bundle_id: str
     environment: Environment
-    expires_at: datetime | None = Field(None, description="Certificate expiry (p12 only; p8 keys do not expire).")
+    expires_at: datetime | None = Field(
+        None, description="Certificate expiry (p12 only; p8 keys do not expire)."
+    )
     expires_soon: bool = Field(False, description="True when the certificate expires within 30 days.")
     created_at: datetime
     key_id: str | None = Field(None, description="p8 only.")

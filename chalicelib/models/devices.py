@@ -27,8 +27,12 @@ def normalize_token(token: str) -> str:
 class DeviceRegistration(ApiModel):
     """Register a token for a user, referring to a credential by ID or by name."""
 
-    certificate_id: int | None = Field(None, ge=1, description="The credential's numeric ID (Tencent businessID).")
-    certificate_name: str | None = Field(None, min_length=1, max_length=64, description="Or its name (Agora).")
+    certificate_id: int | None = Field(
+        None, ge=1, description="The credential's numeric ID (Tencent businessID)."
+    )
+    certificate_name: str | None = Field(
+        None, min_length=1, max_length=64, description="Or its name (Agora)."
+    )
     push_enabled: bool = Field(
         True, description="false = registered but no offline push for this device (Tencent setAPNS(nil))."
     )
@@ -52,7 +56,8 @@ class Device(ApiModel):
     push_enabled: bool = True
     registered_at: datetime
     invalid_reason: str | None = Field(
-        None, description="Set when APNs refused the token (e.g. a development token with a production credential)."
+        None,
+        description="Set when APNs refused the token, e.g. a development token sent with a production credential.",
     )
 
 

@@ -12,7 +12,9 @@ from chalicelib.models.base import ApiModel
 
 DisplayStyle = Literal["simpleBanner", "messageSummary"]
 Language = Literal["zh", "en"]
-Hour = Annotated[int, Field(ge=0, le=24, description="Hour of the day, 0-24 (24 = midnight at the end of the day).")]
+Hour = Annotated[
+    int, Field(ge=0, le=24, description="Hour of the day, 0-24 (24 = midnight at the end of the day).")
+]
 
 _SOUND_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 # The markers of offlinePushInfo.sound that are not file names.
@@ -59,7 +61,7 @@ class PushConfig(ApiModel):
     """What GET push-config answers; defaults are what a user who never set anything has."""
 
     open_push: bool = True
-    c2c_sound: str | None = None
+    c2c_sound: str | None = Field(default=None, alias="c2cSound")
     group_sound: str | None = None
     display_name: str | None = Field(default=None, max_length=64)
     display_style: DisplayStyle = "messageSummary"
@@ -88,7 +90,7 @@ class PushConfigPatch(ApiModel):
         default=None,
         description="true/false, or Tencent's 0 = leave unchanged, 1 = on, 2 = off.",
     )
-    c2c_sound: str | None = None
+    c2c_sound: str | None = Field(default=None, alias="c2cSound")
     group_sound: str | None = None
     display_name: str | None = Field(default=None, max_length=64)
     display_style: DisplayStyle | None = None
@@ -130,9 +132,13 @@ class AppStateIn(ApiModel):
     @model_validator(mode="after")
     def _count_only_in_background(self) -> AppStateIn:
         if self.state == "background" and self.unread_count is None:
-            raise ValueError("state 'background' needs unreadCount (an integer >= 0): it becomes the badge base")
+            raise ValueError(
+                "state 'background' needs unreadCount (an integer >= 0): it becomes the badge base"
+            )
         if self.state == "foreground" and self.unread_count is not None:
-            raise ValueError("unreadCount is only meaningful with state 'background'; drop it for 'foreground'")
+            raise ValueError(
+                "unreadCount is only meaningful with state 'background'; drop it for 'foreground'"
+            )
         return self
 
 

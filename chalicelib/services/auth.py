@@ -70,7 +70,9 @@ def authenticate(
     except jwt.ExpiredSignatureError:
         raise Unauthorized("the token has expired: mint a new one") from None
     except jwt.MissingRequiredClaimError as exc:
-        raise Unauthorized(f"the token lacks the '{exc.claim}' claim (required: app, sub, exp, role)") from None
+        raise Unauthorized(
+            f"the token lacks the '{exc.claim}' claim (required: app, sub, exp, role)"
+        ) from None
     except jwt.InvalidAlgorithmError:
         raise Unauthorized("app tokens are signed with HS256") from None
     except jwt.PyJWTError:

@@ -61,14 +61,16 @@ class CredentialService:
             raise
         return cred
 
-    def list(self, app_id: str) -> list[Credential]:
+    def list_all(self, app_id: str) -> list[Credential]:
         self._require_app(app_id)
         return [self._answer(item) for item in self.repo.list_credentials(app_id)]
 
     def get(self, app_id: str, certificate_id: int) -> Credential:
         item = self.repo.get_credential(app_id, certificate_id)
         if item is None:
-            raise NotFound(f"no credential {certificate_id} in app '{app_id}': list them with GET .../credentials")
+            raise NotFound(
+                f"no credential {certificate_id} in app '{app_id}': list them with GET .../credentials"
+            )
         return self._answer(item)
 
     def resolve(self, app_id: str, certificate_id: int | None, name: str | None) -> Credential:

@@ -20,7 +20,7 @@ one BatchGetItem.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
@@ -67,7 +67,7 @@ def key(pk: str, sk: str) -> dict[str, Any]:
 
 
 def serialize(value: Any) -> dict[str, Any]:
-    return _SER.serialize(value)  # type: ignore[no-any-return]
+    return cast(dict[str, Any], _SER.serialize(value))
 
 
 def to_item(values: dict[str, Any]) -> dict[str, Any]:
