@@ -223,3 +223,22 @@ def validation_failed(exc: ValidationError, union_tag: str | None = None) -> Val
         problems.append({"field": loc or "(body)", "message": msg})
     summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:5])
     return ValidationFailed(f"invalid request: {summary}", details={"errors": problems})
+
+
+_CHALICE_ERROR_HINTS = {
+    "UnsupportedMediaType": "send the body as JSON with 'Content-Type: application/json'",
+    "MethodNotAllowedError": "this path does not take that method: see /openapi.json",
+}
+
+
+def conform_chalice_errors(event: Any, get_response: Callable[[Any], Response]) -> Response:
+    """Middleware: errors Chalice answers itself (415, 405) get the same body as ours."""
+    response = get_response(event)
+    body = response.body
+    if response.status_code >= 400 and isinstance(body, dict) and set(body) == {"Code", "Message"}:
+        code = str(body["Code"])
+        hint = _CHALICE_ERROR_HINTS.get(code)
+        message = f"{body['Message']}: {hint}" if hint else str(body["Message"])
+        response.body = {"error": {"code": code.removesuffix("Error") or code, "message": message}}
+        response.headers["Content-Type"] = "application/json"
+    return response

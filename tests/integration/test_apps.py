@@ -41,3 +41,17 @@ def test_json_array_body_is_400(api: Api) -> None:
     resp = api.call("POST", "/v1/apps", raw=b"[1]", token=OPERATOR_KEY)
     assert resp.status_code == 400
     assert "JSON object" in resp.data["error"]["message"]
+
+
+def test_form_body_gets_our_error_shape(api: Api) -> None:
+    resp = api.call("POST", "/v1/apps", raw=b"x=1", token=OPERATOR_KEY,
+                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert resp.status_code == 415
+    assert resp.data["error"]["code"] == "UnsupportedMediaType"
+    assert "application/json" in resp.data["error"]["message"]
+
+
+def test_wrong_method_gets_our_error_shape(api: Api) -> None:
+    resp = api.call("DELETE", "/v1/apps", token=OPERATOR_KEY)
+    assert resp.status_code == 405
+    assert resp.data["error"]["code"] == "MethodNotAllowed"
