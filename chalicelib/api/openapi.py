@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import TypeAdapter
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from chalicelib.api.routing import OPERATIONS, PATH_PARAMS, Operation
+from chalicelib.api.routing import ID_PATTERN, OPERATIONS, PATH_PARAMS, Operation
 from chalicelib.services.auth import Access
 
 _ERROR_SCHEMA = {
@@ -96,7 +96,7 @@ def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
                 "in": "path",
                 "required": True,
                 "schema": _PARAM_SCHEMAS.get(
-                    name, {"type": "string", "pattern": r"^[A-Za-z0-9._@:+=~-]{1,128}$"}
+                    name, {"type": "string", "pattern": ID_PATTERN}
                 ),
             }
             for name in re.findall(r"{(\w+)}", op.path)

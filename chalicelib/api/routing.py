@@ -25,8 +25,9 @@ from chalicelib.services.auth import Access, Principal, authorize
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 256 * 1024
-_ID_RE = re.compile(r"^[A-Za-z0-9._@:+=~-]{1,128}$")
-_ID_HELP = "1-128 characters: letters, digits and . _ @ : + = ~ -"
+ID_PATTERN = r"^[^\s/\x00-\x1f\x7f]{1,128}$"
+_ID_RE = re.compile(ID_PATTERN)
+_ID_HELP = "1-128 visible characters, no \"/\" and no whitespace"
 
 
 def _id(name: str) -> Callable[[str], str]:

@@ -19,15 +19,24 @@ one BatchGetItem.
 
 from __future__ import annotations
 
+import base64
+import json
 from decimal import Decimal
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from chalicelib.errors import ValidationFailed
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 _SER = TypeSerializer()
 _DESER = TypeDeserializer()
 
 DEVICE_PREFIX = "d#"
+BATCH_WRITE_LIMIT = 25
+BATCH_GET_LIMIT = 100
 
 
 def app_key(app_id: str) -> dict[str, Any]:
@@ -89,3 +98,29 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
+
+
+def encode_cursor(key: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> dict[str, Any]:
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if not isinstance(key, dict) or set(key) != {"pk", "sk"}:
+            raise ValueError
+        return key
+    except ValueError:
+        raise ValidationFailed("cursor is not one this API returned: pass nextCursor unchanged") from None
+
+
+def batch_write(client: DynamoDBClient, table: str, requests: list[dict[str, Any]]) -> int:
+    """BatchWriteItem in calls of 25, retrying unprocessed items; answers the number of calls."""
+    calls = 0
+    for start in range(0, len(requests), BATCH_WRITE_LIMIT):
+        pending: dict[str, Any] = {table: requests[start : start + BATCH_WRITE_LIMIT]}
+        while pending:
+            calls += 1
+            resp = client.batch_write_item(RequestItems=pending)
+            pending = dict(resp.get("UnprocessedItems") or {})
+    return calls

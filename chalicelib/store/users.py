@@ -34,7 +34,7 @@ CONFIG_FIELDS = (
     "mutedUsers",
 )
 _SET_FIELDS = {"mutedGroups", "mutedUsers"}
-BATCH_GET_LIMIT = 100
+
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,8 @@ class UserRepository:
         """Users by ID in BatchGetItem calls of 100 keys; missing users come back with defaults."""
         unique = list(dict.fromkeys(user_ids))
         found: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(unique), BATCH_GET_LIMIT):
-            keys = [items.user_key(app_id, u) for u in unique[start : start + BATCH_GET_LIMIT]]
+        for start in range(0, len(unique), items.BATCH_GET_LIMIT):
+            keys = [items.user_key(app_id, u) for u in unique[start : start + items.BATCH_GET_LIMIT]]
             request: dict[str, Any] = {self.table: {"Keys": keys}}
             while request:
                 self._count("BatchGetItem")

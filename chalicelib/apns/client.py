@@ -1,0 +1,186 @@
+"""aioapns clients, one per credential, built from Secrets Manager and kept for warm invocations.
+
+aioapns binds the event loop it is created on, so every client lives on one
+long-lived loop per container (``run``). aioapns has no host/port option and
+no per-request timeout: a protocol subclass points it at the configured
+endpoint (the local sandbox, or Apple's unchanged) and ``send`` wraps each
+request in ``asyncio.wait_for``. The subclass also drops aioapns' per-stream
+bookkeeping when a stream ends: aioapns keeps one entry per successful
+request forever on a long-lived connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import ssl
+import tempfile
+import time
+import uuid
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aioapns import APNs, NotificationRequest, PushType
+from aioapns.connection import APNsDevelopmentClientProtocol, APNsProductionClientProtocol
+
+from chalicelib.models.credentials import Credential
+from chalicelib.settings import Settings
+
+T = TypeVar("T")
+_APNS_ID_NAMESPACE = uuid.UUID("6f1d7c2e-3b0a-4e59-9a51-0b6d8c1f4a20")
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+def event_loop() -> asyncio.AbstractEventLoop:
+    """The container's one event loop (created on first use, reused by every warm invocation)."""
+    global _loop
+    if _loop is None or _loop.is_closed():
+        _loop = asyncio.new_event_loop()
+    return _loop
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    loop = event_loop()
+    asyncio.set_event_loop(loop)
+    return loop.run_until_complete(coro)
+
+
+class _StreamBookkeepingMixin:
+    """Forget a stream's request ID when the stream ends (aioapns only does so for errors)."""
+
+    request_streams: dict[int, str]
+    requests: dict[str, Any]
+
+    def on_stream_ended(self, stream_id: int) -> None:
+        self.request_streams.pop(stream_id, None)
+        super().on_stream_ended(stream_id)  # type: ignore[misc]
+
+    async def send_notification(self, request: NotificationRequest) -> Any:
+        try:
+            return await super().send_notification(request)  # type: ignore[misc]
+        except asyncio.CancelledError:
+            # Timed out: a late answer must not find (and fail on) a cancelled future.
+            self.requests.pop(request.notification_id, None)
+            raise
+
+
+def protocol_class(settings: Settings, environment: str) -> type:
+    if environment == "production":
+        base: type = APNsProductionClientProtocol
+        host, port = settings.apns_production_host, settings.apns_production_port
+    else:
+        base = APNsDevelopmentClientProtocol
+        host, port = settings.apns_development_host, settings.apns_development_port
+    return type(f"Configured{base.__name__}", (_StreamBookkeepingMixin, base), {"APNS_SERVER": host, "APNS_PORT": port})
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    if settings.apns_extra_ca_file is not None:
+        ctx.load_verify_locations(cafile=str(settings.apns_extra_ca_file))
+    return ctx
+
+
+def apns_id(app_id: str, message_id: str, token: str) -> str:
+    """Deterministic per message x device: a duplicate would carry the same apns-id."""
+    return str(uuid.uuid5(_APNS_ID_NAMESPACE, f"{app_id}/{message_id}/{token}")).upper()
+
+
+def collapse_id(message_id: str) -> str:
+    """apns-collapse-id <= 64 bytes: the message ID, hashed when longer. A notification APNs ever
+    delivered twice for the same message replaces itself on the phone instead of showing twice."""
+    return message_id if len(message_id.encode()) <= 64 else hashlib.sha256(message_id.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ApnsResult:
+    status: int  # 0 = no answer (connection error or timeout)
+    reason: str | None
+    apns_id: str
+    timestamp_ms: int | None = None
+    latency_ms: float = 0.0
+
+
+@dataclass
+class ApnsClients:
+    """``aioapns.APNs`` per credential, created on the container's loop and cached."""
+
+    settings: Settings
+    _clients: dict[tuple[str, int, str], APNs] = field(default_factory=dict)
+
+    def get(self, app_id: str, cred: Credential, secret: dict[str, Any]) -> APNs:
+        key = (app_id, cred.certificate_id, cred.fingerprint_sha256 or "")
+        client = self._clients.get(key)
+        if client is None:
+            client = self._build(app_id, cred, secret)
+            self._clients[key] = client
+        return client
+
+    def discard(self, app_id: str, certificate_id: int) -> None:
+        """Drop a credential's client (and its connections): next use rebuilds it, e.g. after a 403."""
+        for key in [k for k in self._clients if k[:2] == (app_id, certificate_id)]:
+            self._clients.pop(key).pool.close()
+
+    def _build(self, app_id: str, cred: Credential, secret: dict[str, Any]) -> APNs:
+        common: dict[str, Any] = {
+            "topic": cred.bundle_id,
+            "use_sandbox": cred.environment == "development",
+            "ssl_context": ssl_context(self.settings),
+            "max_connections": self.settings.apns_max_connections,
+            "max_connection_attempts": 2,
+        }
+        if secret["type"] == "p8":
+            client = APNs(key=secret["p8"], key_id=secret["keyId"], team_id=secret["teamId"], **common)
+        else:
+            client = APNs(client_cert=str(_pem_file(app_id, cred, secret)), **common)
+        client.pool.protocol_class = protocol_class(self.settings, cred.environment)
+        return client
+
+    async def send(
+        self,
+        client: APNs,
+        *,
+        token: str,
+        message: dict[str, Any],
+        notification_id: str,
+        priority: int,
+        collapse: str,
+    ) -> ApnsResult:
+        request = NotificationRequest(
+            device_token=token,
+            message=message,
+            notification_id=notification_id,
+            priority=priority,
+            collapse_key=collapse,
+            push_type=PushType.ALERT,
+        )
+        started = time.perf_counter()
+        try:
+            result = await asyncio.wait_for(
+                client.send_notification(request), timeout=self.settings.apns_request_timeout_s
+            )
+        except TimeoutError:
+            return ApnsResult(0, "Timeout", notification_id, latency_ms=_ms(started))
+        except Exception as exc:  # aioapns raises ConnectionError, MaxAttemptsExceeded, ConnectionClosed...
+            return ApnsResult(0, f"ConnectionError:{type(exc).__name__}", notification_id, latency_ms=_ms(started))
+        status = int(result.status) if str(result.status).isdigit() else 0
+        timestamp = int(result.timestamp) if result.timestamp is not None else None
+        return ApnsResult(status, result.description, notification_id, timestamp, _ms(started))
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def _pem_file(app_id: str, cred: Credential, secret: dict[str, Any]) -> Path:
+    """aioapns wants a path to cert + key PEM: written under /tmp, owner-only, once per container."""
+    name = hashlib.sha256(f"{app_id}/{cred.certificate_id}/{cred.fingerprint_sha256}".encode()).hexdigest()[:24]
+    path = Path(tempfile.gettempdir()) / f"apns-{name}.pem"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secret["certificatePem"] + secret["privateKeyPem"])
+    return path

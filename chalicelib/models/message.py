@@ -1,0 +1,498 @@
+"""The "a message was sent" event the IM server submits (API.md "Messages", SPEC section 5).
+
+``MessageEvent`` is the body of ``POST /v1/apps/{appId}/messages``; ``QueuedMessageEvent`` is the same
+event put straight on the SQS queue, which must also say which app it belongs to. Both accept
+Tencent's names (``offlinePushInfo``) and Agora's (``em_apns_ext``, ``em_push_content`` ...).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import WithJsonSchema
+
+from chalicelib.models.base import ApiModel
+from chalicelib.models.push_config import SOUND_DEFAULT, SOUND_NONE, validate_sound_name
+
+MAX_MEMBERS = 10_000
+MAX_TEXT = 12_000  # Tencent's limit for one message is 12 KB; a text longer than this is a bug upstream.
+# ext travels twice in every payload (Tencent's `ext` and Agora's `e`) and the whole payload must fit
+# APNs' 4096 bytes next to IDs, title and body: 1536 bytes each leaves room for the rest.
+MAX_EXT_BYTES = 1536
+
+_MESSAGE_ID_RE = re.compile(r"^[A-Za-z0-9._:@=+-]{1,128}$")
+_APP_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# User and group IDs come from the IM vendor (Tencent group IDs look like "@TGS#2J4SZEAEL"), so any
+# visible character is allowed except "/" (they become URL path segments) and whitespace.
+_ENTITY_ID_RE = re.compile(r"^[^\s/\x00-\x1f\x7f]{1,128}$")
+
+
+def _short(value: str) -> str:
+    return repr(value if len(value) <= 40 else value[:40] + "...")
+
+
+def _valid_unicode(value: str) -> str:
+    # json.loads (what Chalice uses) lets an unpaired surrogate such as "\ud800" through; it cannot be
+    # encoded as UTF-8, so it would only fail later, while building the APNs payload.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            "contains an unpaired UTF-16 surrogate (e.g. a lone \\ud83d): send valid Unicode text"
+        ) from None
+    return value
+
+
+def _empty_is_unset(value: object) -> object:
+    # IM servers often send "" for "not set" (Tencent: "如果未设置昵称"); treat both alike.
+    return None if value == "" else value
+
+
+def _message_id(value: str) -> str:
+    if not _MESSAGE_ID_RE.fullmatch(value):
+        raise ValueError(
+            f"messageId {_short(value)} is not valid: use 1-128 characters from A-Z a-z 0-9 and "
+            ". _ : @ = + - (it appears in URLs and keys), e.g. the IM server's own message ID"
+        )
+    return value
+
+
+def _app_id(value: str) -> str:
+    if not _APP_ID_RE.fullmatch(value):
+        raise ValueError(
+            f"appId {_short(value)} is not valid: use the appId that POST /v1/apps returned "
+            "(1-64 characters from A-Z a-z 0-9 . _ -)"
+        )
+    return value
+
+
+def _entity_id(kind: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not _ENTITY_ID_RE.fullmatch(value):
+            raise ValueError(
+                f"{kind} {_short(value)} is not valid: use 1-128 visible characters with no spaces, "
+                "control characters or '/', exactly as the IM server knows it"
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+Text = Annotated[str, AfterValidator(_valid_unicode)]
+OptionalText = Annotated[Text | None, BeforeValidator(_empty_is_unset)]
+_ENTITY_ID_SCHEMA = WithJsonSchema(
+    {"type": "string", "minLength": 1, "maxLength": 128, "pattern": r"^[^\s/\x00-\x1f\x7f]+$"}
+)
+UserId = Annotated[str, AfterValidator(_valid_unicode), _entity_id("userId"), _ENTITY_ID_SCHEMA]
+GroupId = Annotated[str, AfterValidator(_valid_unicode), _entity_id("groupId"), _ENTITY_ID_SCHEMA]
+Priority = Literal["high", "normal"]
+
+# apns-priority: 10 = deliver now (wakes the device), 5 = may be delayed to save power.
+APNS_PRIORITY: dict[str, int] = {"high": 10, "normal": 5}
+
+
+def _unique_ids(field: str) -> AfterValidator:
+    def check(values: list[str]) -> list[str]:
+        if len(set(values)) != len(values):
+            seen: set[str] = set()
+            for value in values:
+                if value in seen:
+                    raise ValueError(f"{field} lists {_short(value)} more than once: send each user ID once")
+                seen.add(value)
+        return values
+
+    return AfterValidator(check)
+
+
+class Sender(ApiModel):
+    """Who sent the message, with the names the notification may show."""
+
+    user_id: UserId = Field(description="The sender's user ID (Agora's `f` in the payload).")
+    nickname: OptionalText = Field(
+        default=None,
+        max_length=256,
+        description="The sender's nickname: one-to-one notifications read `nickname:content`. "
+        "Empty or absent = no name, the body is the content only. The sender's push-config "
+        "`displayName` (Agora) takes its place when set.",
+    )
+    name_card: OptionalText = Field(
+        default=None,
+        max_length=256,
+        description="The sender's name card in the target group (Tencent 群名片): shown before the "
+        "nickname in group notifications `nameCard(groupName):content`. Ignored for one-to-one messages.",
+    )
+
+
+class C2CTarget(ApiModel):
+    """A one-to-one message to one user."""
+
+    user_id: UserId = Field(description="The receiving user's ID.")
+
+
+class GroupTarget(ApiModel):
+    """A group message; without ``members`` the stored membership is used."""
+
+    group_id: GroupId = Field(description="The group's ID (Agora's `g` in the payload).")
+    group_name: OptionalText = Field(
+        default=None,
+        max_length=256,
+        description="The group's name, shown in parentheses: `name(groupName):content`.",
+    )
+    members: (
+        Annotated[list[UserId], Field(min_length=1, max_length=MAX_MEMBERS), _unique_ids("to.members")] | None
+    ) = Field(
+        default=None,
+        description=f"Inline member list (at most {MAX_MEMBERS:,} user IDs, each once). Omit it to use "
+        "the membership stored with PUT /groups/{groupId}/members. The sender may be listed: they are "
+        "never pushed.",
+    )
+
+    @field_validator("members", mode="before")
+    @classmethod
+    def _not_empty(cls, value: object) -> object:
+        if isinstance(value, list) and not value:
+            raise ValueError(
+                "members is an empty list, so nobody would be notified: omit members to use the stored "
+                "group membership, or list the members"
+            )
+        return value
+
+
+def _target_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        has_user = "userId" in value or "user_id" in value
+        has_group = "groupId" in value or "group_id" in value
+        if has_user != has_group:
+            return "c2c" if has_user else "group"
+        return None
+    if isinstance(value, C2CTarget):
+        return "c2c"
+    if isinstance(value, GroupTarget):
+        return "group"
+    return None
+
+
+Target = Annotated[
+    Annotated[C2CTarget, Tag("c2c")] | Annotated[GroupTarget, Tag("group")],
+    Discriminator(
+        _target_kind,
+        custom_error_type="invalid_target",
+        custom_error_message="to must be an object with exactly one of userId (one-to-one message) or "
+        'groupId (group message), e.g. {"userId": "bob"} or {"groupId": "g1", "groupName": "Dev"}',
+    ),
+]
+
+
+class TextElem(ApiModel):
+    type: Literal["text"] = Field(description="A text element: the notification shows the text itself.")
+    text: Text = Field(min_length=1, max_length=MAX_TEXT, description=f"The text, 1-{MAX_TEXT:,} characters.")
+
+
+class ImageElem(ApiModel):
+    type: Literal["image"] = Field(description="An image: shown as [图片] / [image].")
+
+
+class SoundElem(ApiModel):
+    type: Literal["sound"] = Field(description="A voice message: shown as [语音] / [audio].")
+
+
+class FileElem(ApiModel):
+    type: Literal["file"] = Field(description="A file: shown as [文件] / [file].")
+
+
+class VideoElem(ApiModel):
+    type: Literal["video"] = Field(description="A video: shown as [视频] / [video].")
+
+
+class LocationElem(ApiModel):
+    type: Literal["location"] = Field(description="A location: shown as [位置] / [location].")
+
+
+class FaceElem(ApiModel):
+    type: Literal["face"] = Field(description="A face / sticker: shown as [表情] / [sticker].")
+
+
+class CustomElem(ApiModel):
+    """An app-defined element: the service cannot read it, so it needs a description to be pushed."""
+
+    type: Literal["custom"] = Field(
+        description="A custom element: shown as offlinePushInfo.desc (else this element's own desc); "
+        "with neither, the message is not pushed (skip reason customWithoutDesc)."
+    )
+    data: OptionalText = Field(
+        default=None, max_length=MAX_TEXT, description="The app's payload (opaque; never shown)."
+    )
+    desc: OptionalText = Field(
+        default=None,
+        max_length=MAX_TEXT,
+        description="Tencent TIMCustomElem.desc: the text a notification shows for this element when "
+        "offlinePushInfo.desc is not set (offlinePushInfo.desc wins).",
+    )
+
+
+ELEM_TYPES = ("text", "image", "sound", "file", "video", "location", "face", "custom")
+
+
+def _elem_kind(value: Any) -> str | None:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return kind if kind in ELEM_TYPES else None
+
+
+Elem = Annotated[
+    Annotated[TextElem, Tag("text")]
+    | Annotated[ImageElem, Tag("image")]
+    | Annotated[SoundElem, Tag("sound")]
+    | Annotated[FileElem, Tag("file")]
+    | Annotated[VideoElem, Tag("video")]
+    | Annotated[LocationElem, Tag("location")]
+    | Annotated[FaceElem, Tag("face")]
+    | Annotated[CustomElem, Tag("custom")],
+    Discriminator(
+        _elem_kind,
+        custom_error_type="invalid_elem",
+        custom_error_message="each element needs a type, one of: "
+        + ", ".join(ELEM_TYPES)
+        + ' (e.g. {"type": "text", "text": "hi"})',
+    ),
+]
+
+# Agora names for the same offlinePushInfo fields (message.ext.em_apns_ext in the Agora SDK).
+_AGORA_PAIRS = (
+    ("title", "em_push_title"),
+    ("desc", "em_push_content"),
+    ("ext", "extern"),
+    ("sound", "em_push_sound"),
+    ("mutableContent", "em_push_mutable_content"),
+)
+
+
+class OfflinePushInfo(ApiModel):
+    """Per-message push settings (Tencent V2TIMOfflinePushInfo; Agora em_apns_ext)."""
+
+    title: OptionalText = Field(
+        default=None,
+        max_length=1024,
+        validation_alias=AliasChoices("title", "em_push_title"),
+        description="Alert title, shown above the usual body (the body is unchanged). Agora: em_push_title.",
+    )
+    desc: OptionalText = Field(
+        default=None,
+        max_length=MAX_TEXT,
+        validation_alias=AliasChoices("desc", "em_push_content"),
+        description="Replaces the whole body (no `nickname:` prefix); required to push a message with a "
+        "custom element. Agora: em_push_content.",
+    )
+    ext: OptionalText = Field(
+        default=None,
+        validation_alias=AliasChoices("ext", "extern"),
+        description=f"Opaque string (often JSON) for click-to-open, delivered as top-level `ext` (Tencent) "
+        f"and `e` (Agora) in the payload; at most {MAX_EXT_BYTES} bytes once JSON-escaped, because it "
+        "travels twice within APNs' 4096 bytes. Agora: extern.",
+    )
+    sound: OptionalText = Field(
+        default=None,
+        validation_alias=AliasChoices("sound", "em_push_sound"),
+        description=f"A sound file in the app bundle with its extension ('ding.caf'), '{SOUND_DEFAULT}' "
+        f"(system sound) or '{SOUND_NONE}' (silent). Wins over the recipient's c2cSound/groupSound. "
+        "Agora: em_push_sound.",
+    )
+    ignore_badge: bool = Field(
+        default=False, description="true = the notification carries no badge and does not count as unread."
+    )
+    disable_push: bool = Field(
+        default=False,
+        description="true = this message is never pushed (skip reason disablePush), even if forced.",
+    )
+    mutable_content: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("mutableContent", "em_push_mutable_content"),
+        description="true = `mutable-content: 1`, so a Notification Service Extension may rewrite it. "
+        "Agora: em_push_mutable_content.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_name_per_field(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for ours, agora in _AGORA_PAIRS:
+                if ours in data and agora in data:
+                    raise ValueError(
+                        f"offlinePushInfo has both {ours} and {agora}, which are the same setting "
+                        f"({agora} is Agora's name): send only one of them"
+                    )
+        return data
+
+    @field_validator("sound")
+    @classmethod
+    def _sound(cls, value: str | None) -> str | None:
+        return validate_sound_name(value)
+
+    @field_validator("ext")
+    @classmethod
+    def _ext_size(cls, value: str | None) -> str | None:
+        if value is not None:
+            size = len(json.dumps(value, ensure_ascii=False).encode("utf-8")) - 2
+            if size > MAX_EXT_BYTES:
+                raise ValueError(
+                    f"ext is {size} bytes once JSON-escaped; at most {MAX_EXT_BYTES} fit, because it is "
+                    "sent twice (as `ext` and `e`) within APNs' 4096-byte payload: put an ID in ext and "
+                    "let the app fetch the rest"
+                )
+        return value
+
+
+class MessageEvent(ApiModel):
+    """One message sent in the IM app: what ``POST /v1/apps/{appId}/messages`` takes."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "messageId": "m-1",
+                    "sendTime": 1763790000,
+                    "sender": {"userId": "alice", "nickname": "Alice", "nameCard": "Team lead"},
+                    "to": {"groupId": "g1", "groupName": "Dev", "members": ["bob", "carol"]},
+                    "elems": [{"type": "text", "text": "hi"}, {"type": "image"}],
+                    "offlinePushInfo": {"ext": '{"chat":"g1"}', "sound": "ding.caf"},
+                    "forcePush": False,
+                    "onlineUserOnly": False,
+                    "priority": "high",
+                }
+            ]
+        }
+    )
+
+    message_id: Annotated[
+        str,
+        AfterValidator(_message_id),
+        WithJsonSchema({"type": "string", "pattern": _MESSAGE_ID_RE.pattern}),
+    ] = Field(
+        description="The IM server's message ID, 1-128 characters of A-Z a-z 0-9 . _ : @ = + -; the same "
+        "ID submitted twice is one message (Agora's `m` in the payload)."
+    )
+    send_time: int = Field(
+        ge=0, description="When the message was sent, in epoch seconds (not milliseconds)."
+    )
+    sender: Sender = Field(description="Who sent it.")
+    to: Target = Field(
+        description='`{"userId"}` for a one-to-one message, or `{"groupId", "groupName"?, "members"?}` '
+        "for a group message: exactly one of userId / groupId."
+    )
+    elems: list[Elem] = Field(
+        min_length=1,
+        max_length=100,
+        description="The message elements in order (1-100); the notification body concatenates their "
+        "text: text as is, other types as placeholders, custom via desc.",
+    )
+    offline_push_info: OfflinePushInfo = Field(
+        default_factory=OfflinePushInfo,
+        validation_alias=AliasChoices("offlinePushInfo", "em_apns_ext"),
+        description="Per-message push settings (Tencent offlinePushInfo; Agora em_apns_ext is accepted "
+        "under its own name, with its em_push_* / extern fields).",
+    )
+    force_push: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("forcePush", "em_force_notification"),
+        description="Agora em_force_notification: push even to recipients in do-not-disturb hours or who "
+        "muted the group or the sender. Does not override openPush off, logout, onlineUserOnly or "
+        "disablePush.",
+    )
+    online_user_only: bool = Field(
+        default=False,
+        description="true = only online users get it; never pushed (skip reason onlineUserOnly).",
+    )
+    priority: Priority = Field(
+        default="high",
+        description="`high` = apns-priority 10 (deliver now), `normal` = 5 (APNs may delay it to save "
+        "power). Default high: a chat message is expected at once.",
+    )
+    offline_users: Annotated[list[UserId], _unique_ids("offlineUsers")] | None = Field(
+        default=None,
+        max_length=MAX_MEMBERS,
+        description="Users the IM server knows are offline (e.g. their long connection dropped) even if "
+        "their app last reported foreground: they are pushed anyway.",
+    )
+
+    @field_validator("send_time", mode="before")
+    @classmethod
+    def _integer(cls, value: object) -> object:
+        # bool is an int in Python and "1763790000" would be coerced: both hide a bug upstream.
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(
+                f"sendTime must be a JSON integer of epoch seconds (e.g. 1763790000), got {value!r}"
+            )
+        return value
+
+    @field_validator("send_time")
+    @classmethod
+    def _seconds(cls, value: int) -> int:
+        if value >= 100_000_000_000:  # year 5138 in seconds, or 1973 in milliseconds
+            raise ValueError(
+                f"sendTime {value} looks like milliseconds: send epoch seconds (e.g. {value // 1000})"
+            )
+        return value
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _exactly_one_target(cls, value: object) -> object:
+        if isinstance(value, dict):
+            has_user = "userId" in value or "user_id" in value
+            has_group = "groupId" in value or "group_id" in value
+            if has_user and has_group:
+                raise ValueError(
+                    'to has both userId and groupId: send {"userId": ...} for a one-to-one message or '
+                    '{"groupId": ...} for a group message, not both'
+                )
+            if not has_user and not has_group:
+                raise ValueError(
+                    'to needs userId (one-to-one message) or groupId (group message), e.g. {"userId": "bob"}'
+                )
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_name_per_field(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for ours, agora in (("offlinePushInfo", "em_apns_ext"), ("forcePush", "em_force_notification")):
+                if ours in data and agora in data:
+                    raise ValueError(
+                        f"the event has both {ours} and {agora}, which are the same setting "
+                        f"({agora} is Agora's name): send only one of them"
+                    )
+        return data
+
+    @property
+    def is_group(self) -> bool:
+        return isinstance(self.to, GroupTarget)
+
+    @property
+    def group_id(self) -> str | None:
+        return self.to.group_id if isinstance(self.to, GroupTarget) else None
+
+    @property
+    def apns_priority(self) -> int:
+        return APNS_PRIORITY[self.priority]
+
+
+class QueuedMessageEvent(MessageEvent):
+    """The same event put straight on the SQS queue by the IM server: it also names its app."""
+
+    app_id: Annotated[
+        str, AfterValidator(_app_id), WithJsonSchema({"type": "string", "pattern": _APP_ID_RE.pattern})
+    ] = Field(
+        description="The app the message belongs to (the appId of the API path), 1-64 characters of "
+        "A-Z a-z 0-9 . _ -.",
+    )

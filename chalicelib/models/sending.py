@@ -1,0 +1,87 @@
+"""What travels on the send queue, group membership bodies, and delivery reports."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from chalicelib.models.base import ApiModel
+from chalicelib.models.message import MessageEvent
+
+UserId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s/\x00-\x1f\x7f]{1,128}$")]
+
+
+class SendChunk(ApiModel):
+    """One send-queue message: up to 100 recipients of one message (fan-out output, or a retry)."""
+
+    app_id: str
+    message_id: str
+    index: int = Field(ge=0, description="Chunk number within the message.")
+    attempt: int = Field(0, ge=0, description="0 = first try; n = the n-th retry of failed recipients.")
+    event: MessageEvent = Field(description="The message event, without the group's member list.")
+    recipients: list[UserId] = Field(min_length=1, max_length=100)
+    devices: dict[str, list[str]] | None = Field(
+        None, description="Retries only: the devices of each recipient still to send to."
+    )
+    badges: dict[str, int | None] | None = Field(
+        None, description="Retries only: the badge each recipient was given on the first try."
+    )
+
+
+class GroupMemberIn(ApiModel):
+    user_id: UserId
+    name_card: str | None = Field(None, max_length=128, description="The member's group name card.")
+
+
+class GroupMembersChange(ApiModel):
+    add: list[GroupMemberIn] = Field(default_factory=list, max_length=1000)
+    remove: list[UserId] = Field(default_factory=list, max_length=1000)
+
+    @model_validator(mode="after")
+    def _something(self) -> GroupMembersChange:
+        if not self.add and not self.remove:
+            raise ValueError("give members to add and/or user IDs to remove (at most 1000 of each per call)")
+        added = [m.user_id for m in self.add]
+        if len(set(added)) != len(added):
+            raise ValueError("add lists a user twice")
+        if set(added) & set(self.remove):
+            raise ValueError("a user is both added and removed in one call")
+        return self
+
+
+class GroupMember(ApiModel):
+    user_id: str
+    name_card: str | None = None
+
+
+class GroupMembersPage(ApiModel):
+    items: list[GroupMember]
+    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page; null = last page.")
+
+
+class PageQuery(ApiModel):
+    cursor: str | None = Field(None, max_length=2048)
+    limit: int = Field(100, ge=1, le=1000)
+
+
+class DeliveryQuery(PageQuery):
+    user_id: str | None = Field(None, max_length=128, description="Only this recipient's deliveries.")
+
+
+class MessageAccepted(ApiModel):
+    message_id: str
+
+
+class Delivery(ApiModel):
+    user_id: str
+    device_token: str | None = Field(None, description="null when the user was skipped as a whole.")
+    status: Literal["sent", "skipped", "failed", "pending"]
+    reason: str | None = Field(None, description="Why it was skipped or failed (e.g. dnd, mutedGroup).")
+    apns_id: str | None = None
+
+
+class DeliveryList(ApiModel):
+    items: list[Delivery]
+    next_cursor: str | None = None
+    recipient_count: int = Field(description="Recipients after fan-out (the sender excluded).")

@@ -1,0 +1,189 @@
+"""What a notification says (SPEC section 5, Tencent's push format with Agora's display settings).
+
+``render`` turns a message event and the recipient's language, display style and sounds into a
+``Notification``: alert title and body, sound, thread, and the IDs the app needs to open the chat.
+Pure and total: whether the message is pushed at all is policy's business, not this module's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chalicelib.models.message import (
+    APNS_PRIORITY,
+    CustomElem,
+    FaceElem,
+    FileElem,
+    GroupTarget,
+    ImageElem,
+    LocationElem,
+    MessageEvent,
+    Priority,
+    SoundElem,
+    TextElem,
+    VideoElem,
+)
+from chalicelib.models.push_config import SOUND_DEFAULT, SOUND_NONE, DisplayStyle, Language, PushConfig
+
+# Seeds: zh "语音 Elem 显示 [语音] ..."; en "Audio Elem | Display `[audio]`". Video, location and
+# face are not in the seeds' table; SPEC section 5 names them.
+PLACEHOLDERS: dict[str, dict[type, str]] = {
+    "zh": {
+        SoundElem: "[语音]",
+        FileElem: "[文件]",
+        ImageElem: "[图片]",
+        VideoElem: "[视频]",
+        LocationElem: "[位置]",
+        FaceElem: "[表情]",
+    },
+    "en": {
+        SoundElem: "[audio]",
+        FileElem: "[file]",
+        ImageElem: "[image]",
+        VideoElem: "[video]",
+        LocationElem: "[location]",
+        FaceElem: "[sticker]",
+    },
+}
+
+# Agora: "AgoraPushDisplayStyleSimpleBanner: 显示"您有一条新消息"".
+SIMPLE_BANNER: dict[str, str] = {"zh": "您有一条新消息", "en": "You have a new message"}
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One rendered notification, the same for every device of one recipient."""
+
+    title: str | None  # None = no alert title
+    body: str
+    sound: str | None  # None = no sound key (push.no_sound)
+    thread_id: str  # the conversation: "c2c_<senderId>" or "group_<groupId>"
+    mutable_content: bool
+    ext: str | None  # offlinePushInfo.ext: Tencent's `ext`, Agora's `e`
+    sender_id: str
+    group_id: str | None
+    message_id: str
+    priority: Priority = "high"
+    # ignoreBadge: the send step passes badge=None to the payload and does not count this message.
+    ignore_badge: bool = False
+
+    @property
+    def apns_priority(self) -> int:
+        return APNS_PRIORITY[self.priority]
+
+
+def elem_text(elem: object, language: Language) -> str:
+    """What one element contributes to the body: text as is, a placeholder, a custom element's desc."""
+    if isinstance(elem, TextElem):
+        return elem.text
+    if isinstance(elem, CustomElem):
+        return elem.desc or ""  # without desc, policy skips the message (customWithoutDesc)
+    return PLACEHOLDERS[language][type(elem)]
+
+
+def content(event: MessageEvent, language: Language) -> str:
+    """The elements' texts concatenated, in order (Tencent: "推送内容部分由消息体中各个 Elem 内容组成")."""
+    return "".join(elem_text(elem, language) for elem in event.elems)
+
+
+def _named(value: str | None) -> str | None:
+    # A whitespace-only name would render as "  :hi"; treat it as no name.
+    return value if value is not None and value.strip() else None
+
+
+def sender_name(event: MessageEvent, sender_display_name: str | None) -> str | None:
+    """The name before the content, or None.
+
+    One-to-one: the sender's push-config displayName (Agora updatePushDisplayName) else nickname.
+    Group: name card first (seed: "名称展示优先级为消息发送者的 群名片>昵称"), then displayName standing
+    for the nickname as in one-to-one messages, then nickname; none -> no name ("如果都没有,则不展示").
+    """
+    display = _named(sender_display_name)
+    nickname = _named(event.sender.nickname)
+    if isinstance(event.to, GroupTarget):
+        return _named(event.sender.name_card) or display or nickname
+    return display or nickname
+
+
+def summary(event: MessageEvent, *, language: Language, sender_display_name: str | None) -> str:
+    """The Tencent body: ``昵称:内容`` / ``名称(群名):内容`` (zh) and ``Nickname: content`` /
+    ``Name (group name): content`` (en), exactly as each language's seed writes it.
+
+    A missing name drops only the name: a group message from a sender with no name card or nickname
+    reads ``(群名):内容``; with no group name either, the content alone.
+    """
+    text = content(event, language)
+    name = sender_name(event, sender_display_name)
+    group_name = _named(event.to.group_name) if isinstance(event.to, GroupTarget) else None
+    space = " " if language == "en" else ""
+    label: str | None = name
+    if group_name is not None:
+        label = f"{name}{space}({group_name})" if name is not None else f"({group_name})"
+    return text if label is None else f"{label}:{space}{text}"
+
+
+def resolve_sound(message_sound: str | None, user_sound: str | None) -> str | None:
+    """Per-message sound > the recipient's c2c/group sound > "default"; "push.no_sound" -> no sound."""
+    sound = message_sound or user_sound or SOUND_DEFAULT
+    return None if sound == SOUND_NONE else sound
+
+
+def thread_id(event: MessageEvent) -> str:
+    """The conversation as the recipient sees it, in Tencent's conversationID form, so iOS groups the
+    notifications of one chat together: ``group_<groupId>``, or ``c2c_<senderId>`` for one-to-one
+    (from the recipient's side the conversation is the one with the sender).
+    """
+    if isinstance(event.to, GroupTarget):
+        return f"group_{event.to.group_id}"
+    return f"c2c_{event.sender.user_id}"
+
+
+def render(
+    event: MessageEvent,
+    *,
+    language: Language = "zh",
+    display_style: DisplayStyle = "messageSummary",
+    recipient_c2c_sound: str | None = None,
+    recipient_group_sound: str | None = None,
+    sender_display_name: str | None = None,
+) -> Notification:
+    """The notification one recipient sees for ``event``.
+
+    Body precedence: the recipient's ``simpleBanner`` ("您有一条新消息" / "You have a new message",
+    it hides whatever the message says, desc included) > offlinePushInfo.desc (replaces the whole
+    body: "desc 设置后,推送内容会变成 desc 内容") > the Tencent summary. offlinePushInfo.title is
+    the alert title on top of that body ("title 设置后,会在默认的推送内容上多展示 title 内容").
+    """
+    info = event.offline_push_info
+    if display_style == "simpleBanner":
+        body = SIMPLE_BANNER[language]
+    elif info.desc is not None:
+        body = info.desc
+    else:
+        body = summary(event, language=language, sender_display_name=sender_display_name)
+    is_group = isinstance(event.to, GroupTarget)
+    return Notification(
+        title=info.title,
+        body=body,
+        sound=resolve_sound(info.sound, recipient_group_sound if is_group else recipient_c2c_sound),
+        thread_id=thread_id(event),
+        mutable_content=info.mutable_content,
+        ext=info.ext,
+        sender_id=event.sender.user_id,
+        group_id=event.group_id,
+        message_id=event.message_id,
+        priority=event.priority,
+        ignore_badge=info.ignore_badge,
+    )
+
+
+def render_for(event: MessageEvent, config: PushConfig, *, sender_display_name: str | None) -> Notification:
+    """``render`` with the recipient's settings taken from their stored push config."""
+    return render(
+        event,
+        language=config.language,
+        display_style=config.display_style,
+        recipient_c2c_sound=config.c2c_sound,
+        recipient_group_sound=config.group_sound,
+        sender_display_name=sender_display_name,
+    )

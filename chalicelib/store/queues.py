@@ -1,0 +1,53 @@
+"""SQS: the intake and send queues, and dead-lettering with a reason."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+SQS_BATCH = 10
+MAX_DELAY_S = 900
+
+
+@dataclass
+class Queues:
+    client: SQSClient
+    intake_name: str
+    send_name: str
+    _urls: dict[str, str] = field(default_factory=dict)
+
+    def url(self, name: str) -> str:
+        if name not in self._urls:
+            self._urls[name] = self.client.get_queue_url(QueueName=name)["QueueUrl"]
+        return self._urls[name]
+
+    def send_intake(self, body: dict[str, Any]) -> None:
+        self.client.send_message(QueueUrl=self.url(self.intake_name), MessageBody=json.dumps(body))
+
+    def send_chunks(self, bodies: Sequence[str], delay_s: int = 0) -> int:
+        """SendMessageBatch in tens; raises if SQS refused any entry (the caller's record is retried)."""
+        calls = 0
+        for start in range(0, len(bodies), SQS_BATCH):
+            entries = [
+                {"Id": str(i), "MessageBody": body, "DelaySeconds": min(delay_s, MAX_DELAY_S)}
+                for i, body in enumerate(bodies[start : start + SQS_BATCH])
+            ]
+            resp = self.client.send_message_batch(QueueUrl=self.url(self.send_name), Entries=entries)  # type: ignore[arg-type]
+            calls += 1
+            if resp.get("Failed"):
+                raise RuntimeError(f"SQS refused {len(resp['Failed'])} chunk(s): {resp['Failed'][0].get('Code')}")
+        return calls
+
+    def dead_letter(self, queue_name: str, body: str, reason: str, source_message_id: str | None = None) -> None:
+        """Put a record on ``<queue>-dlq`` with why it failed (as message attributes), to be looked at."""
+        attributes: dict[str, Any] = {"reason": {"DataType": "String", "StringValue": reason[:1000]}}
+        if source_message_id:
+            attributes["sourceMessageId"] = {"DataType": "String", "StringValue": source_message_id}
+        self.client.send_message(
+            QueueUrl=self.url(f"{queue_name}-dlq"), MessageBody=body or "(empty)", MessageAttributes=attributes
+        )
