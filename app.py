@@ -1,16 +1,30 @@
 """Wiring only: the Chalice app, its blueprints, middleware and queue-triggered handlers."""
 
-from chalice.app import Chalice
+from typing import Any
 
-from chalicelib.api import apps, credentials, users  # noqa: F401  (registers their routes)
+from chalice.app import Chalice, SQSEvent
+
+from chalicelib import handlers
+from chalicelib.api import apps, credentials, messages, users  # noqa: F401  (registers their routes)
 from chalicelib.api import blueprint as api_blueprint
 from chalicelib.api.docs import docs_blueprint
 from chalicelib.api.routing import conform_chalice_errors
 from chalicelib.observability import configure_logging
 from chalicelib.settings import get_settings
 
-configure_logging(get_settings())
+settings = get_settings()
+configure_logging(settings)
 app = Chalice(app_name="apns-push")
 app.register_blueprint(api_blueprint)
 app.register_blueprint(docs_blueprint)
 app.register_middleware(conform_chalice_errors, "http")
+
+
+@app.on_sqs_message(queue=settings.intake_queue_name, batch_size=10, maximum_batching_window_in_seconds=1)
+def fan_out(event: SQSEvent) -> dict[str, Any]:
+    return handlers.handle_intake_records(event.to_dict()["Records"])
+
+
+@app.on_sqs_message(queue=settings.send_queue_name, batch_size=10, maximum_batching_window_in_seconds=1)
+def send(event: SQSEvent) -> dict[str, Any]:
+    return handlers.handle_send_records(event.to_dict()["Records"])

@@ -13,10 +13,17 @@ from chalicelib.errors import NotConfigured
 from chalicelib.services.apps import AppService
 from chalicelib.services.auth import Principal, authenticate
 from chalicelib.services.credentials import CredentialService
+from chalicelib.services.fanout import FanoutService
+from chalicelib.services.messages import MessageService
+from chalicelib.services.sender import SendService
 from chalicelib.services.users import UserService
 from chalicelib.settings import Settings, get_settings
 from chalicelib.store import aws
+from chalicelib.apns.client import ApnsClients
 from chalicelib.store.apps import AppRepository
+from chalicelib.store.deliveries import DeliveryRepository
+from chalicelib.store.groups import GroupRepository
+from chalicelib.store.queues import Queues
 from chalicelib.store.secrets import SecretStore
 from chalicelib.store.users import UserRepository
 
@@ -30,6 +37,12 @@ class Services:
     users: UserService
     user_repo: UserRepository
     app_repo: AppRepository
+    groups: GroupRepository
+    deliveries: DeliveryRepository
+    queues: Queues
+    fanout: FanoutService
+    messages: MessageService
+    sender: SendService
 
     def operator_key(self) -> str | None:
         if self.settings.operator_key:
@@ -54,6 +67,9 @@ def services() -> Services:
     app_repo = AppRepository(ddb, settings.table_name)
     user_repo = UserRepository(ddb, settings.table_name, max_devices=settings.max_devices_per_user)
     credentials = CredentialService(app_repo, secrets, settings.trusted_push_issuers_file)
+    groups = GroupRepository(ddb, settings.table_name)
+    deliveries = DeliveryRepository(ddb, settings.table_name, ttl_s=settings.delivery_ttl_days * 86400)
+    queues = Queues(aws.sqs(settings), settings.intake_queue_name, settings.send_queue_name)
     return Services(
         settings=settings,
         secrets=secrets,
@@ -62,6 +78,20 @@ def services() -> Services:
         users=UserService(user_repo, credentials),
         user_repo=user_repo,
         app_repo=app_repo,
+        groups=groups,
+        deliveries=deliveries,
+        queues=queues,
+        fanout=FanoutService(groups, deliveries, queues, chunk_size=settings.send_chunk_size),
+        messages=MessageService(queues, deliveries, groups),
+        sender=SendService(
+            settings,
+            user_repo,
+            credentials,
+            deliveries,
+            queues,
+            ApnsClients(settings),
+            lease_ms=settings.send_lease_s * 1000,
+        ),
     )
 
 

@@ -17,3 +17,25 @@ def configure_logging(settings: Settings) -> None:
     logging.getLogger("chalicelib").setLevel(settings.log_level)
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def emit_send_metrics(counts: dict[tuple[str, str], int], latencies_ms: list[float], namespace: str) -> None:
+    """CloudWatch Embedded Metric Format: Sent, Skipped/Failed by Reason, ApnsLatency.
+
+    One EMF document per (metric, reason) pair so each reason is its own dimension value.
+    """
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    for (name, reason), value in sorted(counts.items()):
+        if value <= 0:
+            continue
+        with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=namespace) as metric:
+            if reason:
+                metric.add_dimension(name="Reason", value=reason)
+    if latencies_ms:
+        from aws_lambda_powertools import Metrics
+
+        latency = Metrics(namespace=namespace)
+        for value in latencies_ms:  # Powertools flushes every 100 values of one metric by itself
+            latency.add_metric(name="ApnsLatency", unit=MetricUnit.Milliseconds, value=round(value, 2))
+        latency.flush_metrics()

@@ -59,6 +59,13 @@ class Settings(BaseModel):
     delivery_ttl_days: int = Field(14, alias="DELIVERY_TTL_DAYS", ge=1)
     max_send_attempts: int = Field(5, alias="MAX_SEND_ATTEMPTS", ge=1, le=20)
     send_chunk_size: int = Field(100, alias="SEND_CHUNK_SIZE", ge=1, le=100)
+    retry_base_delay_s: float = Field(
+        5.0, alias="RETRY_BASE_DELAY_S", ge=0, description="Back-off of retried sends: base x 2^(attempt-1)."
+    )
+    send_lease_s: int = Field(
+        120, alias="SEND_LEASE_S", ge=1, description="After this, a chunk claimed by a crashed invocation is retaken."
+    )
+    metrics_namespace: str = Field("ApnsPush", alias="POWERTOOLS_METRICS_NAMESPACE")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="LOG_LEVEL")
 
     @field_validator("aws_endpoint_url", "operator_key", "operator_key_secret_id", mode="before")

@@ -74,8 +74,15 @@ def create_queue_with_dlq(
     return url, dlq_url
 
 
-def create_all(ddb: Any, sqs: Any, table: str, intake_queue: str, send_queue: str) -> QueueUrls:
+def create_all(
+    ddb: Any,
+    sqs: Any,
+    table: str,
+    intake_queue: str,
+    send_queue: str,
+    visibility_timeout_s: int = QUEUE_VISIBILITY_TIMEOUT_S,
+) -> QueueUrls:
     create_table(ddb, table)
-    intake, intake_dlq = create_queue_with_dlq(sqs, intake_queue)
-    send, send_dlq = create_queue_with_dlq(sqs, send_queue)
+    intake, intake_dlq = create_queue_with_dlq(sqs, intake_queue, visibility_timeout_s)
+    send, send_dlq = create_queue_with_dlq(sqs, send_queue, visibility_timeout_s)
     return QueueUrls(intake=intake, intake_dlq=intake_dlq, send=send, send_dlq=send_dlq)

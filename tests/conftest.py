@@ -13,6 +13,7 @@ import boto3
 import pytest
 
 from apns_sandbox.pki import SandboxCA
+from apns_sandbox.testing import SandboxProcess, start_sandbox
 from devstack import resources
 from devstack.emulator import Emulator, start_emulator
 
@@ -33,12 +34,20 @@ def emulator() -> Iterator[Emulator]:
 
 
 @pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess]:
+    """The APNs sandbox as a subprocess on free ports: the service's APNs in every test."""
+    sb = start_sandbox(tmp_path_factory.mktemp("apns-sandbox"))
+    yield sb
+    sb.stop()
+
+
+@pytest.fixture(scope="session")
 def stack_env(
-    emulator: Emulator, trusted_ca: SandboxCA, tmp_path_factory: pytest.TempPathFactory
+    emulator: Emulator, trusted_ca: SandboxCA, sandbox: SandboxProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, str]:
-    """Environment of the service under test, pointed at the emulator; resources created once."""
+    """Environment of the service under test, pointed at the emulator and the sandbox; resources made once."""
     ca_file = tmp_path_factory.mktemp("trust") / "issuers.pem"
-    ca_file.write_bytes(trusted_ca.cert_pem)
+    ca_file.write_bytes(trusted_ca.cert_pem + sandbox.ca_path.read_bytes())
     env = {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -52,11 +61,22 @@ def stack_env(
         "SECRETS_PREFIX": "apns-push/test/",
         "OPERATOR_KEY": OPERATOR_KEY,
         "TRUSTED_PUSH_ISSUERS_FILE": str(ca_file),
+        "APNS_PRODUCTION_HOST": sandbox.host,
+        "APNS_PRODUCTION_PORT": str(sandbox.production_port),
+        "APNS_DEVELOPMENT_HOST": sandbox.host,
+        "APNS_DEVELOPMENT_PORT": str(sandbox.development_port),
+        "APNS_EXTRA_CA_FILE": str(sandbox.ca_path),
+        "APNS_REQUEST_TIMEOUT_S": "3",
+        "RETRY_BASE_DELAY_S": "0.5",
+        "SEND_LEASE_S": "3",
+        "MAX_SEND_ATTEMPTS": "4",
     }
     os.environ.update(env)
     ddb = boto3.client("dynamodb", endpoint_url=emulator.url, region_name="us-east-1")
     sqs = boto3.client("sqs", endpoint_url=emulator.url, region_name="us-east-1")
-    urls = resources.create_all(ddb, sqs, env["TABLE_NAME"], env["INTAKE_QUEUE_NAME"], env["SEND_QUEUE_NAME"])
+    urls = resources.create_all(
+        ddb, sqs, env["TABLE_NAME"], env["INTAKE_QUEUE_NAME"], env["SEND_QUEUE_NAME"], visibility_timeout_s=2
+    )
     env.update({"_INTAKE_URL": urls.intake, "_SEND_URL": urls.send})
     from chalicelib import deps
 

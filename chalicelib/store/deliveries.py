@@ -82,6 +82,18 @@ class DeliveryRepository:
             raise
         return True
 
+    def summary_enqueued(self, app_id: str, message_id: str) -> bool:
+        found = self.summary(app_id, message_id)
+        return bool(found and found.get("enqueued"))
+
+    def mark_enqueued(self, app_id: str, message_id: str) -> None:
+        self.client.update_item(
+            TableName=self.table,
+            Key=items.key(items.delivery_pk(app_id, message_id), "MSG"),
+            UpdateExpression="SET enqueued = :t",
+            ExpressionAttributeValues={":t": {"BOOL": True}},
+        )
+
     def summary(self, app_id: str, message_id: str) -> dict[str, Any] | None:
         resp = self.client.get_item(
             TableName=self.table, Key=items.key(items.delivery_pk(app_id, message_id), "MSG")

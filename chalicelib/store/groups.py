@@ -56,3 +56,10 @@ class GroupRepository:
             yield from members
             if cursor is None:
                 return
+
+    def name_card(self, app_id: str, group_id: str, user_id: str) -> str | None:
+        resp = self.client.get_item(
+            TableName=self.table, Key=items.key(items.group_pk(app_id, group_id), f"M#{user_id}")
+        )
+        card = resp.get("Item", {}).get("nameCard", {}).get("S")
+        return str(card) if card else None

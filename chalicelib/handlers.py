@@ -1,0 +1,105 @@
+"""The SQS-triggered handlers: parse each record, call one service, report partial batch failures.
+
+A record that can never succeed (not JSON, not a valid event) goes to the
+queue's dead-letter queue at once, with the reason, and does not fail its
+batch. A record that failed for a passing reason (DynamoDB, a chunk claimed
+elsewhere) is reported in ``batchItemFailures`` so SQS delivers it again,
+and after maxReceiveCount redrives it to the dead-letter queue.
+
+(Powertools' AsyncBatchProcessor would run each batch under ``asyncio.run``
+outside Lambda, a new loop per batch; aioapns clients are bound to the loop
+they were created on, so the send handler keeps one loop per container.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from chalicelib.apns.client import run
+from chalicelib.deps import services
+from chalicelib.models.message import QueuedMessageEvent
+from chalicelib.models.sending import SendChunk
+from chalicelib.observability import emit_send_metrics
+from chalicelib.services.sender import ChunkBusy, ChunkReport
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
+
+
+def _parse(records: list[dict[str, Any]], model: type[M], queue: str) -> list[tuple[str, M]]:
+    """Valid records as models; the others dead-lettered with the validation error as reason."""
+    out: list[tuple[str, M]] = []
+    for record in records:
+        try:
+            out.append((record["messageId"], model.model_validate_json(record.get("body") or "")))
+        except ValidationError as exc:
+            reason = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}"
+                for e in exc.errors(include_url=False, include_input=False)[:5]
+            )
+            log.warning("dead-lettering record %s from %s: %s", record.get("messageId"), queue, reason)
+            services().queues.dead_letter(queue, record.get("body") or "", f"invalid record: {reason}",
+                                          record.get("messageId"))
+    return out
+
+
+def _failures(ids: list[str]) -> dict[str, Any]:
+    return {"batchItemFailures": [{"itemIdentifier": i} for i in ids]}
+
+
+def handle_intake_records(records: list[dict[str, Any]]) -> dict[str, Any]:
+    svc = services()
+    failed: list[str] = []
+    for record_id, event in _parse(records, QueuedMessageEvent, svc.settings.intake_queue_name):
+        try:
+            result = svc.fanout.fan_out(event)
+            log.info(
+                "fanned out message %s: %d recipients in %d chunks%s",
+                event.message_id, result.recipients, result.chunks, " (duplicate)" if result.duplicate else "",
+            )
+        except Exception:
+            log.exception("fan-out of message %s failed; SQS will retry it", event.message_id)
+            failed.append(record_id)
+    return _failures(failed)
+
+
+def handle_send_records(records: list[dict[str, Any]]) -> dict[str, Any]:
+    svc = services()
+    parsed = _parse(records, SendChunk, svc.settings.send_queue_name)
+    results = run(_send_all([chunk for _, chunk in parsed], svc.sender.send_chunk))
+    failed: list[str] = []
+    counts: dict[tuple[str, str], int] = {}
+    latencies: list[float] = []
+    for (record_id, chunk), result in zip(parsed, results, strict=True):
+        if isinstance(result, ChunkBusy):
+            log.info("%s; SQS will deliver it again", result)
+            failed.append(record_id)
+        elif isinstance(result, BaseException):
+            log.error("chunk %d.%d of message %s failed: %r; SQS will retry it",
+                      chunk.index, chunk.attempt, chunk.message_id, result)
+            failed.append(record_id)
+        else:
+            log.info("chunk %d.%d of message %s: %s %s", chunk.index, chunk.attempt, chunk.message_id,
+                     result.outcome, dict(sorted((f"{s}:{r}" if r else s, n) for (s, r), n in result.counts.items())))
+            for key, n in result.counts.items():
+                counts[key] = counts.get(key, 0) + n
+            latencies += result.latencies_ms
+    emit_send_metrics(
+        {(_metric_name(s), r): n for (s, r), n in counts.items()}, latencies, svc.settings.metrics_namespace
+    )
+    return _failures(failed)
+
+
+def _metric_name(status: str) -> str:
+    return {"sent": "Sent", "skipped": "Skipped", "failed": "Failed", "pending": "Retried"}[status]
+
+
+async def _send_all(
+    chunks: list[SendChunk], send: Callable[[SendChunk], Any]
+) -> list[ChunkReport | BaseException]:
+    return list(await asyncio.gather(*(send(c) for c in chunks), return_exceptions=True))

@@ -1,0 +1,88 @@
+"""Fan-out: one message event -> its recipients (minus the sender) -> chunks of 100 on the send queue.
+
+Recipients come from the event (one user, or a group's inline member list) or
+from the stored membership. The chunks are written to the message's ledger
+before they are queued, so a redelivered event queues the same chunks again
+and the send step's claim keeps every device to one notification.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from chalicelib.models.message import GroupTarget, MessageEvent, QueuedMessageEvent
+from chalicelib.models.sending import SendChunk
+from chalicelib.store.deliveries import ChunkRef, DeliveryRepository
+from chalicelib.store.groups import GroupRepository
+from chalicelib.store.queues import Queues
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class FanoutResult:
+    recipients: int
+    chunks: int
+    duplicate: bool
+
+
+@dataclass
+class FanoutService:
+    groups: GroupRepository
+    deliveries: DeliveryRepository
+    queues: Queues
+    chunk_size: int = 100
+    clock_ms: Callable[[], int] = _now_ms
+
+    def fan_out(self, queued: QueuedMessageEvent) -> FanoutResult:
+        app_id = queued.app_id
+        event: MessageEvent = queued
+        recipients = self.recipients(app_id, event)
+        if isinstance(event.to, GroupTarget):
+            event = self._with_sender_name_card(app_id, event)
+            event = event.model_copy(update={"to": event.to.model_copy(update={"members": None})})
+        chunks = [
+            (ChunkRef(index=i, attempt=0), recipients[start : start + self.chunk_size])
+            for i, start in enumerate(range(0, len(recipients), self.chunk_size))
+        ]
+        now = self.clock_ms()
+        first = self.deliveries.create_summary(app_id, event.message_id, len(recipients), len(chunks), now)
+        if not first and self.deliveries.summary_enqueued(app_id, event.message_id):
+            return FanoutResult(len(recipients), len(chunks), duplicate=True)
+        self.deliveries.put_chunks(app_id, event.message_id, chunks, now)
+        bodies = [
+            SendChunk(
+                app_id=app_id, message_id=event.message_id, index=ref.index, attempt=0, event=event, recipients=users
+            ).model_dump_json(by_alias=True, exclude_none=True)
+            for ref, users in chunks
+        ]
+        self.queues.send_chunks(bodies)
+        self.deliveries.mark_enqueued(app_id, event.message_id)
+        return FanoutResult(len(recipients), len(chunks), duplicate=not first)
+
+    def recipients(self, app_id: str, event: MessageEvent) -> list[str]:
+        """Every target user except the sender, each once, in a stable order."""
+        to = event.to
+        if isinstance(to, GroupTarget):
+            members = (
+                to.members
+                if to.members is not None
+                else [m.user_id for m in self.groups.all_members(app_id, to.group_id)]
+            )
+        else:
+            members = [to.user_id]
+        return [u for u in dict.fromkeys(members) if u != event.sender.user_id]
+
+    def _with_sender_name_card(self, app_id: str, event: MessageEvent) -> MessageEvent:
+        """A stored group knows its members' name cards: use the sender's when the event has none."""
+        to = event.to
+        if event.sender.name_card or not isinstance(to, GroupTarget) or to.members is not None:
+            return event
+        card = self.groups.name_card(app_id, to.group_id, event.sender.user_id)
+        if card is None:
+            return event
+        return event.model_copy(update={"sender": event.sender.model_copy(update={"name_card": card})})

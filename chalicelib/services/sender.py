@@ -1,0 +1,338 @@
+"""Sending one chunk: who gets pushed, what it says, APNs, and what became of every recipient.
+
+Per chunk: claim it in the ledger (a redelivered chunk sends nothing), read
+all recipients and the sender in one BatchGetItem, decide and render with the
+pure rule modules, add 1 to each pushed user's badge atomically, send every
+device's notification concurrently over the credential's HTTP/2 connections,
+act on APNs' answers through the outcome table, retry only the recipients
+that can succeed later (SQS delay), and record a delivery per device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from chalicelib.apns.client import ApnsClients, ApnsResult, apns_id, collapse_id
+from chalicelib.apns.outcomes import Action, classify, explain
+from chalicelib.apns.payload import PayloadTooLargeError, build_message
+from chalicelib.errors import NotFound
+from chalicelib.models.credentials import Credential
+from chalicelib.models.sending import SendChunk
+from chalicelib.services.credentials import CredentialService
+from chalicelib.services.policy import Decision, DeviceView, Recipient, decide, message_skip_reason
+from chalicelib.services.render import Notification, render_for
+from chalicelib.settings import Settings
+from chalicelib.store.deliveries import ChunkRef, DeliveryRecord, DeliveryRepository
+from chalicelib.store.queues import Queues
+from chalicelib.store.users import UserRecord, UserRepository
+
+log = logging.getLogger(__name__)
+
+
+class ChunkBusy(Exception):
+    """Another invocation holds this chunk's claim: let SQS deliver it again later."""
+
+
+@dataclass
+class ChunkReport:
+    """What one chunk did: counts for metrics and logs."""
+
+    message_id: str
+    outcome: str = "sent"
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    latencies_ms: list[float] = field(default_factory=list)
+    retried: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    user_id: str
+    device: DeviceView
+    badge: int | None
+
+
+@dataclass
+class _CredentialCache:
+    """Credential metadata + secret per certificate, kept for a few minutes per container."""
+
+    credentials: CredentialService
+    ttl_s: float = 300.0
+    _entries: dict[tuple[str, int], tuple[float, Credential | None, dict[str, Any] | None]] = field(
+        default_factory=dict
+    )
+
+    def get(self, app_id: str, certificate_id: int) -> tuple[Credential | None, dict[str, Any] | None]:
+        hit = self._entries.get((app_id, certificate_id))
+        if hit and time.monotonic() - hit[0] < self.ttl_s:
+            return hit[1], hit[2]
+        try:
+            cred: Credential | None = self.credentials.get(app_id, certificate_id)
+        except NotFound:
+            cred = None
+        secret = self.credentials.secret(app_id, certificate_id) if cred else None
+        self._entries[(app_id, certificate_id)] = (time.monotonic(), cred, secret)
+        return cred, secret
+
+    def forget(self, app_id: str, certificate_id: int) -> None:
+        self._entries.pop((app_id, certificate_id), None)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class SendService:
+    settings: Settings
+    users: UserRepository
+    credentials: CredentialService
+    deliveries: DeliveryRepository
+    queues: Queues
+    clients: ApnsClients
+    clock_ms: Callable[[], int] = _now_ms
+    lease_ms: int = 120_000
+    _creds: _CredentialCache = field(init=False)
+    _semaphore: asyncio.Semaphore | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self._creds = _CredentialCache(self.credentials)
+
+    async def send_chunk(self, chunk: SendChunk) -> ChunkReport:
+        report = ChunkReport(message_id=chunk.message_id)
+        ref = ChunkRef(chunk.index, chunk.attempt)
+        app_id, message_id = chunk.app_id, chunk.message_id
+        now_ms = self.clock_ms()
+        claim = await self._db(report, self.deliveries.claim, app_id, message_id, ref, now_ms, self.lease_ms)
+        if claim == "done":
+            report.outcome = "duplicate"
+            return report
+        if claim == "busy":
+            raise ChunkBusy(f"chunk {ref.sk} of message {message_id} is being sent by another invocation")
+        try:
+            records, targets = await self._plan(chunk, claim == "takeover", now_ms, report)
+        except Exception:
+            await self._db(report, self.deliveries.release, app_id, message_id, ref)
+            raise
+        records += await self._deliver(chunk, targets, report)
+        await self._db(report, self.deliveries.write_records, app_id, message_id, records, self.clock_ms())
+        await self._db(report, self.deliveries.finish, app_id, message_id, ref)
+        for r in records:
+            report.counts[(r.status, r.reason if r.status != "sent" else "")] += 1
+        return report
+
+    # ---- who, and what ------------------------------------------------------------------------
+
+    async def _plan(
+        self, chunk: SendChunk, takeover: bool, now_ms: int, report: ChunkReport
+    ) -> tuple[list[DeliveryRecord], list[tuple[_Target, Notification]]]:
+        event = chunk.event
+        skip_all = message_skip_reason(event)
+        if skip_all is not None:
+            return [DeliveryRecord(u, None, "skipped", str(skip_all), at_ms=now_ms) for u in chunk.recipients], []
+
+        users = await self._db(report, self.users.batch_get, chunk.app_id, [*chunk.recipients, event.sender.user_id])
+        sender_display = users[event.sender.user_id].config.display_name
+        now = datetime.fromtimestamp(now_ms / 1000, UTC)
+        records: list[DeliveryRecord] = []
+        pushed: list[tuple[Decision, UserRecord]] = []
+        for user_id in chunk.recipients:
+            user = users[user_id]
+            decision = decide(event, _recipient(user, chunk.devices), now=now)
+            records += [DeliveryRecord(user_id, t, "skipped", str(r), at_ms=now_ms) for t, r in decision.device_skips]
+            if decision.skip_reason is not None:
+                if decision.skip_reason != "noDevice" or not decision.device_skips:
+                    records.append(DeliveryRecord(user_id, None, "skipped", str(decision.skip_reason), at_ms=now_ms))
+            else:
+                pushed.append((decision, user))
+
+        if takeover:  # a previous attempt died mid-chunk: never send twice what it recorded as sent
+            keys = [(d.user_id, t.token) for d, _ in pushed for t in d.targets]
+            sent = await self._db(report, self.deliveries.sent_devices, chunk.app_id, chunk.message_id, keys)
+            pushed = [
+                (Decision(d.user_id, tuple(t for t in d.targets if (d.user_id, t.token) not in sent), None, ()), u)
+                for d, u in pushed
+            ]
+            pushed = [(d, u) for d, u in pushed if d.targets]
+
+        badges = await self._badges(chunk, [d.user_id for d, _ in pushed], report)
+        targets: list[tuple[_Target, Notification]] = []
+        rendered: dict[tuple[Any, ...], Notification] = {}
+        for decision, user in pushed:
+            cfg = user.config
+            key = (cfg.language, cfg.display_style, cfg.c2c_sound, cfg.group_sound)
+            if key not in rendered:
+                rendered[key] = render_for(event, cfg, sender_display_name=sender_display)
+            for device in decision.targets:
+                targets.append((_Target(decision.user_id, device, badges.get(decision.user_id)), rendered[key]))
+        return records, targets
+
+    async def _badges(self, chunk: SendChunk, user_ids: list[str], report: ChunkReport) -> dict[str, int | None]:
+        """The badge each pushed user gets: +1 atomically per message (none with ignoreBadge)."""
+        if chunk.event.offline_push_info.ignore_badge or not user_ids:
+            return {}
+        if chunk.badges is not None:  # a retry reuses the badge of the first try
+            return {u: chunk.badges.get(u) for u in user_ids}
+        values = await asyncio.gather(
+            *(self._db(report, self.users.increment_badge, chunk.app_id, u) for u in user_ids)
+        )
+        return dict(zip(user_ids, values, strict=True))
+
+    # ---- APNs ---------------------------------------------------------------------------------
+
+    async def _deliver(
+        self, chunk: SendChunk, targets: list[tuple[_Target, Notification]], report: ChunkReport
+    ) -> list[DeliveryRecord]:
+        if not targets:
+            return []
+        results = await asyncio.gather(*(self._send_one(chunk, t, n, report) for t, n in targets))
+        records: list[DeliveryRecord] = []
+        retry: list[tuple[_Target, ApnsResult]] = []
+        for (target, _), (result, cred) in zip(targets, results, strict=True):
+            action = classify(result.status, result.reason)
+            env = cred.environment if cred else "production"
+            bundle = cred.bundle_id if cred else "?"
+            now = self.clock_ms()
+            if action is Action.SENT:
+                records.append(DeliveryRecord(target.user_id, target.device.token, "sent", None, result.apns_id, now))
+                continue
+            reason = explain(result.reason, environment=env, bundle_id=bundle)
+            if action is Action.RETRY:
+                retry.append((target, result))
+                continue
+            if action is Action.UNREGISTERED:
+                await self._db(
+                    report,
+                    self.users.remove_device_if_registered_before,
+                    chunk.app_id,
+                    target.user_id,
+                    target.device.token,
+                    result.timestamp_ms or now,
+                )
+            elif action is Action.INVALID_TOKEN:
+                await self._db(
+                    report, self.users.mark_device_invalid, chunk.app_id, target.user_id, target.device.token, reason
+                )
+            records.append(DeliveryRecord(target.user_id, target.device.token, "failed", reason, result.apns_id, now))
+        if retry:
+            records += await self._retry_later(chunk, retry, report)
+        return records
+
+    async def _send_one(
+        self, chunk: SendChunk, target: _Target, notification: Notification, report: ChunkReport
+    ) -> tuple[ApnsResult, Credential | None]:
+        device = target.device
+        ident = apns_id(chunk.app_id, chunk.message_id, device.token)
+        cred, secret = await asyncio.to_thread(self._creds.get, chunk.app_id, device.certificate_id)
+        if cred is None or secret is None:
+            return ApnsResult(-1, f"credential {device.certificate_id} no longer exists", ident), None
+        try:
+            message = build_message(notification, recipient_user_id=target.user_id, badge=target.badge)
+        except PayloadTooLargeError:
+            return ApnsResult(-1, "PayloadTooLarge", ident), cred
+        result = await self._post(chunk, cred, secret, device.token, message, ident, notification)
+        if classify(result.status, result.reason) is Action.REFRESH_AUTH:
+            # Provider token or certificate refused: rebuild the client (fresh JWT / connection) once.
+            self.clients.discard(chunk.app_id, cred.certificate_id)
+            self._creds.forget(chunk.app_id, cred.certificate_id)
+            cred2, secret2 = await asyncio.to_thread(self._creds.get, chunk.app_id, device.certificate_id)
+            if cred2 is not None and secret2 is not None:
+                result = await self._post(chunk, cred2, secret2, device.token, message, ident, notification)
+                if classify(result.status, result.reason) is Action.REFRESH_AUTH:
+                    result = ApnsResult(result.status, result.reason, ident, latency_ms=result.latency_ms)
+        report.latencies_ms.append(result.latency_ms)
+        return result, cred
+
+    async def _post(
+        self,
+        chunk: SendChunk,
+        cred: Credential,
+        secret: dict[str, Any],
+        token: str,
+        message: dict[str, Any],
+        ident: str,
+        notification: Notification,
+    ) -> ApnsResult:
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.settings.apns_concurrency)
+        client = self.clients.get(chunk.app_id, cred, secret)
+        async with self._semaphore:
+            return await self.clients.send(
+                client,
+                token=token,
+                message=message,
+                notification_id=ident,
+                priority=notification.apns_priority,
+                collapse=collapse_id(chunk.message_id),
+            )
+
+    async def _retry_later(
+        self, chunk: SendChunk, failed: list[tuple[_Target, ApnsResult]], report: ChunkReport
+    ) -> list[DeliveryRecord]:
+        """429 / 5xx / no answer: send again later, only to these devices; give up after the last attempt."""
+        attempt = chunk.attempt + 1
+        now = self.clock_ms()
+        last = failed[0][1]
+        why = f"{last.status or 'no answer'} {last.reason or ''}".strip()
+        if attempt >= self.settings.max_send_attempts:
+            reason = f"gave up after {attempt} attempts: {why}"
+            body = chunk.model_copy(
+                update={
+                    "recipients": sorted({t.user_id for t, _ in failed}),
+                    "devices": _devices_of(t for t, _ in failed),
+                }
+            ).model_dump_json(by_alias=True, exclude_none=True)
+            await asyncio.to_thread(
+                self.queues.dead_letter, self.settings.send_queue_name, body, reason, chunk.message_id
+            )
+            return [DeliveryRecord(t.user_id, t.device.token, "failed", reason, r.apns_id, now) for t, r in failed]
+        users = sorted({t.user_id for t, _ in failed})
+        retry = chunk.model_copy(
+            update={
+                "attempt": attempt,
+                "recipients": users,
+                "devices": _devices_of(t for t, _ in failed),
+                "badges": {t.user_id: t.badge for t, _ in failed},
+            }
+        )
+        ref = ChunkRef(chunk.index, attempt)
+        await self._db(report, self.deliveries.put_chunks, chunk.app_id, chunk.message_id, [(ref, users)], now)
+        delay = min(900, int(self.settings.retry_base_delay_s * 2 ** (attempt - 1)))
+        body = retry.model_dump_json(by_alias=True, exclude_none=True)
+        await asyncio.to_thread(self.queues.send_chunks, [body], delay)
+        report.retried += len(failed)
+        reason = f"retrying in {delay} s (attempt {attempt + 1} of {self.settings.max_send_attempts}) after {why}"
+        return [DeliveryRecord(t.user_id, t.device.token, "pending", reason, r.apns_id, now) for t, r in failed]
+
+    async def _db(self, report: ChunkReport, fn: Callable[..., Any], *args: Any) -> Any:
+        """A blocking boto3 call off the event loop, so other chunks' APNs traffic goes on meanwhile."""
+        return await asyncio.to_thread(fn, *args)
+
+
+def _recipient(user: UserRecord, only: dict[str, list[str]] | None) -> Recipient:
+    devices = user.devices
+    if only is not None:
+        allowed = set(only.get(user.user_id, ()))
+        devices = tuple(d for d in devices if d.device_token in allowed)
+    return Recipient(
+        user_id=user.user_id,
+        config=user.config,
+        state=user.state,
+        devices=tuple(
+            DeviceView(d.device_token, d.certificate_id, d.push_enabled, d.invalid_reason) for d in devices
+        ),
+        logged_out=user.logged_out,
+    )
+
+
+def _devices_of(targets: Any) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for t in targets:
+        out.setdefault(t.user_id, []).append(t.device.token)
+    return out
