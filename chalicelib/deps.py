@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from chalicelib.apns.client import ApnsClients
 from chalicelib.errors import NotConfigured
 from chalicelib.services.apps import AppService
 from chalicelib.services.auth import Principal, authenticate
@@ -19,7 +20,6 @@ from chalicelib.services.sender import SendService
 from chalicelib.services.users import UserService
 from chalicelib.settings import Settings, get_settings
 from chalicelib.store import aws
-from chalicelib.apns.client import ApnsClients
 from chalicelib.store.apps import AppRepository
 from chalicelib.store.deliveries import DeliveryRepository
 from chalicelib.store.groups import GroupRepository

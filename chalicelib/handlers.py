@@ -43,8 +43,9 @@ def _parse(records: list[dict[str, Any]], model: type[M], queue: str) -> list[tu
                 for e in exc.errors(include_url=False, include_input=False)[:5]
             )
             log.warning("dead-lettering record %s from %s: %s", record.get("messageId"), queue, reason)
-            services().queues.dead_letter(queue, record.get("body") or "", f"invalid record: {reason}",
-                                          record.get("messageId"))
+            services().queues.dead_letter(
+                queue, record.get("body") or "", f"invalid record: {reason}", record.get("messageId")
+            )
     return out
 
 
@@ -60,7 +61,10 @@ def handle_intake_records(records: list[dict[str, Any]]) -> dict[str, Any]:
             result = svc.fanout.fan_out(event)
             log.info(
                 "fanned out message %s: %d recipients in %d chunks%s",
-                event.message_id, result.recipients, result.chunks, " (duplicate)" if result.duplicate else "",
+                event.message_id,
+                result.recipients,
+                result.chunks,
+                " (duplicate)" if result.duplicate else "",
             )
         except Exception:
             log.exception("fan-out of message %s failed; SQS will retry it", event.message_id)
@@ -80,12 +84,23 @@ def handle_send_records(records: list[dict[str, Any]]) -> dict[str, Any]:
             log.info("%s; SQS will deliver it again", result)
             failed.append(record_id)
         elif isinstance(result, BaseException):
-            log.error("chunk %d.%d of message %s failed: %r; SQS will retry it",
-                      chunk.index, chunk.attempt, chunk.message_id, result)
+            log.error(
+                "chunk %d.%d of message %s failed: %r; SQS will retry it",
+                chunk.index,
+                chunk.attempt,
+                chunk.message_id,
+                result,
+            )
             failed.append(record_id)
         else:
-            log.info("chunk %d.%d of message %s: %s %s", chunk.index, chunk.attempt, chunk.message_id,
-                     result.outcome, dict(sorted((f"{s}:{r}" if r else s, n) for (s, r), n in result.counts.items())))
+            log.info(
+                "chunk %d.%d of message %s: %s %s",
+                chunk.index,
+                chunk.attempt,
+                chunk.message_id,
+                result.outcome,
+                dict(sorted((f"{s}:{r}" if r else s, n) for (s, r), n in result.counts.items())),
+            )
             for key, n in result.counts.items():
                 counts[key] = counts.get(key, 0) + n
             latencies += result.latencies_ms

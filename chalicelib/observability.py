@@ -26,16 +26,16 @@ def emit_send_metrics(counts: dict[tuple[str, str], int], latencies_ms: list[flo
     """
     from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-    for (name, reason), value in sorted(counts.items()):
-        if value <= 0:
+    for (name, reason), count in sorted(counts.items()):
+        if count <= 0:
             continue
-        with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=namespace) as metric:
+        with single_metric(name=name, unit=MetricUnit.Count, value=count, namespace=namespace) as metric:
             if reason:
                 metric.add_dimension(name="Reason", value=reason)
     if latencies_ms:
         from aws_lambda_powertools import Metrics
 
         latency = Metrics(namespace=namespace)
-        for value in latencies_ms:  # Powertools flushes every 100 values of one metric by itself
-            latency.add_metric(name="ApnsLatency", unit=MetricUnit.Milliseconds, value=round(value, 2))
+        for ms in latencies_ms:  # Powertools flushes every 100 values of one metric by itself
+            latency.add_metric(name="ApnsLatency", unit=MetricUnit.Milliseconds, value=round(ms, 2))
         latency.flush_metrics()

@@ -63,7 +63,10 @@ class Settings(BaseModel):
         5.0, alias="RETRY_BASE_DELAY_S", ge=0, description="Back-off of retried sends: base x 2^(attempt-1)."
     )
     send_lease_s: int = Field(
-        120, alias="SEND_LEASE_S", ge=1, description="After this, a chunk claimed by a crashed invocation is retaken."
+        120,
+        alias="SEND_LEASE_S",
+        ge=1,
+        description="After this, a chunk claimed by a crashed invocation is retaken.",
     )
     metrics_namespace: str = Field("ApnsPush", alias="POWERTOOLS_METRICS_NAMESPACE")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="LOG_LEVEL")

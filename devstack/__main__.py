@@ -8,6 +8,7 @@ the foreground, and stops every child process on Ctrl-C.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -54,7 +55,9 @@ def spawn(args: list[str], env: dict[str, str], log_name: str) -> subprocess.Pop
     logs = STATE / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     out = (logs / f"{log_name}.log").open("ab")
-    return subprocess.Popen(args, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        args, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -64,10 +67,8 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(10)
     except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def main() -> int:
@@ -79,8 +80,12 @@ def main() -> int:
     sandbox_state = STATE / "apns-sandbox"
     key = operator_key()
     # Fake credentials: the emulator accepts any, and nothing here may reach a real AWS account.
-    for name, default in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local"),
-                          ("AWS_DEFAULT_REGION", "us-east-1"), ("AWS_REGION", "us-east-1")):
+    for name, default in (
+        ("AWS_ACCESS_KEY_ID", "local"),
+        ("AWS_SECRET_ACCESS_KEY", "local"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_REGION", "us-east-1"),
+    ):
         os.environ.setdefault(name, default)
     children: list[subprocess.Popen[bytes]] = []
 
@@ -106,7 +111,7 @@ def main() -> int:
         }
         ddb = boto3.client("dynamodb", endpoint_url=emulator.url, region_name=env["AWS_REGION"])
         sqs = boto3.client("sqs", endpoint_url=emulator.url, region_name=env["AWS_REGION"])
-        urls = resources.create_all(ddb, sqs, env["TABLE_NAME"], env["INTAKE_QUEUE_NAME"], env["SEND_QUEUE_NAME"])
+        resources.create_all(ddb, sqs, env["TABLE_NAME"], env["INTAKE_QUEUE_NAME"], env["SEND_QUEUE_NAME"])
 
         sandbox = spawn([sys.executable, "-m", "apns_sandbox"], env, "apns-sandbox")
         children.append(sandbox)
@@ -114,7 +119,19 @@ def main() -> int:
 
         chalice = str(Path(sys.executable).with_name("chalice"))
         api = spawn(
-            [chalice, "local", "--no-autoreload", "--stage", "local", "--host", "127.0.0.1", "--port", str(api_port)], env, "api"
+            [
+                chalice,
+                "local",
+                "--no-autoreload",
+                "--stage",
+                "local",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(api_port),
+            ],
+            env,
+            "api",
         )
         children.append(api)
         wait_http(f"http://127.0.0.1:{api_port}/openapi.json", proc=api)
@@ -128,7 +145,7 @@ APNs offline push: local stack is up (logs in .local/logs/)
 
   API (chalice local)            http://127.0.0.1:{api_port}      OpenAPI: /openapi.json
   AWS emulator (moto server)     {emulator.url}
-      table {env["TABLE_NAME"]}, queues {urls.intake.rsplit("/", 1)[-1]}, {urls.send.rsplit("/", 1)[-1]} (+ -dlq)
+      table {env["TABLE_NAME"]}; queues {env["INTAKE_QUEUE_NAME"]}, {env["SEND_QUEUE_NAME"]} (+ -dlq)
   APNs sandbox production        https://127.0.0.1:{prod_port}   (HTTP/2 + TLS)
   APNs sandbox development       https://127.0.0.1:{dev_port}
   APNs sandbox inbox + control   http://127.0.0.1:{ui_port}/
@@ -142,7 +159,10 @@ Ctrl-C stops everything.""",
         while True:
             for proc in children:
                 if proc.poll() is not None:
-                    print(f"a child process exited ({proc.args!r}, code {proc.returncode}); stopping", flush=True)
+                    print(
+                        f"a child process exited ({proc.args!r}, code {proc.returncode}); stopping",
+                        flush=True,
+                    )
                     return 1
             time.sleep(0.5)
     except KeyboardInterrupt:

@@ -43,7 +43,10 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess
 
 @pytest.fixture(scope="session")
 def stack_env(
-    emulator: Emulator, trusted_ca: SandboxCA, sandbox: SandboxProcess, tmp_path_factory: pytest.TempPathFactory
+    emulator: Emulator,
+    trusted_ca: SandboxCA,
+    sandbox: SandboxProcess,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, str]:
     """Environment of the service under test, pointed at the emulator and the sandbox; resources made once."""
     ca_file = tmp_path_factory.mktemp("trust") / "issuers.pem"

@@ -18,32 +18,56 @@ APP = "/v1/apps/{appId}"
 
 
 @router.operation(
-    "POST", APP + "/messages", summary="Submit a message event for offline push", tag="Messages",
-    access=Access.ADMIN, body=MessageEvent, response=MessageAccepted, status=202, errors=(400, 413),
+    "POST",
+    APP + "/messages",
+    summary="Submit a message event for offline push",
+    tag="Messages",
+    access=Access.ADMIN,
+    body=MessageEvent,
+    response=MessageAccepted,
+    status=202,
+    errors=(400, 413),
 )
 def submit_message(req: ApiRequest) -> MessageAccepted:
     return MessageAccepted(message_id=services().messages.submit(req.params["appId"], req.body))
 
 
 @router.operation(
-    "GET", APP + "/messages/{messageId}/deliveries", summary="Delivery report: every recipient's outcome",
-    tag="Messages", access=Access.ADMIN, query=DeliveryQuery, response=DeliveryList, errors=(404,),
+    "GET",
+    APP + "/messages/{messageId}/deliveries",
+    summary="Delivery report: every recipient's outcome",
+    tag="Messages",
+    access=Access.ADMIN,
+    query=DeliveryQuery,
+    response=DeliveryList,
+    errors=(404,),
 )
 def list_deliveries(req: ApiRequest) -> DeliveryList:
     return services().messages.deliveries_of(req.params["appId"], req.params["messageId"], req.query)
 
 
 @router.operation(
-    "PUT", APP + "/groups/{groupId}/members", summary="Add and remove group members", tag="Groups",
-    access=Access.ADMIN, body=GroupMembersChange, status=204, errors=(400,),
+    "PUT",
+    APP + "/groups/{groupId}/members",
+    summary="Add and remove group members",
+    tag="Groups",
+    access=Access.ADMIN,
+    body=GroupMembersChange,
+    status=204,
+    errors=(400,),
 )
 def change_members(req: ApiRequest) -> None:
     services().messages.change_members(req.params["appId"], req.params["groupId"], req.body)
 
 
 @router.operation(
-    "GET", APP + "/groups/{groupId}/members", summary="List group members (paged)", tag="Groups",
-    access=Access.ADMIN, query=PageQuery, response=GroupMembersPage,
+    "GET",
+    APP + "/groups/{groupId}/members",
+    summary="List group members (paged)",
+    tag="Groups",
+    access=Access.ADMIN,
+    query=PageQuery,
+    response=GroupMembersPage,
 )
 def list_members(req: ApiRequest) -> GroupMembersPage:
     return services().messages.members(req.params["appId"], req.params["groupId"], req.query)

@@ -95,9 +95,7 @@ def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
                 "name": name,
                 "in": "path",
                 "required": True,
-                "schema": _PARAM_SCHEMAS.get(
-                    name, {"type": "string", "pattern": ID_PATTERN}
-                ),
+                "schema": _PARAM_SCHEMAS.get(name, {"type": "string", "pattern": ID_PATTERN}),
             }
             for name in re.findall(r"{(\w+)}", op.path)
             if name in PATH_PARAMS

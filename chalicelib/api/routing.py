@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 256 * 1024
 ID_PATTERN = r"^[^\s/\x00-\x1f\x7f]{1,128}$"
 _ID_RE = re.compile(ID_PATTERN)
-_ID_HELP = "1-128 visible characters, no \"/\" and no whitespace"
+_ID_HELP = '1-128 visible characters, no "/" and no whitespace'
 
 
 def _id(name: str) -> Callable[[str], str]:

@@ -74,7 +74,11 @@ def protocol_class(settings: Settings, environment: str) -> type:
     else:
         base = APNsDevelopmentClientProtocol
         host, port = settings.apns_development_host, settings.apns_development_port
-    return type(f"Configured{base.__name__}", (_StreamBookkeepingMixin, base), {"APNS_SERVER": host, "APNS_PORT": port})
+    return type(
+        f"Configured{base.__name__}",
+        (_StreamBookkeepingMixin, base),
+        {"APNS_SERVER": host, "APNS_PORT": port},
+    )
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext:
@@ -165,7 +169,9 @@ class ApnsClients:
         except TimeoutError:
             return ApnsResult(0, "Timeout", notification_id, latency_ms=_ms(started))
         except Exception as exc:  # aioapns raises ConnectionError, MaxAttemptsExceeded, ConnectionClosed...
-            return ApnsResult(0, f"ConnectionError:{type(exc).__name__}", notification_id, latency_ms=_ms(started))
+            return ApnsResult(
+                0, f"ConnectionError:{type(exc).__name__}", notification_id, latency_ms=_ms(started)
+            )
         status = int(result.status) if str(result.status).isdigit() else 0
         timestamp = int(result.timestamp) if result.timestamp is not None else None
         return ApnsResult(status, result.description, notification_id, timestamp, _ms(started))
@@ -177,7 +183,9 @@ def _ms(started: float) -> float:
 
 def _pem_file(app_id: str, cred: Credential, secret: dict[str, Any]) -> Path:
     """aioapns wants a path to cert + key PEM: written under /tmp, owner-only, once per container."""
-    name = hashlib.sha256(f"{app_id}/{cred.certificate_id}/{cred.fingerprint_sha256}".encode()).hexdigest()[:24]
+    name = hashlib.sha256(f"{app_id}/{cred.certificate_id}/{cred.fingerprint_sha256}".encode()).hexdigest()[
+        :24
+    ]
     path = Path(tempfile.gettempdir()) / f"apns-{name}.pem"
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

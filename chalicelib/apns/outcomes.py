@@ -16,7 +16,7 @@ from enum import StrEnum
 class Action(StrEnum):
     SENT = "sent"
     UNREGISTERED = "unregistered"
-    INVALID_TOKEN = "invalidToken"
+    INVALID_TOKEN = "invalidToken"  # noqa: S105 (a reason, not a password)
     REFRESH_AUTH = "refreshAuth"
     RETRY = "retry"
     FAIL = "fail"

@@ -57,7 +57,7 @@ class Device(ApiModel):
     registered_at: datetime
     invalid_reason: str | None = Field(
         None,
-        description="Set when APNs refused the token, e.g. a development token sent with a production credential.",
+        description="Set when APNs refused the token (e.g. a development token, production credential).",
     )
 
 

@@ -56,7 +56,12 @@ class FanoutService:
         self.deliveries.put_chunks(app_id, event.message_id, chunks, now)
         bodies = [
             SendChunk(
-                app_id=app_id, message_id=event.message_id, index=ref.index, attempt=0, event=event, recipients=users
+                app_id=app_id,
+                message_id=event.message_id,
+                index=ref.index,
+                attempt=0,
+                event=event,
+                recipients=users,
             ).model_dump_json(by_alias=True, exclude_none=True)
             for ref, users in chunks
         ]

@@ -6,7 +6,15 @@ from dataclasses import dataclass
 
 from chalicelib.errors import NotFound
 from chalicelib.models.message import MessageEvent
-from chalicelib.models.sending import Delivery, DeliveryList, DeliveryQuery, GroupMember, GroupMembersChange, GroupMembersPage, PageQuery
+from chalicelib.models.sending import (
+    Delivery,
+    DeliveryList,
+    DeliveryQuery,
+    GroupMember,
+    GroupMembersChange,
+    GroupMembersPage,
+    PageQuery,
+)
 from chalicelib.store.deliveries import DeliveryRepository
 from chalicelib.store.groups import GroupRepository, Member
 from chalicelib.store.queues import Queues
@@ -31,10 +39,16 @@ class MessageService:
                 f"no deliveries for message '{message_id}': it is unknown, or still queued for fan-out "
                 "(try again in a moment)"
             )
-        records, cursor = self.deliveries.records(app_id, message_id, query.user_id, query.cursor, query.limit)
+        records, cursor = self.deliveries.records(
+            app_id, message_id, query.user_id, query.cursor, query.limit
+        )
         items = [
             Delivery(
-                user_id=r.user_id, device_token=r.device_token, status=r.status, reason=r.reason, apns_id=r.apns_id
+                user_id=r.user_id,
+                device_token=r.device_token,
+                status=r.status,
+                reason=r.reason,
+                apns_id=r.apns_id,
             )
             for r in records
         ]

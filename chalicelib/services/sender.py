@@ -124,7 +124,7 @@ class SendService:
         await self._db(report, self.deliveries.write_records, app_id, message_id, records, self.clock_ms())
         await self._db(report, self.deliveries.finish, app_id, message_id, ref)
         for r in records:
-            report.counts[(r.status, r.reason if r.status != "sent" else "")] += 1
+            report.counts[(r.status, r.metric_reason if r.status != "sent" else "")] += 1
         return report
 
     # ---- who, and what ------------------------------------------------------------------------
@@ -135,9 +135,13 @@ class SendService:
         event = chunk.event
         skip_all = message_skip_reason(event)
         if skip_all is not None:
-            return [DeliveryRecord(u, None, "skipped", str(skip_all), at_ms=now_ms) for u in chunk.recipients], []
+            return [
+                DeliveryRecord(u, None, "skipped", str(skip_all), at_ms=now_ms) for u in chunk.recipients
+            ], []
 
-        users = await self._db(report, self.users.batch_get, chunk.app_id, [*chunk.recipients, event.sender.user_id])
+        users = await self._db(
+            report, self.users.batch_get, chunk.app_id, [*chunk.recipients, event.sender.user_id]
+        )
         sender_display = users[event.sender.user_id].config.display_name
         now = datetime.fromtimestamp(now_ms / 1000, UTC)
         records: list[DeliveryRecord] = []
@@ -145,10 +149,14 @@ class SendService:
         for user_id in chunk.recipients:
             user = users[user_id]
             decision = decide(event, _recipient(user, chunk.devices), now=now)
-            records += [DeliveryRecord(user_id, t, "skipped", str(r), at_ms=now_ms) for t, r in decision.device_skips]
+            records += [
+                DeliveryRecord(user_id, t, "skipped", str(r), at_ms=now_ms) for t, r in decision.device_skips
+            ]
             if decision.skip_reason is not None:
                 if decision.skip_reason != "noDevice" or not decision.device_skips:
-                    records.append(DeliveryRecord(user_id, None, "skipped", str(decision.skip_reason), at_ms=now_ms))
+                    records.append(
+                        DeliveryRecord(user_id, None, "skipped", str(decision.skip_reason), at_ms=now_ms)
+                    )
             else:
                 pushed.append((decision, user))
 
@@ -156,7 +164,12 @@ class SendService:
             keys = [(d.user_id, t.token) for d, _ in pushed for t in d.targets]
             sent = await self._db(report, self.deliveries.sent_devices, chunk.app_id, chunk.message_id, keys)
             pushed = [
-                (Decision(d.user_id, tuple(t for t in d.targets if (d.user_id, t.token) not in sent), None, ()), u)
+                (
+                    Decision(
+                        d.user_id, tuple(t for t in d.targets if (d.user_id, t.token) not in sent), None, ()
+                    ),
+                    u,
+                )
                 for d, u in pushed
             ]
             pushed = [(d, u) for d, u in pushed if d.targets]
@@ -170,10 +183,14 @@ class SendService:
             if key not in rendered:
                 rendered[key] = render_for(event, cfg, sender_display_name=sender_display)
             for device in decision.targets:
-                targets.append((_Target(decision.user_id, device, badges.get(decision.user_id)), rendered[key]))
+                targets.append(
+                    (_Target(decision.user_id, device, badges.get(decision.user_id)), rendered[key])
+                )
         return records, targets
 
-    async def _badges(self, chunk: SendChunk, user_ids: list[str], report: ChunkReport) -> dict[str, int | None]:
+    async def _badges(
+        self, chunk: SendChunk, user_ids: list[str], report: ChunkReport
+    ) -> dict[str, int | None]:
         """The badge each pushed user gets: +1 atomically per message (none with ignoreBadge)."""
         if chunk.event.offline_push_info.ignore_badge or not user_ids:
             return {}
@@ -200,7 +217,9 @@ class SendService:
             bundle = cred.bundle_id if cred else "?"
             now = self.clock_ms()
             if action is Action.SENT:
-                records.append(DeliveryRecord(target.user_id, target.device.token, "sent", None, result.apns_id, now))
+                records.append(
+                    DeliveryRecord(target.user_id, target.device.token, "sent", None, result.apns_id, now)
+                )
                 continue
             reason = explain(result.reason, environment=env, bundle_id=bundle)
             if action is Action.RETRY:
@@ -217,9 +236,24 @@ class SendService:
                 )
             elif action is Action.INVALID_TOKEN:
                 await self._db(
-                    report, self.users.mark_device_invalid, chunk.app_id, target.user_id, target.device.token, reason
+                    report,
+                    self.users.mark_device_invalid,
+                    chunk.app_id,
+                    target.user_id,
+                    target.device.token,
+                    reason,
                 )
-            records.append(DeliveryRecord(target.user_id, target.device.token, "failed", reason, result.apns_id, now))
+            records.append(
+                DeliveryRecord(
+                    target.user_id,
+                    target.device.token,
+                    "failed",
+                    reason,
+                    result.apns_id,
+                    now,
+                    code=result.reason or str(result.status),
+                )
+            )
         if retry:
             records += await self._retry_later(chunk, retry, report)
         return records
@@ -291,7 +325,12 @@ class SendService:
             await asyncio.to_thread(
                 self.queues.dead_letter, self.settings.send_queue_name, body, reason, chunk.message_id
             )
-            return [DeliveryRecord(t.user_id, t.device.token, "failed", reason, r.apns_id, now) for t, r in failed]
+            return [
+                DeliveryRecord(
+                    t.user_id, t.device.token, "failed", reason, r.apns_id, now, code="RetriesExhausted"
+                )
+                for t, r in failed
+            ]
         users = sorted({t.user_id for t, _ in failed})
         retry = chunk.model_copy(
             update={
@@ -302,13 +341,22 @@ class SendService:
             }
         )
         ref = ChunkRef(chunk.index, attempt)
-        await self._db(report, self.deliveries.put_chunks, chunk.app_id, chunk.message_id, [(ref, users)], now)
+        await self._db(
+            report, self.deliveries.put_chunks, chunk.app_id, chunk.message_id, [(ref, users)], now
+        )
         delay = min(900, int(self.settings.retry_base_delay_s * 2 ** (attempt - 1)))
         body = retry.model_dump_json(by_alias=True, exclude_none=True)
         await asyncio.to_thread(self.queues.send_chunks, [body], delay)
         report.retried += len(failed)
-        reason = f"retrying in {delay} s (attempt {attempt + 1} of {self.settings.max_send_attempts}) after {why}"
-        return [DeliveryRecord(t.user_id, t.device.token, "pending", reason, r.apns_id, now) for t, r in failed]
+        reason = (
+            f"retrying in {delay} s (attempt {attempt + 1} of {self.settings.max_send_attempts}) after {why}"
+        )
+        return [
+            DeliveryRecord(
+                t.user_id, t.device.token, "pending", reason, r.apns_id, now, code=r.reason or "NoAnswer"
+            )
+            for t, r in failed
+        ]
 
     async def _db(self, report: ChunkReport, fn: Callable[..., Any], *args: Any) -> Any:
         """A blocking boto3 call off the event loop, so other chunks' APNs traffic goes on meanwhile."""

@@ -37,6 +37,11 @@ class DeliveryRecord:
     reason: str | None = None
     apns_id: str | None = None
     at_ms: int = 0
+    code: str | None = None  # short form of reason for metrics (e.g. BadDeviceToken); not stored
+
+    @property
+    def metric_reason(self) -> str:
+        return self.code or self.reason or ""
 
     @property
     def sk(self) -> str:
@@ -108,7 +113,13 @@ class DeliveryRepository:
             {
                 "PutRequest": {
                     "Item": items.to_item(
-                        {"pk": pk, "sk": ref.sk, "status": "queued", "recipients": users, "ttl": self._ttl(now_ms)}
+                        {
+                            "pk": pk,
+                            "sk": ref.sk,
+                            "status": "queued",
+                            "recipients": users,
+                            "ttl": self._ttl(now_ms),
+                        }
                     )
                 }
             }
@@ -168,7 +179,9 @@ class DeliveryRepository:
             ExpressionAttributeValues={":queued": {"S": "queued"}, ":claimed": {"S": "claimed"}},
         )
 
-    def write_records(self, app_id: str, message_id: str, records: Sequence[DeliveryRecord], now_ms: int) -> int:
+    def write_records(
+        self, app_id: str, message_id: str, records: Sequence[DeliveryRecord], now_ms: int
+    ) -> int:
         pk = items.delivery_pk(app_id, message_id)
         ttl = self._ttl(now_ms)
         requests = [
@@ -193,14 +206,18 @@ class DeliveryRepository:
         ]
         return items.batch_write(self.client, self.table, requests)
 
-    def sent_devices(self, app_id: str, message_id: str, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    def sent_devices(
+        self, app_id: str, message_id: str, keys: Sequence[tuple[str, str]]
+    ) -> set[tuple[str, str]]:
         """Of these (userId, token) pairs, the ones already recorded as sent (used on takeover)."""
         pk = items.delivery_pk(app_id, message_id)
         found: set[tuple[str, str]] = set()
         for start in range(0, len(keys), items.BATCH_GET_LIMIT):
             request: dict[str, Any] = {
                 self.table: {
-                    "Keys": [items.key(pk, f"D#{u}#{t}") for u, t in keys[start : start + items.BATCH_GET_LIMIT]],
+                    "Keys": [
+                        items.key(pk, f"D#{u}#{t}") for u, t in keys[start : start + items.BATCH_GET_LIMIT]
+                    ],
                     "ProjectionExpression": "userId, deviceToken, #s",
                     "ExpressionAttributeNames": {"#s": "status"},
                 }
@@ -220,7 +237,10 @@ class DeliveryRepository:
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :p)",
-            "ExpressionAttributeValues": {":pk": {"S": items.delivery_pk(app_id, message_id)}, ":p": {"S": prefix}},
+            "ExpressionAttributeValues": {
+                ":pk": {"S": items.delivery_pk(app_id, message_id)},
+                ":p": {"S": prefix},
+            },
             "Limit": limit,
         }
         if cursor:
@@ -247,7 +267,10 @@ class DeliveryRepository:
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :k)",
-            "ExpressionAttributeValues": {":pk": {"S": items.delivery_pk(app_id, message_id)}, ":k": {"S": "K#"}},
+            "ExpressionAttributeValues": {
+                ":pk": {"S": items.delivery_pk(app_id, message_id)},
+                ":k": {"S": "K#"},
+            },
         }
         users: list[str] = []
         while True:

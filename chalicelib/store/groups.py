@@ -11,6 +11,7 @@ from chalicelib.store import items
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+
 @dataclass(frozen=True)
 class Member:
     user_id: str
@@ -25,7 +26,11 @@ class GroupRepository:
     def change(self, app_id: str, group_id: str, add: list[Member], remove: list[str]) -> None:
         pk = items.group_pk(app_id, group_id)
         requests: list[dict[str, Any]] = [
-            {"PutRequest": {"Item": items.to_item({"pk": pk, "sk": f"M#{m.user_id}", "nameCard": m.name_card})}}
+            {
+                "PutRequest": {
+                    "Item": items.to_item({"pk": pk, "sk": f"M#{m.user_id}", "nameCard": m.name_card})
+                }
+            }
             for m in add
         ]
         requests += [{"DeleteRequest": {"Key": items.key(pk, f"M#{u}")}} for u in remove]

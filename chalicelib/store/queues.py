@@ -40,14 +40,20 @@ class Queues:
             resp = self.client.send_message_batch(QueueUrl=self.url(self.send_name), Entries=entries)  # type: ignore[arg-type]
             calls += 1
             if resp.get("Failed"):
-                raise RuntimeError(f"SQS refused {len(resp['Failed'])} chunk(s): {resp['Failed'][0].get('Code')}")
+                raise RuntimeError(
+                    f"SQS refused {len(resp['Failed'])} chunk(s): {resp['Failed'][0].get('Code')}"
+                )
         return calls
 
-    def dead_letter(self, queue_name: str, body: str, reason: str, source_message_id: str | None = None) -> None:
+    def dead_letter(
+        self, queue_name: str, body: str, reason: str, source_message_id: str | None = None
+    ) -> None:
         """Put a record on ``<queue>-dlq`` with why it failed (as message attributes), to be looked at."""
         attributes: dict[str, Any] = {"reason": {"DataType": "String", "StringValue": reason[:1000]}}
         if source_message_id:
             attributes["sourceMessageId"] = {"DataType": "String", "StringValue": source_message_id}
         self.client.send_message(
-            QueueUrl=self.url(f"{queue_name}-dlq"), MessageBody=body or "(empty)", MessageAttributes=attributes
+            QueueUrl=self.url(f"{queue_name}-dlq"),
+            MessageBody=body or "(empty)",
+            MessageAttributes=attributes,
         )

@@ -36,7 +36,6 @@ CONFIG_FIELDS = (
 _SET_FIELDS = {"mutedGroups", "mutedUsers"}
 
 
-
 @dataclass(frozen=True)
 class UserRecord:
     """Everything the send path and the API know about one user."""

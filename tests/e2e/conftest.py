@@ -39,8 +39,10 @@ class PushApp:
         token = self.sandbox.create_device(BUNDLE, environment)
         cert = self.prod_cert if environment == "production" else self.dev_cert
         resp = self.ctx.api.call(
-            "PUT", self.ctx.path(f"/users/{user}/devices/{token}"),
-            {"certificateId": cert, "pushEnabled": push_enabled}, token=self.ctx.admin,
+            "PUT",
+            self.ctx.path(f"/users/{user}/devices/{token}"),
+            {"certificateId": cert, "pushEnabled": push_enabled},
+            token=self.ctx.admin,
         )
         assert resp.status_code == 200, resp.body
         return token
@@ -95,8 +97,11 @@ class Stack:
         raise TimeoutError("queues did not drain")
 
     def _queues_empty(self) -> bool:
-        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-                 "ApproximateNumberOfMessagesDelayed"]
+        names = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
         for url in (self.intake.queue_url, self.send_poller.queue_url):
             attrs = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
             if any(int(attrs.get(n, 0)) for n in names):
@@ -107,8 +112,9 @@ class Stack:
         url = self.sqs.get_queue_url(QueueName=f"{queue}-dlq")["QueueUrl"]
         out = []
         while True:
-            resp = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"],
-                                            WaitTimeSeconds=0)
+            resp = self.sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=0
+            )
             msgs = resp.get("Messages", [])
             if not msgs:
                 return out
@@ -135,7 +141,10 @@ def stack(stack_env: dict[str, str], chalice_client: Any, sandbox: SandboxProces
         return QueuePoller(sqs=sqs, queue_url=url, handler=handler, name=queue, wait_s=0)
 
     return Stack(
-        api=Api(chalice_client), sandbox=sandbox, env=stack_env, sqs=sqs,
+        api=Api(chalice_client),
+        sandbox=sandbox,
+        env=stack_env,
+        sqs=sqs,
         intake=poller(stack_env["INTAKE_QUEUE_NAME"], intake),
         send_poller=poller(stack_env["SEND_QUEUE_NAME"], send),
     )
@@ -147,9 +156,17 @@ def push_app(stack: Stack, app_ctx: AppContext) -> Iterator[PushApp]:
     creds = []
     for env in ("production", "development"):
         resp = app_ctx.api.call(
-            "POST", app_ctx.path("/credentials"),
-            {"type": "p8", "name": f"key-{env}", "environment": env, "p8": key["p8"], "keyId": key["keyId"],
-             "teamId": key["teamId"], "bundleId": BUNDLE},
+            "POST",
+            app_ctx.path("/credentials"),
+            {
+                "type": "p8",
+                "name": f"key-{env}",
+                "environment": env,
+                "p8": key["p8"],
+                "keyId": key["keyId"],
+                "teamId": key["teamId"],
+                "bundleId": BUNDLE,
+            },
             token=app_ctx.admin,
         )
         assert resp.status_code == 201, resp.body

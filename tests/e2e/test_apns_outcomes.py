@@ -91,7 +91,9 @@ def test_exhausted_retries_end_in_the_dead_letter_queue_with_reason(stack: Stack
     stack.sandbox.add_fault(status=500, reason="InternalServerError", deviceToken=token)  # until cleared
     message_id = send(stack, push_app, {"userId": "bob"})
     [d] = push_app.deliveries(message_id)
-    assert d["status"] == "failed" and d["reason"].startswith("gave up after 4 attempts: 500 InternalServerError")
+    assert d["status"] == "failed" and d["reason"].startswith(
+        "gave up after 4 attempts: 500 InternalServerError"
+    )
     [dead] = stack.dead_letters(stack.env["SEND_QUEUE_NAME"])
     assert dead["MessageAttributes"]["reason"]["StringValue"] == d["reason"]
     assert json.loads(dead["Body"])["devices"] == {"bob": [token]}
@@ -120,15 +122,21 @@ def test_duplicate_message_event_is_fanned_out_once(stack: Stack, push_app: Push
     assert len(payloads(stack.sandbox, token)) == 1
 
 
-def test_poison_records_go_to_the_dead_letter_queue_and_spare_the_batch(stack: Stack, push_app: PushApp) -> None:
+def test_poison_records_go_to_the_dead_letter_queue_and_spare_the_batch(
+    stack: Stack, push_app: PushApp
+) -> None:
     for queue in ("INTAKE_QUEUE_NAME", "SEND_QUEUE_NAME"):
         stack.dead_letters(stack.env[queue])
     token = push_app.device("bob")
     stack.send_raw(stack.env["INTAKE_QUEUE_NAME"], "not json at all")
-    stack.send_raw(stack.env["INTAKE_QUEUE_NAME"], json.dumps({"appId": push_app.ctx.app_id, "messageId": "x"}))
+    stack.send_raw(
+        stack.env["INTAKE_QUEUE_NAME"], json.dumps({"appId": push_app.ctx.app_id, "messageId": "x"})
+    )
     stack.send_raw(stack.env["SEND_QUEUE_NAME"], json.dumps({"appId": "a", "recipients": []}))
-    stack.send_raw(stack.env["INTAKE_QUEUE_NAME"],
-                   json.dumps({"appId": push_app.ctx.app_id, **push_app.message({"userId": "bob"})}))
+    stack.send_raw(
+        stack.env["INTAKE_QUEUE_NAME"],
+        json.dumps({"appId": push_app.ctx.app_id, **push_app.message({"userId": "bob"})}),
+    )
     stack.pump()
     assert len(payloads(stack.sandbox, token)) == 1
     intake_dead = stack.dead_letters(stack.env["INTAKE_QUEUE_NAME"])

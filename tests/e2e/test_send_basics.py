@@ -8,7 +8,9 @@ from tests.e2e.conftest import PushApp, Stack, payloads
 def test_one_to_one_message_reaches_the_phone(stack: Stack, push_app: PushApp) -> None:
     token = push_app.device("bob")
     push_app.call("PUT", "/users/bob/app-state", {"state": "background", "unreadCount": 4})
-    body = push_app.message({"userId": "bob"}, offlinePushInfo={"title": "Chat", "ext": '{"k":1}', "sound": "ding.caf"})
+    body = push_app.message(
+        {"userId": "bob"}, offlinePushInfo={"title": "Chat", "ext": '{"k":1}', "sound": "ding.caf"}
+    )
     resp = push_app.call("POST", "/messages", body)
     assert resp.status_code == 202
     assert resp.data == {"messageId": body["messageId"]}

@@ -17,9 +17,12 @@ from tests.e2e.conftest import PushApp, Stack, payloads
 
 def _dnd_now(app: PushApp) -> None:
     hour = datetime.now(UTC).hour
-    app.call("PATCH", "/users/bob/push-config",
-             {"doNotDisturb": {"enabled": True, "startHour": hour, "endHour": (hour + 2) % 24, "timezone": "UTC"}},
-             user="bob")
+    app.call(
+        "PATCH",
+        "/users/bob/push-config",
+        {"doNotDisturb": {"enabled": True, "startHour": hour, "endHour": (hour + 2) % 24, "timezone": "UTC"}},
+        user="bob",
+    )
 
 
 def _dnd_across_midnight_in_shanghai(app: PushApp) -> None:
@@ -29,9 +32,12 @@ def _dnd_across_midnight_in_shanghai(app: PushApp) -> None:
     local = datetime.now(ZoneInfo("Asia/Shanghai")).hour
     start = (local - 1) % 24
     end = (local + 1) % 24 if (local + 1) % 24 < start else (start + 23) % 24
-    app.call("PATCH", "/users/bob/push-config",
-             {"doNotDisturb": {"enabled": True, "startHour": start, "endHour": end, "timezone": "Asia/Shanghai"}},
-             user="bob")
+    app.call(
+        "PATCH",
+        "/users/bob/push-config",
+        {"doNotDisturb": {"enabled": True, "startHour": start, "endHour": end, "timezone": "Asia/Shanghai"}},
+        user="bob",
+    )
 
 
 GROUP = {"groupId": "g1", "groupName": "Dev", "members": ["bob"]}
@@ -68,15 +74,34 @@ CASES: list[tuple[str, Setup, dict[str, Any], dict[str, Any], str]] = [
     ("dndAcrossMidnightInTimeZone", _dnd_across_midnight_in_shanghai, {"userId": "bob"}, {}, "dnd"),
     ("loggedOut", _logout, {"userId": "bob"}, {}, "loggedOut"),
     ("onlineUserOnly", lambda a: None, {"userId": "bob"}, {"onlineUserOnly": True}, "onlineUserOnly"),
-    ("disablePush", lambda a: None, {"userId": "bob"}, {"offlinePushInfo": {"disablePush": True}}, "disablePush"),
-    ("customWithoutDesc", lambda a: None, {"userId": "bob"}, {"elems": [{"type": "custom", "data": "x"}]},
-     "customWithoutDesc"),
-    ("forcePushStillRespectsOpenPushOff", _open_push_off, {"userId": "bob"}, {"forcePush": True}, "openPushOff"),
+    (
+        "disablePush",
+        lambda a: None,
+        {"userId": "bob"},
+        {"offlinePushInfo": {"disablePush": True}},
+        "disablePush",
+    ),
+    (
+        "customWithoutDesc",
+        lambda a: None,
+        {"userId": "bob"},
+        {"elems": [{"type": "custom", "data": "x"}]},
+        "customWithoutDesc",
+    ),
+    (
+        "forcePushStillRespectsOpenPushOff",
+        _open_push_off,
+        {"userId": "bob"},
+        {"forcePush": True},
+        "openPushOff",
+    ),
     ("forcePushStillRespectsLogout", _logout, {"userId": "bob"}, {"forcePush": True}, "loggedOut"),
 ]
 
 
-@pytest.mark.parametrize(("given", "to", "extra", "reason"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("given", "to", "extra", "reason"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_rule_skips_with_reason(
     stack: Stack, push_app: PushApp, given: Setup, to: dict, extra: dict, reason: str
 ) -> None:
@@ -110,7 +135,9 @@ def test_device_push_disabled_is_skipped_per_device(stack: Stack, push_app: Push
     assert by_token == {off: ("skipped", "pushDisabled"), on: ("sent", None)}
 
 
-@pytest.mark.parametrize("given", [_dnd_now, _mute_group, _mute_alice], ids=["dnd", "mutedGroup", "mutedUser"])
+@pytest.mark.parametrize(
+    "given", [_dnd_now, _mute_group, _mute_alice], ids=["dnd", "mutedGroup", "mutedUser"]
+)
 def test_force_push_ignores_dnd_and_mutes(stack: Stack, push_app: PushApp, given: Setup) -> None:
     token = push_app.device("bob")
     given(push_app)
@@ -129,14 +156,23 @@ def test_im_server_can_say_a_foreground_user_is_offline(stack: Stack, push_app: 
 
 def test_user_settings_shape_the_notification(stack: Stack, push_app: PushApp) -> None:
     token = push_app.device("bob")
-    push_app.call("PATCH", "/users/bob/push-config",
-                  {"language": "en", "displayStyle": "simpleBanner", "c2cSound": "bell.caf"}, user="bob")
+    push_app.call(
+        "PATCH",
+        "/users/bob/push-config",
+        {"language": "en", "displayStyle": "simpleBanner", "c2cSound": "bell.caf"},
+        user="bob",
+    )
     push_app.call("PATCH", "/users/alice/push-config", {"displayName": "Ally"}, user="alice")
     push_app.call("POST", "/messages", push_app.message({"userId": "bob"}, elems=[{"type": "image"}]))
     stack.pump()
     push_app.call("PATCH", "/users/bob/push-config", {"displayStyle": "messageSummary"}, user="bob")
-    push_app.call("POST", "/messages", push_app.message({"userId": "bob"}, elems=[{"type": "image"}],
-                                                        offlinePushInfo={"sound": "push.no_sound"}))
+    push_app.call(
+        "POST",
+        "/messages",
+        push_app.message(
+            {"userId": "bob"}, elems=[{"type": "image"}], offlinePushInfo={"sound": "push.no_sound"}
+        ),
+    )
     stack.pump()
     first, second = payloads(stack.sandbox, token)
     assert first["aps"]["alert"]["body"] == "You have a new message"

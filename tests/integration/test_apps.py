@@ -44,8 +44,13 @@ def test_json_array_body_is_400(api: Api) -> None:
 
 
 def test_form_body_gets_our_error_shape(api: Api) -> None:
-    resp = api.call("POST", "/v1/apps", raw=b"x=1", token=OPERATOR_KEY,
-                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+    resp = api.call(
+        "POST",
+        "/v1/apps",
+        raw=b"x=1",
+        token=OPERATOR_KEY,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert resp.status_code == 415
     assert resp.data["error"]["code"] == "UnsupportedMediaType"
     assert "application/json" in resp.data["error"]["message"]

@@ -21,20 +21,50 @@ def test_no_secret_material_in_dynamodb_logs_or_responses(
     p8_body_lines = [line for line in p8.splitlines() if "-----" not in line]
     api, admin = app_ctx.api, app_ctx.admin
     answers = [
-        api.call("POST", app_ctx.path("/credentials"),
-                 {"type": "p12", "name": "prod", "environment": "production", "p12": p12, "password": PASSWORD},
-                 token=admin),
-        api.call("POST", app_ctx.path("/credentials"),
-                 {"type": "p12", "name": "bad", "environment": "production", "p12": p12, "password": "wrong-pw"},
-                 token=admin),
-        api.call("POST", app_ctx.path("/credentials"),
-                 {"type": "p8", "name": "key", "environment": "production", "p8": p8, "keyId": "ABC123DEFG",
-                  "teamId": "TEAM123456", "bundleId": "com.example.chat"}, token=admin),
-        api.call("POST", app_ctx.path("/credentials"),
-                 {"type": "p8", "name": "key2", "environment": "production", "p8": p8[:200], "keyId": "ABC123DEFG",
-                  "teamId": "TEAM123456", "bundleId": "com.example.chat"}, token=admin),
+        api.call(
+            "POST",
+            app_ctx.path("/credentials"),
+            {"type": "p12", "name": "prod", "environment": "production", "p12": p12, "password": PASSWORD},
+            token=admin,
+        ),
+        api.call(
+            "POST",
+            app_ctx.path("/credentials"),
+            {"type": "p12", "name": "bad", "environment": "production", "p12": p12, "password": "wrong-pw"},
+            token=admin,
+        ),
+        api.call(
+            "POST",
+            app_ctx.path("/credentials"),
+            {
+                "type": "p8",
+                "name": "key",
+                "environment": "production",
+                "p8": p8,
+                "keyId": "ABC123DEFG",
+                "teamId": "TEAM123456",
+                "bundleId": "com.example.chat",
+            },
+            token=admin,
+        ),
+        api.call(
+            "POST",
+            app_ctx.path("/credentials"),
+            {
+                "type": "p8",
+                "name": "key2",
+                "environment": "production",
+                "p8": p8[:200],
+                "keyId": "ABC123DEFG",
+                "teamId": "TEAM123456",
+                "bundleId": "com.example.chat",
+            },
+            token=admin,
+        ),
         api.call("GET", app_ctx.path("/credentials"), token=admin),
-        api.call("PUT", app_ctx.path(f"/users/bob/devices/{'ab' * 32}"), {"certificateName": "prod"}, token=admin),
+        api.call(
+            "PUT", app_ctx.path(f"/users/bob/devices/{'ab' * 32}"), {"certificateName": "prod"}, token=admin
+        ),
     ]
     assert [a.status_code for a in answers] == [201, 400, 201, 400, 200, 200]
 

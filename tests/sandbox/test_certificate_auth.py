@@ -1,0 +1,114 @@
+"""Certificate-based provider authentication (mutual TLS with push certificates the sandbox issued)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import ssl
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+from apns_sandbox.pki import APPLE_PUSH_OIDS
+
+from .conftest import BUNDLE, Creds
+
+
+@pytest.fixture(scope="module")
+def certs(sandbox):
+    return {env: sandbox.issue_client_pem(BUNDLE, env) for env in ("production", "development")}
+
+
+def test_issued_p12_opens_with_its_password_and_is_laid_out_like_apples(sandbox) -> None:
+    issued = sandbox.issue_p12(BUNDLE, "production", "s3cret")
+
+    _, cert, _ = pkcs12.load_key_and_certificates(base64.b64decode(issued["p12"]), b"s3cret")
+
+    assert cert is not None
+    assert cert.extensions.get_extension_for_oid(APPLE_PUSH_OIDS["production"])
+    assert f"UID={BUNDLE}" in issued["subject"]
+    assert issued["expiresAt"].endswith("Z")
+
+
+@pytest.mark.parametrize("environment", ["production", "development"])
+def test_certificate_of_the_endpoints_environment_is_accepted(
+    sandbox, creds: Creds, apns_http, certs, environment
+) -> None:
+    device = creds.prod_device if environment == "production" else creds.dev_device
+
+    response = apns_http(environment, cert=certs[environment]).push(device)
+
+    assert response.status_code == 200, response.text
+    item = sandbox.notifications(device, limit=1)[0]
+    assert item["auth"] == "certificate"
+    assert item["bundleId"] == BUNDLE
+
+
+def test_topic_defaults_to_the_certificates_bundle_id(creds: Creds, apns_http, certs) -> None:
+    response = apns_http("production", cert=certs["production"]).push(creds.prod_device, topic=None)
+
+    assert response.status_code == 200, response.text
+
+
+def test_development_certificate_on_production_endpoint_is_refused(creds: Creds, apns_http, certs) -> None:
+    response = apns_http("production", cert=certs["development"]).push(creds.prod_device)
+
+    assert (response.status_code, response.json()["reason"]) == (403, "BadCertificateEnvironment")
+
+
+def test_topic_of_another_app_is_disallowed(creds: Creds, apns_http, certs) -> None:
+    response = apns_http("production", cert=certs["production"]).push(
+        creds.prod_device, topic="com.example.other"
+    )
+
+    assert (response.status_code, response.json()["reason"]) == (400, "TopicDisallowed")
+
+
+def test_device_of_another_app_is_not_for_topic(creds: Creds, apns_http, sandbox) -> None:
+    other_cert = sandbox.issue_client_pem("com.example.other", "production")
+
+    response = apns_http("production", cert=other_cert).push(creds.prod_device, topic="com.example.other")
+
+    assert (response.status_code, response.json()["reason"]) == (400, "DeviceTokenNotForTopic")
+
+
+def test_universal_certificate_works_on_both_endpoints_but_needs_a_topic(
+    sandbox, creds: Creds, apns_http
+) -> None:
+    universal = sandbox.issue_client_pem(BUNDLE, "production", universal=True)
+
+    assert apns_http("production", cert=universal).push(creds.prod_device).status_code == 200
+    assert apns_http("development", cert=universal).push(creds.dev_device).status_code == 200
+    response = apns_http("production", cert=universal).push(creds.prod_device, topic=None)
+    assert (response.status_code, response.json()["reason"]) == (400, "MissingTopic")
+
+
+def test_expired_certificate_fails_the_tls_handshake(sandbox, creds: Creds) -> None:
+    now = dt.datetime.now(dt.UTC)
+    expired = sandbox.issue_client_pem(
+        BUNDLE,
+        "production",
+        notBefore=(now - dt.timedelta(days=400)).isoformat(),
+        notAfter=(now - dt.timedelta(days=1)).isoformat(),
+    )
+    ctx = sandbox.ssl_context()
+    ctx.load_cert_chain(str(expired))
+    _, port = sandbox.endpoint("production")
+
+    with httpx.Client(http2=True, verify=ctx) as client, pytest.raises((httpx.HTTPError, ssl.SSLError)):
+        client.post(f"https://127.0.0.1:{port}/3/device/{creds.prod_device}", content=b'{"aps":{}}')
+
+
+def test_certificate_from_another_ca_fails_the_tls_handshake(sandbox, creds: Creds, tmp_path) -> None:
+    from apns_sandbox.pki import SandboxCA, p12_to_pem
+
+    stranger = SandboxCA.create("Not the sandbox")
+    pem = tmp_path / "stranger.pem"
+    pem.write_bytes(p12_to_pem(stranger.issue_push_certificate(BUNDLE, "production", None), None))
+    ctx = sandbox.ssl_context()
+    ctx.load_cert_chain(str(pem))
+    _, port = sandbox.endpoint("production")
+
+    with httpx.Client(http2=True, verify=ctx) as client, pytest.raises((httpx.HTTPError, ssl.SSLError)):
+        client.post(f"https://127.0.0.1:{port}/3/device/{creds.prod_device}", content=b'{"aps":{}}')

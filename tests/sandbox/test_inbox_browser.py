@@ -1,0 +1,206 @@
+"""The web inbox in real headless Chromium: one phone per device, notifications as a person sees them."""
+
+from __future__ import annotations
+
+import html.parser
+import os
+import shutil
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import pytest
+
+from apns_sandbox.testing import SandboxProcess
+
+from .conftest import Creds, make_jwt, unique_bundle
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        CHROMIUM is None and not os.environ.get("CI"),
+        reason="headless chromium not installed (apt-get install -y chromium); required when CI is set",
+    ),
+]
+
+
+def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    assert CHROMIUM, "chromium is required in CI (apt-get install -y chromium)"
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        *args,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
+
+
+class _Cards(html.parser.HTMLParser):
+    """Collects, per device section, the text of each notification card part."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.devices: dict[str, dict[str, list[str]]] = {}
+        self._device: str | None = None
+        self._field: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "section" and a.get("data-device-token"):
+            self._device = a["data-device-token"]
+            self.devices[self._device] = {}
+        classes = (a.get("class") or "").split()
+        for name in ("n-title", "n-subtitle", "n-body", "app-name", "badge", "chip", "more", "env"):
+            if name in classes:
+                self._field = name
+
+    def handle_data(self, data: str) -> None:
+        if self._device and self._field:
+            self.devices[self._device].setdefault(self._field, []).append(data.strip())
+            self._field = None
+
+
+def _push(sandbox: SandboxProcess, key: dict, bundle: str, device: str, payloads: list[dict]) -> None:
+    import httpx
+
+    with httpx.Client(http2=True, verify=sandbox.ssl_context()) as client:
+        token = make_jwt(key)
+        for payload in payloads:
+            r = client.post(
+                f"https://127.0.0.1:{sandbox.production_port}/3/device/{device}",
+                headers={"authorization": f"bearer {token}", "apns-topic": bundle, "apns-push-type": "alert"},
+                json=payload,
+            )
+            assert r.status_code == 200, r.text
+
+
+@pytest.fixture(scope="module")
+def phone(sandbox: SandboxProcess, creds: Creds) -> tuple[str, str]:
+    bundle = unique_bundle().replace("com.example.", "com.example.messenger")
+    key = sandbox.issue_p8([bundle])
+    device = sandbox.create_device(bundle, "production", name="Browser iPhone")
+    _push(
+        sandbox,
+        key,
+        bundle,
+        device,
+        [
+            {
+                "aps": {
+                    "alert": {"title": "Alice", "body": "Are we still on for lunch?"},
+                    "thread-id": "c2c_alice",
+                }
+            },
+            {
+                "aps": {
+                    "alert": {"title": "Alice", "body": "Booked a table for 12:30"},
+                    "badge": 2,
+                    "sound": "default",
+                    "thread-id": "c2c_alice",
+                },
+                "m": "m-2",
+            },
+            {
+                "aps": {
+                    "alert": {
+                        "title": "Dev team",
+                        "subtitle": "Carol",
+                        "body": "Release is green <b>ship</b>",
+                    },
+                    "badge": 3,
+                    "sound": "chime.caf",
+                    "thread-id": "g_dev",
+                }
+            },
+        ],
+    )
+    return bundle, device
+
+
+def test_inbox_draws_each_notification_on_the_devices_phone(sandbox: SandboxProcess, phone, tmp_path) -> None:
+    bundle, device = phone
+
+    result = _chromium(tmp_path, "--dump-dom", sandbox.control_url + "/")
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    parser = _Cards()
+    parser.feed(result.stdout)
+    cards = parser.devices[device]
+    assert cards["n-title"] == ["Dev team", "Alice"]  # newest first; Alice's thread stacked into one
+    assert cards["n-subtitle"] == ["Carol"]
+    assert cards["n-body"] == ["Release is green <b>ship</b>", "Booked a table for 12:30"]  # text, not HTML
+    assert cards["badge"] == ["3", "2"]
+    assert "♪ chime.caf" in cards["chip"]
+    assert cards["more"] == ["1 more notification"]
+    assert cards["env"] == ["production"]
+    assert set(cards["app-name"]) == {bundle.rsplit(".", 1)[-1].capitalize()}
+
+
+def test_inbox_screenshot_is_not_blank(sandbox: SandboxProcess, phone, tmp_path) -> None:
+    bundle, _ = phone
+    shot = tmp_path / "inbox.png"
+    url = f"{sandbox.control_url}/?bundleId={bundle}"  # the inbox focused on one app's phones
+
+    result = _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,900", url)
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    width, height, pixels = _read_png(shot.read_bytes())
+    assert (width, height) == (1280, 900)
+    colours = {pixels[y][x] for y in range(0, height, 15) for x in range(0, width, 15)}
+    assert len(colours) > 200  # a drawn page: phones, wallpaper gradients, cards, text
+    keep = os.environ.get("APNS_SANDBOX_KEEP_SCREENSHOT")
+    if keep:
+        shutil.copy(shot, keep)
+
+
+def _read_png(data: bytes) -> tuple[int, int, list[list[tuple[int, ...]]]]:
+    """Minimal PNG decoder (8-bit RGB/RGBA, not interlaced) — enough to look at a screenshot."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width = 8, b"", 0
+    height = channels = 0
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        chunk = data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IHDR":
+            width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", chunk)
+            assert depth == 8 and colour in (2, 6) and interlace == 0
+            channels = 3 if colour == 2 else 4
+        elif kind == b"IDAT":
+            idat += chunk
+    raw = zlib.decompress(idat)
+    stride = width * channels
+    rows: list[list[tuple[int, ...]]] = []
+    previous = bytearray(stride)
+    for y in range(height):
+        kind = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
+        for i in range(stride):
+            left = line[i - channels] if i >= channels else 0
+            up = previous[i]
+            upper_left = previous[i - channels] if i >= channels else 0
+            if kind == 1:
+                line[i] = (line[i] + left) & 255
+            elif kind == 2:
+                line[i] = (line[i] + up) & 255
+            elif kind == 3:
+                line[i] = (line[i] + (left + up) // 2) & 255
+            elif kind == 4:
+                p = left + up - upper_left
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - upper_left)
+                pred = left if pa <= pb and pa <= pc else (up if pb <= pc else upper_left)
+                line[i] = (line[i] + pred) & 255
+        rows.append([tuple(line[x * channels : x * channels + 3]) for x in range(width)])
+        previous = line
+    return width, height, rows
