@@ -112,3 +112,40 @@ def test_certificate_from_another_ca_fails_the_tls_handshake(sandbox, creds: Cre
 
     with httpx.Client(http2=True, verify=ctx) as client, pytest.raises((httpx.HTTPError, ssl.SSLError)):
         client.post(f"https://127.0.0.1:{port}/3/device/{creds.prod_device}", content=b'{"aps":{}}')
+
+
+def test_client_certificate_that_is_not_a_push_certificate_is_bad(
+    sandbox, creds: Creds, apns_http, tmp_path
+) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    from apns_sandbox.pki import SandboxCA
+
+    ca = SandboxCA.load_or_create(sandbox.state_dir)  # the sandbox's own CA: the chain is valid
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "just a client")]))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca.key, hashes.SHA256())
+    )
+    pem = tmp_path / "client.pem"
+    pem.write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM)
+        + key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+
+    response = apns_http("production", cert=pem).push(creds.prod_device)
+
+    assert (response.status_code, response.json()["reason"]) == (403, "BadCertificate")
