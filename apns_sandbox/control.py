@@ -324,6 +324,13 @@ class ControlApp:
         name = data.get("name")
         if name is not None and not isinstance(name, str):
             raise HttpError(400, "InvalidName", "name must be a string")
+        count = data.get("count")
+        if count is not None:
+            # Bulk creation for benchmarks: {bundleId, environment, count} -> {deviceTokens: [...]}.
+            if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 100_000:
+                raise HttpError(400, "InvalidCount", "count must be an integer from 1 to 100000")
+            tokens = [self.state.add_device(bundle_id, environment, name).token for _ in range(count)]
+            return Response.json({"deviceTokens": tokens, "bundleId": bundle_id, "environment": environment}, 201)
         device = self.state.add_device(bundle_id, environment, name)
         return Response.json(device.to_json(), 201)
 

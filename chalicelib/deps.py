@@ -81,7 +81,7 @@ def services() -> Services:
         groups=groups,
         deliveries=deliveries,
         queues=queues,
-        fanout=FanoutService(groups, deliveries, queues, chunk_size=settings.send_chunk_size),
+        fanout=FanoutService(groups, deliveries, queues, user_repo, chunk_size=settings.send_chunk_size),
         messages=MessageService(queues, deliveries, groups),
         sender=SendService(
             settings,

@@ -24,7 +24,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aioapns import APNs, NotificationRequest, PushType
+from aioapns.common import NotificationResult
 from aioapns.connection import APNsDevelopmentClientProtocol, APNsProductionClientProtocol
+from h2.events import (
+    ConnectionTerminated,
+    DataReceived,
+    RemoteSettingsChanged,
+    ResponseReceived,
+    StreamEnded,
+    StreamReset,
+)
 
 from chalicelib.models.credentials import Credential
 from chalicelib.settings import Settings
@@ -49,10 +58,47 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 class _StreamBookkeepingMixin:
-    """Forget a stream's request ID when the stream ends (aioapns only does so for errors)."""
+    """Three fixes to aioapns' protocol, measured against the sandbox:
+
+    - forget a stream's request ID when the stream ends (aioapns only does so for errors, so a
+      long-lived connection kept one entry per successful send);
+    - acknowledge received DATA (aioapns never does: after ~64 KiB of error bodies, e.g. a burst
+      of 410s, the server may send no more and requests stall until the idle timeout);
+    - answer a request whose stream the server reset (aioapns ignores RST_STREAM: the request
+      would hang and its stream slot never come back) with status 0, which we retry later.
+    """
 
     request_streams: dict[int, str]
+    request_statuses: dict[str, str]
     requests: dict[str, Any]
+    conn: Any
+    free_channels: Any
+
+    def data_received(self, data: bytes) -> None:
+        for event in self.conn.receive_data(data):
+            if isinstance(event, ResponseReceived):
+                self.on_response_received(dict(event.headers))  # type: ignore[attr-defined]
+            elif isinstance(event, DataReceived):
+                self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                self.on_data_received(event.data, event.stream_id)  # type: ignore[attr-defined]
+            elif isinstance(event, RemoteSettingsChanged):
+                self.on_remote_settings_changed(event.changed_settings)  # type: ignore[attr-defined]
+            elif isinstance(event, StreamEnded):
+                self.on_stream_ended(event.stream_id)
+            elif isinstance(event, StreamReset):
+                self._on_stream_reset(event.stream_id)
+            elif isinstance(event, ConnectionTerminated):
+                self.on_connection_terminated(event)  # type: ignore[attr-defined]
+        self.flush()  # type: ignore[attr-defined]
+
+    def _on_stream_reset(self, stream_id: int) -> None:
+        notification_id = self.request_streams.pop(stream_id, None)
+        if notification_id is not None:
+            self.request_statuses.pop(notification_id, None)
+            future = self.requests.pop(notification_id, None)
+            if future is not None and not future.done():
+                future.set_result(NotificationResult(notification_id, "0", description="StreamReset"))
+        self.free_channels.release()
 
     def on_stream_ended(self, stream_id: int) -> None:
         self.request_streams.pop(stream_id, None)
@@ -129,6 +175,7 @@ class ApnsClients:
             self._clients.pop(key).pool.close()
 
     def _build(self, app_id: str, cred: Credential, secret: dict[str, Any]) -> APNs:
+        asyncio.set_event_loop(event_loop())  # aioapns binds the loop current at construction
         common: dict[str, Any] = {
             "topic": cred.bundle_id,
             "use_sandbox": cred.environment == "development",
@@ -136,6 +183,7 @@ class ApnsClients:
             "max_connections": self.settings.apns_max_connections,
             "max_connection_attempts": 2,
         }
+        common["err_func"] = _quiet  # every answer is recorded and counted by the caller: no log per error
         if secret["type"] == "p8":
             client = APNs(key=secret["p8"], key_id=secret["keyId"], team_id=secret["teamId"], **common)
         else:
@@ -177,6 +225,10 @@ class ApnsClients:
         return ApnsResult(status, result.description, notification_id, timestamp, _ms(started))
 
 
+async def _quiet(_request: NotificationRequest, _result: NotificationResult) -> None:
+    return None
+
+
 def _ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
@@ -187,8 +239,9 @@ def _pem_file(app_id: str, cred: Credential, secret: dict[str, Any]) -> Path:
         :24
     ]
     path = Path(tempfile.gettempdir()) / f"apns-{name}.pem"
-    if not path.exists():
+    pem = secret["certificatePem"] + secret["privateKeyPem"]
+    if not path.exists() or path.read_text() != pem:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            f.write(secret["certificatePem"] + secret["privateKeyPem"])
+            f.write(pem)
     return path

@@ -21,6 +21,9 @@ class SendChunk(ApiModel):
     attempt: int = Field(0, ge=0, description="0 = first try; n = the n-th retry of failed recipients.")
     event: MessageEvent = Field(description="The message event, without the group's member list.")
     recipients: list[UserId] = Field(min_length=1, max_length=100)
+    sender_display_name: str | None = Field(
+        None, description="The sender's push displayName, read once at fan-out (null = use the nickname)."
+    )
     devices: dict[str, list[str]] | None = Field(
         None, description="Retries only: the devices of each recipient still to send to."
     )

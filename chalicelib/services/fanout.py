@@ -17,6 +17,7 @@ from chalicelib.models.sending import SendChunk
 from chalicelib.store.deliveries import ChunkRef, DeliveryRepository
 from chalicelib.store.groups import GroupRepository
 from chalicelib.store.queues import Queues
+from chalicelib.store.users import UserRepository
 
 
 def _now_ms() -> int:
@@ -35,6 +36,7 @@ class FanoutService:
     groups: GroupRepository
     deliveries: DeliveryRepository
     queues: Queues
+    users: UserRepository
     chunk_size: int = 100
     clock_ms: Callable[[], int] = _now_ms
 
@@ -54,6 +56,8 @@ class FanoutService:
         if not first and self.deliveries.summary_enqueued(app_id, event.message_id):
             return FanoutResult(len(recipients), len(chunks), duplicate=True)
         self.deliveries.put_chunks(app_id, event.message_id, chunks, now)
+        # Agora's updatePushDisplayName: the sender's own setting, read once per message, not per chunk.
+        display_name = self.users.get(app_id, event.sender.user_id).config.display_name if chunks else None
         bodies = [
             SendChunk(
                 app_id=app_id,
@@ -62,6 +66,7 @@ class FanoutService:
                 attempt=0,
                 event=event,
                 recipients=users,
+                sender_display_name=display_name,
             ).model_dump_json(by_alias=True, exclude_none=True)
             for ref, users in chunks
         ]

@@ -139,10 +139,8 @@ class SendService:
                 DeliveryRecord(u, None, "skipped", str(skip_all), at_ms=now_ms) for u in chunk.recipients
             ], []
 
-        users = await self._db(
-            report, self.users.batch_get, chunk.app_id, [*chunk.recipients, event.sender.user_id]
-        )
-        sender_display = users[event.sender.user_id].config.display_name
+        users = await self._db(report, self.users.batch_get, chunk.app_id, chunk.recipients)
+        sender_display = chunk.sender_display_name
         now = datetime.fromtimestamp(now_ms / 1000, UTC)
         records: list[DeliveryRecord] = []
         pushed: list[tuple[Decision, UserRecord]] = []

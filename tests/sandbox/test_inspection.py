@@ -27,10 +27,25 @@ def test_device_is_created_for_one_bundle_and_environment(sandbox: SandboxProces
     assert body["deviceToken"] in {d["deviceToken"] for d in listed}
 
 
+def test_devices_are_created_in_bulk(sandbox: SandboxProcess) -> None:
+    response = httpx.post(sandbox.control_url + "/sandbox/devices", json={"bundleId": BUNDLE, "count": 50})
+
+    assert response.status_code == 201
+    tokens = response.json()["deviceTokens"]
+    assert len(set(tokens)) == 50
+    assert all(re.fullmatch(r"[0-9a-f]{64}", t) for t in tokens)
+
+
 @pytest.mark.parametrize(
     "body",
-    [{"environment": "production"}, {"bundleId": BUNDLE, "environment": "staging"}, {"bundleId": "bad id"}],
-    ids=["no-bundle", "bad-environment", "bad-bundle"],
+    [
+        {"environment": "production"},
+        {"bundleId": BUNDLE, "environment": "staging"},
+        {"bundleId": "bad id"},
+        {"bundleId": BUNDLE, "count": 0},
+        {"bundleId": BUNDLE, "count": "5"},
+    ],
+    ids=["no-bundle", "bad-environment", "bad-bundle", "zero-count", "string-count"],
 )
 def test_bad_device_requests_are_refused_with_a_clear_error(sandbox: SandboxProcess, body) -> None:
     response = httpx.post(sandbox.control_url + "/sandbox/devices", json=body)
