@@ -136,8 +136,14 @@ def pollers_for(app_module: Any, sqs: Any, region: str) -> list[QueuePoller]:
         handler = getattr(app_module, source.handler_string.split(".", 1)[1])
         url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
         out.append(
-            QueuePoller(sqs=sqs, queue_url=url, handler=handler, name=source.name,
-                        batch_size=source.batch_size, region=region)
+            QueuePoller(
+                sqs=sqs,
+                queue_url=url,
+                handler=handler,
+                name=source.name,
+                batch_size=source.batch_size,
+                region=region,
+            )
         )
     return out
 
@@ -154,7 +160,9 @@ def main() -> None:
     sqs = boto3.client("sqs", endpoint_url=settings.aws_endpoint_url, region_name=settings.region)
     pollers = pollers_for(app_module, sqs, settings.region)
     threads = [p.start() for p in pollers]
-    log.info("driving %s", ", ".join(f"{p.name} <- {p.queue_url.rsplit('/', 1)[-1]}" for p in pollers) or "nothing")
+    log.info(
+        "driving %s", ", ".join(f"{p.name} <- {p.queue_url.rsplit('/', 1)[-1]}" for p in pollers) or "nothing"
+    )
     try:
         while any(t.is_alive() for t in threads) or not threads:
             time.sleep(0.5)
