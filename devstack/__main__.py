@@ -24,7 +24,7 @@ from devstack import resources
 from devstack.emulator import start_emulator, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
-STATE = ROOT / ".local"
+STATE = Path(os.environ.get("DEVSTACK_STATE_DIR") or ROOT / ".local")
 
 
 def stage_env(stage: str = "local") -> dict[str, str]:
