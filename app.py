@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from chalice.app import Chalice, SQSEvent
+from chalice.app import Chalice, CloudWatchEvent, Rate, SQSEvent
 
 from chalicelib import handlers
 from chalicelib.api import apps, credentials, messages, users  # noqa: F401  (registers their routes)
@@ -28,3 +28,8 @@ def fan_out(event: SQSEvent) -> dict[str, Any]:
 @app.on_sqs_message(queue=settings.send_queue_name, batch_size=10, maximum_batching_window_in_seconds=1)
 def send(event: SQSEvent) -> dict[str, Any]:
     return handlers.handle_send_records(event.to_dict()["Records"])
+
+
+@app.schedule(Rate(1, unit=Rate.DAYS))
+def report_expiring_credentials(event: CloudWatchEvent) -> int:
+    return handlers.report_expiring_credentials()

@@ -7,16 +7,15 @@ Handlers ask ``services()`` for what they need; tests reset it with
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING
 
-from chalicelib.apns.client import ApnsClients
 from chalicelib.errors import NotConfigured
 from chalicelib.services.apps import AppService
 from chalicelib.services.auth import Principal, authenticate
 from chalicelib.services.credentials import CredentialService
 from chalicelib.services.fanout import FanoutService
 from chalicelib.services.messages import MessageService
-from chalicelib.services.sender import SendService
 from chalicelib.services.users import UserService
 from chalicelib.settings import Settings, get_settings
 from chalicelib.store import aws
@@ -26,6 +25,9 @@ from chalicelib.store.groups import GroupRepository
 from chalicelib.store.queues import Queues
 from chalicelib.store.secrets import SecretStore
 from chalicelib.store.users import UserRepository
+
+if TYPE_CHECKING:
+    from chalicelib.services.sender import SendService
 
 
 @dataclass
@@ -42,7 +44,22 @@ class Services:
     queues: Queues
     fanout: FanoutService
     messages: MessageService
-    sender: SendService
+
+    @cached_property
+    def sender(self) -> SendService:
+        """Built on first use: only the send function imports aioapns (cold start of the others)."""
+        from chalicelib.apns.client import ApnsClients
+        from chalicelib.services.sender import SendService
+
+        return SendService(
+            self.settings,
+            self.user_repo,
+            self.credentials,
+            self.deliveries,
+            self.queues,
+            ApnsClients(self.settings),
+            lease_ms=self.settings.send_lease_s * 1000,
+        )
 
     def operator_key(self) -> str | None:
         if self.settings.operator_key:
@@ -83,15 +100,6 @@ def services() -> Services:
         queues=queues,
         fanout=FanoutService(groups, deliveries, queues, user_repo, chunk_size=settings.send_chunk_size),
         messages=MessageService(queues, deliveries, groups),
-        sender=SendService(
-            settings,
-            user_repo,
-            credentials,
-            deliveries,
-            queues,
-            ApnsClients(settings),
-            lease_ms=settings.send_lease_s * 1000,
-        ),
     )
 
 

@@ -20,12 +20,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from chalicelib.apns.client import run
 from chalicelib.deps import services
 from chalicelib.models.message import QueuedMessageEvent
 from chalicelib.models.sending import SendChunk
-from chalicelib.observability import emit_send_metrics
-from chalicelib.services.sender import ChunkBusy, ChunkReport
+from chalicelib.observability import emit_metrics
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -73,6 +71,9 @@ def handle_intake_records(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def handle_send_records(records: list[dict[str, Any]]) -> dict[str, Any]:
+    from chalicelib.apns.client import run  # aioapns: imported by the send function only
+    from chalicelib.services.sender import ChunkBusy
+
     svc = services()
     parsed = _parse(records, SendChunk, svc.settings.send_queue_name)
     results = run(_send_all([chunk for _, chunk in parsed], svc.sender.send_chunk))
@@ -104,7 +105,7 @@ def handle_send_records(records: list[dict[str, Any]]) -> dict[str, Any]:
             for key, n in result.counts.items():
                 counts[key] = counts.get(key, 0) + n
             latencies += result.latencies_ms
-    emit_send_metrics(
+    emit_metrics(
         {(_metric_name(s), r): n for (s, r), n in counts.items()}, latencies, svc.settings.metrics_namespace
     )
     return _failures(failed)
@@ -114,7 +115,23 @@ def _metric_name(status: str) -> str:
     return {"sent": "Sent", "skipped": "Skipped", "failed": "Failed", "pending": "Retried"}[status]
 
 
-async def _send_all(
-    chunks: list[SendChunk], send: Callable[[SendChunk], Any]
-) -> list[ChunkReport | BaseException]:
+async def _send_all(chunks: list[SendChunk], send: Callable[[SendChunk], Any]) -> list[Any]:
     return list(await asyncio.gather(*(send(c) for c in chunks), return_exceptions=True))
+
+
+def report_expiring_credentials() -> int:
+    """Daily: log every push certificate that expires within 30 days, and emit the count as a metric."""
+    svc = services()
+    found = svc.credentials.expiring()
+    for app_id, cred in found:
+        log.warning(
+            "push certificate %d (%s, %s, %s) of app %s expires %s: upload a renewed one before then",
+            cred.certificate_id,
+            cred.name,
+            cred.bundle_id,
+            cred.environment,
+            app_id,
+            cred.expires_at.isoformat() if cred.expires_at else "?",
+        )
+    emit_metrics({("CredentialsExpiringSoon", ""): len(found)}, [], svc.settings.metrics_namespace)
+    return len(found)

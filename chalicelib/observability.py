@@ -19,7 +19,7 @@ def configure_logging(settings: Settings) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def emit_send_metrics(counts: dict[tuple[str, str], int], latencies_ms: list[float], namespace: str) -> None:
+def emit_metrics(counts: dict[tuple[str, str], int], latencies_ms: list[float], namespace: str) -> None:
     """CloudWatch Embedded Metric Format: Sent, Skipped/Failed by Reason, ApnsLatency.
 
     One EMF document per (metric, reason) pair so each reason is its own dimension value.
@@ -27,7 +27,7 @@ def emit_send_metrics(counts: dict[tuple[str, str], int], latencies_ms: list[flo
     from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
     for (name, reason), count in sorted(counts.items()):
-        if count <= 0:
+        if count < 0:
             continue
         with single_metric(name=name, unit=MetricUnit.Count, value=count, namespace=namespace) as metric:
             if reason:

@@ -21,7 +21,8 @@ from pathlib import Path
 import boto3
 
 from devstack import resources
-from devstack.emulator import start_emulator, wait_http
+from devstack.emulator import wait_http
+from devstack.fast_emulator import start_emulator
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE = Path(os.environ.get("DEVSTACK_STATE_DIR") or ROOT / ".local")

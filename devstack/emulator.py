@@ -1,11 +1,10 @@
-"""The embedded AWS emulator: moto in server mode, as a child process on loopback."""
+"""Helpers for the embedded AWS emulator (moto in server mode, a child process on loopback);
+it is started by ``devstack.fast_emulator.start_emulator``."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -46,21 +45,3 @@ class Emulator:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-
-
-def start_emulator(port: int | None = None, quiet: bool = True) -> Emulator:
-    port = port or free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL if quiet else None,
-        stderr=subprocess.DEVNULL if quiet else None,
-        env={**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "true"},
-        start_new_session=True,
-    )
-    emulator = Emulator(port=port, proc=proc)
-    try:
-        wait_http(f"{emulator.url}/moto-api/", proc=proc)
-    except Exception:
-        emulator.stop()
-        raise
-    return emulator

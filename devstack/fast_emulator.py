@@ -295,7 +295,7 @@ def start_emulator(port: int | None = None, quiet: bool = True) -> Emulator:
     port = port or free_port()
     proc = subprocess.Popen(
         # ``-m``, not the file path: as a script, devstack/ would come first on sys.path
-        # and its modules (e.g. devstack/token.py) would shadow the standard library.
+        # and a module named like a standard one would shadow the standard library.
         [sys.executable, "-m", "devstack.fast_emulator", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL if quiet else None,
         stderr=subprocess.DEVNULL if quiet else None,

@@ -15,7 +15,8 @@ import pytest
 from apns_sandbox.pki import SandboxCA
 from apns_sandbox.testing import SandboxProcess, start_sandbox
 from devstack import resources
-from devstack.emulator import Emulator, start_emulator
+from devstack.emulator import Emulator
+from devstack.fast_emulator import start_emulator
 
 OPERATOR_KEY = "test-operator-key-0123456789"
 

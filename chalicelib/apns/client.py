@@ -19,6 +19,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -48,6 +49,8 @@ def event_loop() -> asyncio.AbstractEventLoop:
     global _loop
     if _loop is None or _loop.is_closed():
         _loop = asyncio.new_event_loop()
+        # Blocking AWS calls run in threads: enough of them for a batch's badge updates to overlap.
+        _loop.set_default_executor(ThreadPoolExecutor(max_workers=32, thread_name_prefix="aws"))
     return _loop
 
 

@@ -12,7 +12,7 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -34,7 +34,6 @@ PUSH_SUBJECT_PREFIXES = (
     "Apple Production IOS Push Services:",
     "Apple Sandbox Push Services:",
 )
-EXPIRY_WARNING = timedelta(days=30)
 _OID_PKCS7_DATA = bytes.fromhex("06092a864886f70d010701")
 
 
@@ -51,10 +50,6 @@ class ValidatedCredential:
 
     def __repr__(self) -> str:  # keep secret material out of logs and tracebacks
         return f"ValidatedCredential(bundle_id={self.bundle_id!r}, environment={self.environment!r})"
-
-
-def expires_soon(expires_at: datetime | None, now: datetime) -> bool:
-    return expires_at is not None and expires_at - now <= EXPIRY_WARNING
 
 
 def load_trusted_issuers(pem_bundle: bytes) -> list[x509.Certificate]:

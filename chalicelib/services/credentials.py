@@ -4,23 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
-
-from chalicelib.apns.credentials import (
-    ValidatedCredential,
-    expires_soon,
-    load_trusted_issuers,
-    validate_p8,
-    validate_p12,
-)
 from chalicelib.errors import Conflict, NotConfigured, NotFound
 from chalicelib.models.credentials import Credential, P8Upload, P12Upload
 from chalicelib.store.apps import AppRepository
 from chalicelib.store.secrets import SecretStore
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from chalicelib.apns.credentials import ValidatedCredential
+
+# cryptography is imported only where a credential is validated: the API's cold start skips it.
+EXPIRY_WARNING = timedelta(days=30)
+
+
+def expires_soon(expires_at: datetime | None, now: datetime) -> bool:
+    return expires_at is not None and expires_at - now <= EXPIRY_WARNING
 
 
 def _now() -> datetime:
@@ -36,6 +39,8 @@ class CredentialService:
     _trusted: list[x509.Certificate] | None = field(default=None, repr=False)
 
     def upload(self, app_id: str, upload: P12Upload | P8Upload) -> Credential:
+        from chalicelib.apns.credentials import validate_p8, validate_p12
+
         self._require_app(app_id)
         now = self.clock()
         validated = (
@@ -73,6 +78,16 @@ class CredentialService:
             )
         return self._answer(item)
 
+    def expiring(self, within: timedelta = EXPIRY_WARNING) -> list[tuple[str, Credential]]:
+        """Every app's certificates expiring within ``within`` (or already expired): (appId, credential)."""
+        now = self.clock()
+        out = []
+        for app_id in self.repo.app_ids():
+            for cred in self.list_all(app_id):
+                if cred.expires_at is not None and cred.expires_at - now <= within:
+                    out.append((app_id, cred))
+        return out
+
     def resolve(self, app_id: str, certificate_id: int | None, name: str | None) -> Credential:
         """A credential by ID or by name, as a device registration refers to it."""
         if certificate_id is None:
@@ -107,6 +122,8 @@ class CredentialService:
 
     def _trusted_issuers(self) -> list[x509.Certificate]:
         if self._trusted is None:
+            from chalicelib.apns.credentials import load_trusted_issuers
+
             try:
                 self._trusted = load_trusted_issuers(self.trusted_issuers_file.read_bytes())
             except OSError:

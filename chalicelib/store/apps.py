@@ -21,11 +21,36 @@ class AppRepository:
     table: str
 
     def create_app(self, app_id: str, name: str, created_at_ms: int) -> None:
-        self.client.put_item(
-            TableName=self.table,
-            Item={**items.app_key(app_id), **items.to_item({"name": name, "createdAt": created_at_ms})},
-            ConditionExpression="attribute_not_exists(pk)",
+        """The app item and its entry in the app registry (what the daily expiry report walks)."""
+        self.client.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": {
+                            **items.app_key(app_id),
+                            **items.to_item({"name": name, "createdAt": created_at_ms}),
+                        },
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                {"Put": {"TableName": self.table, "Item": items.key(items.APP_REGISTRY_PK, f"A#{app_id}")}},
+            ]
         )
+
+    def app_ids(self) -> list[str]:
+        out: list[str] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": items.APP_REGISTRY_PK}},
+        }
+        while True:
+            resp = self.client.query(**kwargs)
+            out.extend(i["sk"]["S"][2:] for i in resp.get("Items", []))
+            if "LastEvaluatedKey" not in resp:
+                return out
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     def get_app(self, app_id: str) -> dict[str, Any] | None:
         resp = self.client.get_item(TableName=self.table, Key=items.app_key(app_id))

@@ -5,6 +5,7 @@ Single table, generic keys ``pk``/``sk``:
 | item                 | pk                         | sk               |
 |----------------------|----------------------------|------------------|
 | app                  | ``A#<appId>``              | ``APP``          |
+| app registry entry   | ``APPS``                   | ``A#<appId>``    |
 | credential id counter| ``A#<appId>``              | ``COUNTER``      |
 | credential metadata  | ``A#<appId>``              | ``C#<id:012d>``  |
 | credential name      | ``A#<appId>``              | ``CN#<name>``    |
@@ -35,6 +36,7 @@ _SER = TypeSerializer()
 _DESER = TypeDeserializer()
 
 DEVICE_PREFIX = "d#"
+APP_REGISTRY_PK = "APPS"  # one item per app (sk A#<appId>): lets the expiry report list every app
 BATCH_WRITE_LIMIT = 25
 BATCH_GET_LIMIT = 100
 

@@ -60,3 +60,14 @@ def test_openapi_document_is_served_and_matches_repo(api) -> None:
     assert "/v1/apps/{appId}/users/{userId}/push-config" in doc["paths"]
     committed = json.loads((Path(__file__).parents[2] / "openapi.json").read_text())
     assert committed == doc, "openapi.json is stale: run `make openapi`"
+
+
+def test_message_event_json_schema_matches_repo() -> None:
+    import json
+    from pathlib import Path
+
+    from tools.gen_openapi import message_event_schema
+
+    committed = json.loads((Path(__file__).parents[2] / "docs" / "message-event.schema.json").read_text())
+    assert committed == message_event_schema(), "docs/message-event.schema.json is stale: run `make openapi`"
+    assert "appId" in committed["required"]

@@ -9,8 +9,9 @@ import pytest
 from cryptography import x509
 
 from apns_sandbox.pki import SandboxCA
-from chalicelib.apns.credentials import expires_soon, validate_p8, validate_p12
+from chalicelib.apns.credentials import validate_p8, validate_p12
 from chalicelib.errors import InvalidCredential
+from chalicelib.services.credentials import expires_soon
 from chalicelib.models.credentials import P8Upload, P12Upload
 from tests.certs import (
     OID_PUSH_PRODUCTION,

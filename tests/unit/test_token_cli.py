@@ -5,7 +5,7 @@ from __future__ import annotations
 import jwt
 import pytest
 
-from devstack.token import main
+from devstack.apptoken import main
 
 
 def test_mints_admin_token_with_given_secret(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,8 +1,8 @@
 """Mint an app token (HS256 JWT) for curl sessions and tests.
 
-    python -m devstack.token --app app-1a2b3c --user bob                  # user token
-    python -m devstack.token --app app-1a2b3c --user im-server --role admin
-    python -m devstack.token --app app-1a2b3c --user bob --secret <secretKey>
+    python -m devstack.apptoken --app app-1a2b3c --user bob                  # user token
+    python -m devstack.apptoken --app app-1a2b3c --user im-server --role admin
+    python -m devstack.apptoken --app app-1a2b3c --user bob --secret <secretKey>
 
 Without --secret the app's secretKey is read from the local stack's Secrets
 Manager (the emulator of `make run`, or AWS_ENDPOINT_OVERRIDE).
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         try:
             value = client.get_secret_value(SecretId=f"{args.prefix}{args.app}/app-secret-key")
-        except Exception as exc:  # noqa: BLE001 - a CLI: say what went wrong and stop
+        except Exception as exc:
             print(f"cannot read the secretKey of {args.app} from {endpoint}: {exc}", file=sys.stderr)
             return 1
         secret = json.loads(value["SecretString"])["secretKey"]
