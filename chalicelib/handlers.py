@@ -63,6 +63,13 @@ def handle_intake_records(records: list[dict[str, Any]]) -> dict[str, Any]:
                 result.recipients,
                 result.chunks,
                 " (duplicate)" if result.duplicate else "",
+                extra={
+                    "appId": event.app_id,
+                    "messageId": event.message_id,
+                    "recipients": result.recipients,
+                    "chunks": result.chunks,
+                    "duplicate": result.duplicate,
+                },
             )
         except Exception:
             log.exception("fan-out of message %s failed; SQS will retry it", event.message_id)
@@ -94,13 +101,22 @@ def handle_send_records(records: list[dict[str, Any]]) -> dict[str, Any]:
             )
             failed.append(record_id)
         else:
+            outcomes = dict(sorted((f"{s}:{r}" if r else s, n) for (s, r), n in result.counts.items()))
             log.info(
                 "chunk %d.%d of message %s: %s %s",
                 chunk.index,
                 chunk.attempt,
                 chunk.message_id,
                 result.outcome,
-                dict(sorted((f"{s}:{r}" if r else s, n) for (s, r), n in result.counts.items())),
+                outcomes,
+                extra={
+                    "appId": chunk.app_id,
+                    "messageId": chunk.message_id,
+                    "chunk": f"{chunk.index}.{chunk.attempt}",
+                    "outcome": result.outcome,
+                    "deliveries": outcomes,
+                    "retried": result.retried,
+                },
             )
             for key, n in result.counts.items():
                 counts[key] = counts.get(key, 0) + n

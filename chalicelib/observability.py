@@ -7,6 +7,7 @@ secret: its loggers are pinned to WARNING whatever LOG_LEVEL says.
 from __future__ import annotations
 
 import logging
+import os
 
 from chalicelib.settings import Settings
 
@@ -14,9 +15,23 @@ _CHATTY_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer", "hpack", "h2", 
 
 
 def configure_logging(settings: Settings) -> None:
+    """Structured JSON lines (Powertools' formatter): level, message, timestamp, service, and the
+    ``extra`` keys each call adds (appId, messageId, chunk, counts...), ready for Logs Insights."""
+    from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
     logging.getLogger("chalicelib").setLevel(settings.log_level)
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    root = logging.getLogger()
+    formatter = LambdaPowertoolsFormatter(service="apns-push")
+    if not root.handlers:  # chalice local, the poller: nobody configured logging yet
+        root.addHandler(logging.StreamHandler())
+        root.setLevel(logging.INFO)
+        for handler in root.handlers:
+            handler.setFormatter(formatter)
+    elif os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):  # Lambda's own handler: make its lines JSON
+        for handler in root.handlers:
+            handler.setFormatter(formatter)
 
 
 def emit_metrics(counts: dict[tuple[str, str], int], latencies_ms: list[float], namespace: str) -> None:
