@@ -19,13 +19,14 @@ from chalice.app import Blueprint, Response
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from chalicelib.errors import NotFound, PayloadTooLarge, ServiceError, ValidationFailed
+from chalicelib.models.base import ENTITY_ID_PATTERN
 from chalicelib.models.devices import normalize_token
 from chalicelib.services.auth import Access, Principal, authorize
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 256 * 1024
-ID_PATTERN = r"^[^\s/\x00-\x1f\x7f]{1,128}$"
+ID_PATTERN = ENTITY_ID_PATTERN
 _ID_RE = re.compile(ID_PATTERN)
 _ID_HELP = '1-128 visible characters, no "/" and no whitespace'
 

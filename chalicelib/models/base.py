@@ -7,6 +7,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
+# User, group and message IDs come from the IM vendor (Tencent group IDs look like "@TGS#2J4SZEAEL"):
+# any visible character but "/" (they become URL path segments) and whitespace. One pattern for all.
+ENTITY_ID_PATTERN = r"^[^\s/\x00-\x1f\x7f]{1,128}$"
+
 
 class ApiModel(BaseModel):
     """Base of every model that crosses the API or a queue.

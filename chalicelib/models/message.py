@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic.json_schema import WithJsonSchema
 
-from chalicelib.models.base import ApiModel
+from chalicelib.models.base import ENTITY_ID_PATTERN, ApiModel
 from chalicelib.models.push_config import SOUND_DEFAULT, SOUND_NONE, validate_sound_name
 
 MAX_MEMBERS = 10_000
@@ -37,7 +37,7 @@ _MESSAGE_ID_RE = re.compile(r"^[A-Za-z0-9._:@=+-]{1,128}$")
 _APP_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # User and group IDs come from the IM vendor (Tencent group IDs look like "@TGS#2J4SZEAEL"), so any
 # visible character is allowed except "/" (they become URL path segments) and whitespace.
-_ENTITY_ID_RE = re.compile(r"^[^\s/\x00-\x1f\x7f]{1,128}$")
+_ENTITY_ID_RE = re.compile(ENTITY_ID_PATTERN)
 
 
 def _short(value: str) -> str:

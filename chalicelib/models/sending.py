@@ -6,10 +6,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from chalicelib.models.base import ApiModel
+from chalicelib.models.base import ENTITY_ID_PATTERN, ApiModel
 from chalicelib.models.message import MessageEvent
 
-UserId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s/\x00-\x1f\x7f]{1,128}$")]
+UserId = Annotated[str, Field(min_length=1, max_length=128, pattern=ENTITY_ID_PATTERN)]
 
 
 class SendChunk(ApiModel):
