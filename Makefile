@@ -48,3 +48,27 @@ clean:
 ## bench: the send pipeline against raw aioapns on the local stack (BENCH_N=20000)
 bench: $(STAMP)
 	$(PY) -m bench.send_pipeline
+
+## package: the deployable CloudFormation (SAM) template of STAGE (dev|prod) in build/STAGE, offline, cfn-linted
+STAGE ?= dev
+AWS_DEFAULT_REGION ?= us-east-1
+STACK ?= apns-push-$(STAGE)
+package: $(STAMP)
+	AWS_DEFAULT_REGION=$(AWS_DEFAULT_REGION) $(PY) -m infra.package --stage $(STAGE) --out build/$(STAGE)
+	$(VENV)/bin/cfn-lint -- build/$(STAGE)/sam.json
+	@echo "cfn-lint: no findings in build/$(STAGE)/sam.json"
+
+## deploy: package STAGE, upload its code to DEPLOY_BUCKET, create/update the stack apns-push-STAGE (docs/deploy.md)
+# The template goes through S3 too: packaged, it is already ~45 KB of CloudFormation's 51,200-byte inline limit.
+deploy: package
+	@test -n "$(DEPLOY_BUCKET)" || { echo "deploy: set DEPLOY_BUCKET=<an S3 bucket in $(AWS_DEFAULT_REGION)> (docs/deploy.md)" >&2; exit 1; }
+	@command -v aws >/dev/null || { echo "deploy: needs the AWS CLI v2 on PATH (docs/deploy.md)" >&2; exit 1; }
+	aws cloudformation package --region $(AWS_DEFAULT_REGION) \
+		--template-file build/$(STAGE)/sam.json --output-template-file build/$(STAGE)/packaged.yaml \
+		--s3-bucket $(DEPLOY_BUCKET) --s3-prefix apns-push/$(STAGE)
+	aws cloudformation deploy --region $(AWS_DEFAULT_REGION) --stack-name $(STACK) \
+		--template-file build/$(STAGE)/packaged.yaml --s3-bucket $(DEPLOY_BUCKET) --s3-prefix apns-push/$(STAGE) \
+		--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset \
+		$(if $(CFN_ROLE_ARN),--role-arn $(CFN_ROLE_ARN)) --tags app=apns-push stage=$(STAGE)
+	aws cloudformation describe-stacks --region $(AWS_DEFAULT_REGION) --stack-name $(STACK) \
+		--query 'Stacks[0].Outputs' --output table

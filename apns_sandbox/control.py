@@ -330,7 +330,9 @@ class ControlApp:
             if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 100_000:
                 raise HttpError(400, "InvalidCount", "count must be an integer from 1 to 100000")
             tokens = [self.state.add_device(bundle_id, environment, name).token for _ in range(count)]
-            return Response.json({"deviceTokens": tokens, "bundleId": bundle_id, "environment": environment}, 201)
+            return Response.json(
+                {"deviceTokens": tokens, "bundleId": bundle_id, "environment": environment}, 201
+            )
         device = self.state.add_device(bundle_id, environment, name)
         return Response.json(device.to_json(), 201)
 

@@ -15,7 +15,13 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
 
-_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, max_pool_connections=32)
+# Short timeouts: a hung AWS call fails inside the API function's 10 s instead of botocore's 60 s default.
+_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 4},
+    max_pool_connections=32,
+    connect_timeout=2,
+    read_timeout=5,
+)
 
 
 def _client(service: str, settings: Settings) -> Any:

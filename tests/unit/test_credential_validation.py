@@ -11,8 +11,8 @@ from cryptography import x509
 from apns_sandbox.pki import SandboxCA
 from chalicelib.apns.credentials import validate_p8, validate_p12
 from chalicelib.errors import InvalidCredential
-from chalicelib.services.credentials import expires_soon
 from chalicelib.models.credentials import P8Upload, P12Upload
+from chalicelib.services.credentials import expires_soon
 from tests.certs import (
     OID_PUSH_PRODUCTION,
     PASSWORD,
