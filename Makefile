@@ -72,3 +72,7 @@ deploy: package
 		$(if $(CFN_ROLE_ARN),--role-arn $(CFN_ROLE_ARN)) --tags app=apns-push stage=$(STAGE)
 	aws cloudformation describe-stacks --region $(AWS_DEFAULT_REGION) --stack-name $(STACK) \
 		--query 'Stacks[0].Outputs' --output table
+
+## coldstart: import time of each function from the deployment package, with and without .pyc
+coldstart: package
+	$(PY) tools/coldstart.py --stage $(STAGE)

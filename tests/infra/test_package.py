@@ -230,3 +230,24 @@ def test_cfn_lint_finds_nothing(built: dict[str, Path]) -> None:
         [str(CFN_LINT), "--", *templates], capture_output=True, text=True, timeout=120, check=False
     )
     assert (done.returncode, done.stdout + done.stderr) == (0, "")
+
+
+def test_package_ships_precompiled_bytecode_that_loads(built: dict[str, Path], tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import zipfile
+
+    package = built["dev"].parent / "deployment.zip"
+    with zipfile.ZipFile(package) as z:
+        names = set(z.namelist())
+        z.extractall(tmp_path)
+    modules = [n for n in names if n.endswith(".py") and n.startswith(("app.py", "chalicelib/"))]
+    assert modules
+    for module in modules:
+        folder, _, file = module.rpartition("/")
+        prefix = f"{folder}/" if folder else ""
+        assert f"{prefix}__pycache__/{file[:-3]}.{sys.implementation.cache_tag}.pyc" in names, module
+    # The interpreter uses them as they are: nothing needs compiling (and nothing is written).
+    code = "import app, sys; assert app.__cached__.endswith('.pyc'); print(sorted(sys.modules)[:1])"
+    env = {"PYTHONPATH": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1", "AWS_DEFAULT_REGION": "us-east-1"}
+    subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path, env=env, check=True, capture_output=True)
