@@ -40,24 +40,24 @@ def test_app_token(role: str) -> None:
         ("Bearer " + mint_token(SECRETS["app-1"], "app-404", "bob"), "does not exist"),
         ("Bearer " + jwt.encode({"app": "app-1", "sub": "bob", "role": "user"}, SECRETS["app-1"]), "'exp'"),
         (
-            "Bearer " + jwt.encode({"app": "app-1", "sub": "bob", "exp": time.time() + 60}, SECRETS["app-1"]),
+            "Bearer " + jwt.encode({"app": "app-1", "sub": "bob", "exp": time.time() + 3600}, SECRETS["app-1"]),
             "'role'",
         ),
         (
-            "Bearer " + jwt.encode({"sub": "bob", "exp": time.time() + 60, "role": "user"}, SECRETS["app-1"]),
+            "Bearer " + jwt.encode({"sub": "bob", "exp": time.time() + 3600, "role": "user"}, SECRETS["app-1"]),
             "'app'",
         ),
         (
             "Bearer "
             + jwt.encode(
-                {"app": "app-1", "sub": "b", "exp": time.time() + 60, "role": "root"}, SECRETS["app-1"]
+                {"app": "app-1", "sub": "b", "exp": time.time() + 3600, "role": "root"}, SECRETS["app-1"]
             ),
             "'role'",
         ),
         (
             "Bearer "
             + jwt.encode(
-                {"app": "app-1", "sub": "b", "exp": time.time() + 60, "role": "user"},
+                {"app": "app-1", "sub": "b", "exp": time.time() + 3600, "role": "user"},
                 SECRETS["app-1"],
                 algorithm="HS512",
             ),
@@ -72,7 +72,7 @@ def test_bad_credentials_are_401(header: str | None, needle: str) -> None:
 
 def test_unsigned_token_is_refused() -> None:
     token = jwt.encode(
-        {"app": "app-1", "sub": "b", "exp": time.time() + 60, "role": "admin"}, None, algorithm="none"
+        {"app": "app-1", "sub": "b", "exp": time.time() + 3600, "role": "admin"}, None, algorithm="none"
     )
     with pytest.raises(Unauthorized):
         auth("Bearer " + token)
