@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -51,14 +53,37 @@ def port(name: str, default: int) -> int:
     return int(os.environ.get(name) or default)
 
 
-def spawn(args: list[str], env: dict[str, str], log_name: str) -> subprocess.Popen[bytes]:
+_DEVICE_TOKEN = re.compile(rb"\b([0-9a-fA-F]{8})[0-9a-fA-F]{56,}\b")
+
+
+def redact(line: bytes) -> bytes:
+    """Device tokens travel in URL paths, so access logs would hold them whole: keep 8 characters."""
+    return _DEVICE_TOKEN.sub(rb"\1...", line)
+
+
+def spawn(
+    args: list[str], env: dict[str, str], log_name: str, *, redact_tokens: bool = False
+) -> subprocess.Popen[bytes]:
     """A child in its own process group (so stopping it stops its children), logging to .local/logs."""
     logs = STATE / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     out = (logs / f"{log_name}.log").open("ab")
-    return subprocess.Popen(
-        args, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    if not redact_tokens:
+        return subprocess.Popen(
+            args, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    proc = subprocess.Popen(
+        args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
     )
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.write(redact(line))
+            out.flush()
+
+    threading.Thread(target=pump, name=f"log-{log_name}", daemon=True).start()
+    return proc
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -133,6 +158,7 @@ def main() -> int:
             ],
             env,
             "api",
+            redact_tokens=True,
         )
         children.append(api)
         wait_http(f"http://127.0.0.1:{api_port}/openapi.json", proc=api)

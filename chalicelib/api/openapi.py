@@ -33,6 +33,7 @@ _STATUS_TEXT = {
     404: "Unknown resource",
     409: "Conflict with the current state",
     413: "Body too large",
+    415: "The body must be sent as JSON (Content-Type: application/json)",
     503: "The deployment is missing a setting this request needs",
 }
 _PARAM_SCHEMAS: dict[str, dict[str, Any]] = {
@@ -122,7 +123,9 @@ def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
             "application/json": {"schema": _schema_ref(op.response, components, "serialization")}
         }
     responses: dict[str, Any] = {str(op.status): ok}
-    statuses = {401, 403, 400, *op.errors}
+    statuses = {401, 403, 400, 415, *op.errors}
+    if re.search(r"{\w+}", op.path):
+        statuses.add(404)  # routing._path_params answers 404 for a malformed ID in the path
     for status in sorted(statuses):
         responses[str(status)] = {
             "description": _STATUS_TEXT.get(status, "Error"),

@@ -181,7 +181,7 @@ def _body(op: Operation, raw: bytes | None) -> Any:
         raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ValidationFailed(
             f"the body is not valid JSON: {exc}", details={"code": "InvalidJson"}
         ) from None

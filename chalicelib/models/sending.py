@@ -48,6 +48,8 @@ class GroupMembersChange(ApiModel):
         added = [m.user_id for m in self.add]
         if len(set(added)) != len(added):
             raise ValueError("add lists a user twice")
+        if len(set(self.remove)) != len(self.remove):
+            raise ValueError("remove lists a user twice")
         if set(added) & set(self.remove):
             raise ValueError("a user is both added and removed in one call")
         return self

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ import jwt
 from chalicelib.errors import Forbidden, Unauthorized
 
 Role = Literal["user", "admin"]
+APP_ID_RE = re.compile(r"^app-[0-9a-f]{12}$")  # what AppService.create generates
 _REQUIRED_CLAIMS = ["app", "sub", "exp", "role"]
 
 
@@ -60,6 +62,10 @@ def authenticate(
     app_id = unverified.get("app") if isinstance(unverified, dict) else None
     if not isinstance(app_id, str) or not app_id:
         raise Unauthorized("the token has no 'app' claim: put the app ID in the 'app' claim")
+    if not APP_ID_RE.fullmatch(app_id):
+        # Checked before any lookup: an unauthenticated caller must not make us query Secrets Manager
+        # with arbitrary names (nor see its input echoed back).
+        raise Unauthorized("the token's 'app' claim is not an app ID such as 'app-1a2b3c4d5e6f'")
     secret = app_secret(app_id)
     if secret is None:
         raise Unauthorized(f"the token's app '{app_id}' does not exist")

@@ -71,7 +71,8 @@ class UserService:
                 continue  # Tencent's 0: leave unchanged
             if name == "do_not_disturb" and value is not None:
                 current = self.config(app_id, user_id).do_not_disturb
-                merged = current.model_copy(update=value.model_dump(exclude_unset=True))
+                # null inside doNotDisturb = leave that field unchanged (the schema allows null)
+                merged = current.model_copy(update=value.model_dump(exclude_unset=True, exclude_none=True))
                 # Re-validate the merged window (e.g. a new timezone with the stored hours).
                 value = type(current).model_validate(merged.model_dump())
                 changes[alias] = value.model_dump(mode="json", by_alias=True)

@@ -244,7 +244,9 @@ class DeliveryRepository:
             "Limit": limit,
         }
         if cursor:
-            kwargs["ExclusiveStartKey"] = items.decode_cursor(cursor)
+            kwargs["ExclusiveStartKey"] = items.decode_cursor(
+                cursor, items.delivery_pk(app_id, message_id), prefix
+            )
         resp = self.client.query(**kwargs)
         out = []
         for raw in resp["Items"]:

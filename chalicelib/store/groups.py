@@ -46,7 +46,7 @@ class GroupRepository:
             "Limit": limit,
         }
         if cursor:
-            kwargs["ExclusiveStartKey"] = items.decode_cursor(cursor)
+            kwargs["ExclusiveStartKey"] = items.decode_cursor(cursor, items.group_pk(app_id, group_id), "M#")
         resp = self.client.query(**kwargs)
         members = [
             Member(user_id=i["sk"]["S"][2:], name_card=i.get("nameCard", {}).get("S")) for i in resp["Items"]

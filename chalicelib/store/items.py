@@ -106,14 +106,24 @@ def encode_cursor(key: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
 
 
-def decode_cursor(cursor: str) -> dict[str, Any]:
+def decode_cursor(cursor: str, pk: str, sk_prefix: str) -> dict[str, Any]:
+    """The start key of a cursor this API answered for this very query (same pk, sk prefix), else 400."""
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if not isinstance(key, dict) or set(key) != {"pk", "sk"}:
-            raise ValueError
-        return key
     except ValueError:
-        raise ValidationFailed("cursor is not one this API returned: pass nextCursor unchanged") from None
+        key = None
+    sk = key.get("sk") if isinstance(key, dict) else None
+    if (
+        not isinstance(key, dict)
+        or set(key) != {"pk", "sk"}
+        or key["pk"] != {"S": pk}
+        or not isinstance(sk, dict)
+        or set(sk) != {"S"}
+        or not isinstance(sk["S"], str)
+        or not sk["S"].startswith(sk_prefix)
+    ):
+        raise ValidationFailed("cursor is not one this API returned: pass nextCursor unchanged")
+    return key
 
 
 def batch_write(client: DynamoDBClient, table: str, requests: list[dict[str, Any]]) -> int:

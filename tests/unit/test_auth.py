@@ -10,7 +10,7 @@ import pytest
 from chalicelib.errors import Forbidden, Unauthorized
 from chalicelib.services.auth import Access, Principal, authenticate, authorize, mint_token
 
-SECRETS = {"app-1": "k" * 43, "app-2": "z" * 43}
+SECRETS = {"app-000000000001": "k" * 43, "app-000000000002": "z" * 43}
 OPERATOR = "operator-key-0123456789"
 
 
@@ -24,8 +24,8 @@ def test_operator_key() -> None:
 
 @pytest.mark.parametrize("role", ["user", "admin"])
 def test_app_token(role: str) -> None:
-    p = auth("Bearer " + mint_token(SECRETS["app-1"], "app-1", "bob", role))  # type: ignore[arg-type]
-    assert p == Principal(kind=role, app_id="app-1", user_id="bob")  # type: ignore[arg-type]
+    p = auth("Bearer " + mint_token(SECRETS["app-000000000001"], "app-000000000001", "bob", role))  # type: ignore[arg-type]
+    assert p == Principal(kind=role, app_id="app-000000000001", user_id="bob")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -35,30 +35,47 @@ def test_app_token(role: str) -> None:
         ("Basic abc", "Bearer <token>"),
         ("Bearer ", "Bearer <token>"),
         ("Bearer not-a-jwt", "neither the operator key nor a JWT"),
-        ("Bearer " + mint_token(SECRETS["app-1"], "app-1", "bob", ttl_s=-10), "expired"),
-        ("Bearer " + mint_token("w" * 43, "app-1", "bob"), "signature"),
-        ("Bearer " + mint_token(SECRETS["app-1"], "app-404", "bob"), "does not exist"),
-        ("Bearer " + jwt.encode({"app": "app-1", "sub": "bob", "role": "user"}, SECRETS["app-1"]), "'exp'"),
         (
-            "Bearer " + jwt.encode({"app": "app-1", "sub": "bob", "exp": time.time() + 3600}, SECRETS["app-1"]),
-            "'role'",
+            "Bearer " + mint_token(SECRETS["app-000000000001"], "app-000000000001", "bob", ttl_s=-10),
+            "expired",
         ),
+        ("Bearer " + mint_token("w" * 43, "app-000000000001", "bob"), "signature"),
+        ("Bearer " + mint_token(SECRETS["app-000000000001"], "app-000000000404", "bob"), "does not exist"),
         (
-            "Bearer " + jwt.encode({"sub": "bob", "exp": time.time() + 3600, "role": "user"}, SECRETS["app-1"]),
-            "'app'",
+            "Bearer "
+            + jwt.encode(
+                {"app": "app-000000000001", "sub": "bob", "role": "user"}, SECRETS["app-000000000001"]
+            ),
+            "'exp'",
         ),
         (
             "Bearer "
             + jwt.encode(
-                {"app": "app-1", "sub": "b", "exp": time.time() + 3600, "role": "root"}, SECRETS["app-1"]
+                {"app": "app-000000000001", "sub": "bob", "exp": time.time() + 3600},
+                SECRETS["app-000000000001"],
             ),
             "'role'",
         ),
         (
             "Bearer "
             + jwt.encode(
-                {"app": "app-1", "sub": "b", "exp": time.time() + 3600, "role": "user"},
-                SECRETS["app-1"],
+                {"sub": "bob", "exp": time.time() + 3600, "role": "user"}, SECRETS["app-000000000001"]
+            ),
+            "'app'",
+        ),
+        (
+            "Bearer "
+            + jwt.encode(
+                {"app": "app-000000000001", "sub": "b", "exp": time.time() + 3600, "role": "root"},
+                SECRETS["app-000000000001"],
+            ),
+            "'role'",
+        ),
+        (
+            "Bearer "
+            + jwt.encode(
+                {"app": "app-000000000001", "sub": "b", "exp": time.time() + 3600, "role": "user"},
+                SECRETS["app-000000000001"],
                 algorithm="HS512",
             ),
             "HS256",
@@ -72,15 +89,17 @@ def test_bad_credentials_are_401(header: str | None, needle: str) -> None:
 
 def test_unsigned_token_is_refused() -> None:
     token = jwt.encode(
-        {"app": "app-1", "sub": "b", "exp": time.time() + 3600, "role": "admin"}, None, algorithm="none"
+        {"app": "app-000000000001", "sub": "b", "exp": time.time() + 3600, "role": "admin"},
+        None,
+        algorithm="none",
     )
     with pytest.raises(Unauthorized):
         auth("Bearer " + token)
 
 
 OPERATOR_P = Principal("operator")
-ADMIN = Principal("admin", "app-1", "im-server")
-BOB = Principal("user", "app-1", "bob")
+ADMIN = Principal("admin", "app-000000000001", "im-server")
+BOB = Principal("user", "app-000000000001", "bob")
 
 
 @pytest.mark.parametrize(
@@ -88,15 +107,15 @@ BOB = Principal("user", "app-1", "bob")
     [
         (OPERATOR_P, Access.OPERATOR, None, None, True),
         (ADMIN, Access.OPERATOR, None, None, False),
-        (OPERATOR_P, Access.ADMIN, "app-1", None, False),
-        (ADMIN, Access.ADMIN, "app-1", None, True),
-        (ADMIN, Access.ADMIN, "app-2", None, False),
-        (BOB, Access.ADMIN, "app-1", None, False),
-        (BOB, Access.USER, "app-1", "bob", True),
-        (BOB, Access.USER, "app-1", "alice", False),
-        (BOB, Access.USER, "app-2", "bob", False),
-        (ADMIN, Access.USER, "app-1", "alice", True),
-        (OPERATOR_P, Access.USER, "app-1", "bob", False),
+        (OPERATOR_P, Access.ADMIN, "app-000000000001", None, False),
+        (ADMIN, Access.ADMIN, "app-000000000001", None, True),
+        (ADMIN, Access.ADMIN, "app-000000000002", None, False),
+        (BOB, Access.ADMIN, "app-000000000001", None, False),
+        (BOB, Access.USER, "app-000000000001", "bob", True),
+        (BOB, Access.USER, "app-000000000001", "alice", False),
+        (BOB, Access.USER, "app-000000000002", "bob", False),
+        (ADMIN, Access.USER, "app-000000000001", "alice", True),
+        (OPERATOR_P, Access.USER, "app-000000000001", "bob", False),
     ],
 )
 def test_authorization_matrix(
@@ -107,3 +126,18 @@ def test_authorization_matrix(
     else:
         with pytest.raises(Forbidden):
             authorize(principal, access, app, user)
+
+
+@pytest.mark.parametrize("claim", ["x" * 5000, "app-../../etc", "APP-000000000001", "app-xyz"])
+def test_app_claim_must_look_like_an_app_id_before_any_lookup(claim: str) -> None:
+    looked_up: list[str] = []
+
+    def secret(app_id: str) -> str | None:
+        looked_up.append(app_id)
+        return None
+
+    token = jwt.encode({"app": claim, "sub": "b", "exp": time.time() + 3600, "role": "user"}, "k" * 43)
+    with pytest.raises(Unauthorized, match="not an app ID") as exc:
+        authenticate("Bearer " + token, OPERATOR, secret)
+    assert looked_up == []
+    assert claim not in exc.value.message
