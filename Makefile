@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format typecheck unit openapi bench package deploy clean sandbox
+.PHONY: run test lint format typecheck unit openapi bench package deploy clean sandbox trust-apple coldstart
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -76,3 +76,14 @@ deploy: package
 ## coldstart: import time of each function from the deployment package, with and without .pyc
 coldstart: package
 	$(PY) tools/coldstart.py --stage $(STAGE)
+
+## trust-apple: fetch Apple's WWDR intermediate CAs into chalicelib/trust/apple-wwdr.pem (needs internet)
+APPLE_CA_URL ?= https://www.apple.com/certificateauthority
+trust-apple:
+	@set -e; tmp=$$(mktemp -d); : > $$tmp/bundle.pem; \
+	for ca in AppleWWDRCAG3 AppleWWDRCAG4 AppleWWDRCAG5 AppleWWDRCAG6; do \
+	  curl -fsSL -o $$tmp/$$ca.cer $(APPLE_CA_URL)/$$ca.cer; \
+	  openssl x509 -inform DER -in $$tmp/$$ca.cer -outform PEM >> $$tmp/bundle.pem; \
+	  openssl x509 -in $$tmp/$$ca.cer -inform DER -noout -subject -enddate; \
+	done; mv $$tmp/bundle.pem chalicelib/trust/apple-wwdr.pem; rm -rf $$tmp; \
+	echo "wrote chalicelib/trust/apple-wwdr.pem"

@@ -174,6 +174,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     resources = json.loads(template.read_text())["Resources"]
     print(f"{template}: {len(resources)} resources, stage {args.stage}, checks passed")
+    if not (args.project_dir / "chalicelib" / "trust" / "apple-wwdr.pem").exists():
+        print(
+            "warning: chalicelib/trust/apple-wwdr.pem is missing: this package refuses .p12 uploads "
+            "(503 NotConfigured) until it is there; run `make trust-apple` (see docs/deploy.md)",
+            file=sys.stderr,
+        )
     return 0
 
 
