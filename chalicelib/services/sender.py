@@ -68,10 +68,19 @@ class _CredentialCache:
         default_factory=dict
     )
 
-    def get(self, app_id: str, certificate_id: int) -> tuple[Credential | None, dict[str, Any] | None]:
+    def cached(
+        self, app_id: str, certificate_id: int
+    ) -> tuple[Credential | None, dict[str, Any] | None] | None:
+        """The entry if it is fresh (no I/O), else None."""
         hit = self._entries.get((app_id, certificate_id))
         if hit and time.monotonic() - hit[0] < self.ttl_s:
             return hit[1], hit[2]
+        return None
+
+    def get(self, app_id: str, certificate_id: int) -> tuple[Credential | None, dict[str, Any] | None]:
+        hit = self.cached(app_id, certificate_id)
+        if hit is not None:
+            return hit
         try:
             cred: Credential | None = self.credentials.get(app_id, certificate_id)
         except NotFound:
@@ -261,7 +270,11 @@ class SendService:
     ) -> tuple[ApnsResult, Credential | None]:
         device = target.device
         ident = apns_id(chunk.app_id, chunk.message_id, device.token)
-        cred, secret = await asyncio.to_thread(self._creds.get, chunk.app_id, device.certificate_id)
+        # Warm containers hit the cache: no thread hop per notification, only on a miss.
+        hit = self._creds.cached(chunk.app_id, device.certificate_id)
+        if hit is None:
+            hit = await asyncio.to_thread(self._creds.get, chunk.app_id, device.certificate_id)
+        cred, secret = hit
         if cred is None or secret is None:
             return ApnsResult(-1, f"credential {device.certificate_id} no longer exists", ident), None
         try:
