@@ -172,6 +172,10 @@ class ApnsClients:
             self._clients[key] = client
         return client
 
+    def current(self, app_id: str, certificate_id: int) -> APNs | None:
+        """The cached client of a credential, if any (whatever certificate fingerprint it was built for)."""
+        return next((c for k, c in self._clients.items() if k[:2] == (app_id, certificate_id)), None)
+
     def discard(self, app_id: str, certificate_id: int) -> None:
         """Drop a credential's client (and its connections): next use rebuilds it, e.g. after a 403."""
         for key in [k for k in self._clients if k[:2] == (app_id, certificate_id)]:

@@ -43,28 +43,38 @@ class FanoutService:
     def fan_out(self, queued: QueuedMessageEvent) -> FanoutResult:
         app_id = queued.app_id
         event: MessageEvent = queued
+        now = self.clock_ms()
         recipients = self.recipients(app_id, event)
-        if isinstance(event.to, GroupTarget):
-            event = self._with_sender_name_card(app_id, event)
-            event = event.model_copy(update={"to": event.to.model_copy(update={"members": None})})
         chunks = [
             (ChunkRef(index=i, attempt=0), recipients[start : start + self.chunk_size])
             for i, start in enumerate(range(0, len(recipients), self.chunk_size))
         ]
-        now = self.clock_ms()
         first = self.deliveries.create_summary(app_id, event.message_id, len(recipients), len(chunks), now)
-        if not first and self.deliveries.summary_enqueued(app_id, event.message_id):
-            return FanoutResult(len(recipients), len(chunks), duplicate=True)
+        if not first:
+            if self.deliveries.summary_enqueued(app_id, event.message_id):
+                return FanoutResult(len(recipients), len(chunks), duplicate=True)
+            # An earlier run stopped half way: queue exactly the chunks it wrote (a stored membership
+            # may have changed since, and recomputed chunks would not line up with the ledger).
+            stored = self.deliveries.first_chunks(app_id, event.message_id)
+            if stored:
+                chunks = stored
+        if isinstance(event.to, GroupTarget):
+            event = self._with_sender_name_card(app_id, event)
+            event = event.model_copy(update={"to": event.to.model_copy(update={"members": None})})
         self.deliveries.put_chunks(app_id, event.message_id, chunks, now)
         # Agora's updatePushDisplayName: the sender's own setting, read once per message, not per chunk.
         display_name = self.users.get(app_id, event.sender.user_id).config.display_name if chunks else None
+        offline = set(event.offline_users or ())
         bodies = [
             SendChunk(
                 app_id=app_id,
                 message_id=event.message_id,
                 index=ref.index,
                 attempt=0,
-                event=event,
+                # Each chunk carries only its own recipients' offline flags: records stay small.
+                event=event.model_copy(update={"offline_users": [u for u in users if u in offline] or None})
+                if offline
+                else event,
                 recipients=users,
                 sender_display_name=display_name,
             ).model_dump_json(by_alias=True, exclude_none=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -109,6 +110,7 @@ class SendService:
     lease_ms: int = 120_000
     _creds: _CredentialCache = field(init=False)
     _semaphore: asyncio.Semaphore | None = field(default=None, init=False)
+    _refresh_locks: dict[tuple[str, int], asyncio.Lock] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self._creds = _CredentialCache(self.credentials)
@@ -160,20 +162,32 @@ class SendService:
                 DeliveryRecord(user_id, t, "skipped", str(r), at_ms=now_ms) for t, r in decision.device_skips
             ]
             if decision.skip_reason is not None:
-                if decision.skip_reason != "noDevice" or not decision.device_skips:
+                if chunk.devices is not None:
+                    # A retry: the devices carry "pending" records of the earlier attempt; settle them.
+                    skipped = {t for t, _ in decision.device_skips}
+                    records += [
+                        DeliveryRecord(user_id, t, "skipped", str(decision.skip_reason), at_ms=now_ms)
+                        for t in chunk.devices.get(user_id, ())
+                        if t not in skipped
+                    ]
+                elif decision.skip_reason != "noDevice" or not decision.device_skips:
                     records.append(
                         DeliveryRecord(user_id, None, "skipped", str(decision.skip_reason), at_ms=now_ms)
                     )
             else:
                 pushed.append((decision, user))
 
-        if takeover:  # a previous attempt died mid-chunk: never send twice what it recorded as sent
+        if (
+            takeover
+        ):  # a previous attempt died mid-chunk: leave alone what it recorded (sent, failed, retrying)
             keys = [(d.user_id, t.token) for d, _ in pushed for t in d.targets]
-            sent = await self._db(report, self.deliveries.sent_devices, chunk.app_id, chunk.message_id, keys)
+            done = await self._db(
+                report, self.deliveries.recorded_devices, chunk.app_id, chunk.message_id, keys
+            )
             pushed = [
                 (
                     Decision(
-                        d.user_id, tuple(t for t in d.targets if (d.user_id, t.token) not in sent), None, ()
+                        d.user_id, tuple(t for t in d.targets if (d.user_id, t.token) not in done), None, ()
                     ),
                     u,
                 )
@@ -181,7 +195,7 @@ class SendService:
             ]
             pushed = [(d, u) for d, u in pushed if d.targets]
 
-        badges = await self._badges(chunk, [d.user_id for d, _ in pushed], report)
+        badges = await self._badges(chunk, [u for _, u in pushed], takeover, report)
         targets: list[tuple[_Target, Notification]] = []
         rendered: dict[tuple[Any, ...], Notification] = {}
         for decision, user in pushed:
@@ -196,17 +210,33 @@ class SendService:
         return records, targets
 
     async def _badges(
-        self, chunk: SendChunk, user_ids: list[str], report: ChunkReport
+        self, chunk: SendChunk, users: list[UserRecord], takeover: bool, report: ChunkReport
     ) -> dict[str, int | None]:
-        """The badge each pushed user gets: +1 atomically per message (none with ignoreBadge)."""
-        if chunk.event.offline_push_info.ignore_badge or not user_ids:
+        """The badge each pushed user gets: +1 atomically per message (none with ignoreBadge), counted
+        once per message: a retry reuses the first try's badges, a takeover the ones its chunk saved."""
+        if chunk.event.offline_push_info.ignore_badge or not users:
             return {}
-        if chunk.badges is not None:  # a retry reuses the badge of the first try
-            return {u: chunk.badges.get(u) for u in user_ids}
+        if chunk.badges is not None:
+            return {u.user_id: chunk.badges.get(u.user_id) for u in users}
+        ref = ChunkRef(chunk.index, chunk.attempt)
+        if takeover:
+            saved = await self._db(report, self.deliveries.saved_badges, chunk.app_id, chunk.message_id, ref)
+            if saved is not None:
+                return {u.user_id: saved.get(u.user_id) for u in users}
         values = await asyncio.gather(
-            *(self._db(report, self.users.increment_badge, chunk.app_id, u) for u in user_ids)
+            *(self._db(report, self.users.increment_badge, chunk.app_id, u.user_id) for u in users),
+            return_exceptions=True,
         )
-        return dict(zip(user_ids, values, strict=True))
+        badges: dict[str, int | None] = {}
+        for user, value in zip(users, values, strict=True):
+            if isinstance(value, BaseException):
+                # Not counted: show what the count would be rather than fail (and later re-count) the chunk.
+                log.warning("badge increment failed for a recipient of %s: %r", chunk.message_id, value)
+                badges[user.user_id] = user.state.badge + 1
+            else:
+                badges[user.user_id] = value
+        await self._db(report, self.deliveries.save_badges, chunk.app_id, chunk.message_id, ref, badges)
+        return badges
 
     # ---- APNs ---------------------------------------------------------------------------------
 
@@ -215,10 +245,18 @@ class SendService:
     ) -> list[DeliveryRecord]:
         if not targets:
             return []
-        results = await asyncio.gather(*(self._send_one(chunk, t, n, report) for t, n in targets))
+        answers = await asyncio.gather(
+            *(self._send_one(chunk, t, n, report) for t, n in targets), return_exceptions=True
+        )
         records: list[DeliveryRecord] = []
         retry: list[tuple[_Target, ApnsResult]] = []
-        for (target, _), (result, cred) in zip(targets, results, strict=True):
+        for (target, _), answer in zip(targets, answers, strict=True):
+            if isinstance(answer, BaseException):
+                # e.g. Secrets Manager down on a cache miss: nothing was sent, so try again later.
+                log.warning("sending to a device of %s failed: %r", chunk.message_id, answer)
+                ident = apns_id(chunk.app_id, chunk.message_id, target.device.token)
+                answer = (ApnsResult(0, f"Error:{type(answer).__name__}", ident), None)
+            result, cred = answer
             action = classify(result.status, result.reason)
             env = cred.environment if cred else "production"
             bundle = cred.bundle_id if cred else "?"
@@ -232,24 +270,27 @@ class SendService:
             if action is Action.RETRY:
                 retry.append((target, result))
                 continue
-            if action is Action.UNREGISTERED:
-                await self._db(
-                    report,
-                    self.users.remove_device_if_registered_before,
-                    chunk.app_id,
-                    target.user_id,
-                    target.device.token,
-                    result.timestamp_ms or now,
-                )
-            elif action is Action.INVALID_TOKEN:
-                await self._db(
-                    report,
-                    self.users.mark_device_invalid,
-                    chunk.app_id,
-                    target.user_id,
-                    target.device.token,
-                    reason,
-                )
+            try:  # the registration's clean-up is best effort: the outcome is recorded either way
+                if action is Action.UNREGISTERED:
+                    await self._db(
+                        report,
+                        self.users.remove_device_if_registered_before,
+                        chunk.app_id,
+                        target.user_id,
+                        target.device.token,
+                        result.timestamp_ms or now,
+                    )
+                elif action is Action.INVALID_TOKEN:
+                    await self._db(
+                        report,
+                        self.users.mark_device_invalid,
+                        chunk.app_id,
+                        target.user_id,
+                        target.device.token,
+                        reason,
+                    )
+            except Exception as exc:
+                log.warning("could not update the registration after %s: %r", result.reason, exc)
             records.append(
                 DeliveryRecord(
                     target.user_id,
@@ -262,7 +303,28 @@ class SendService:
                 )
             )
         if retry:
-            records += await self._retry_later(chunk, retry, report)
+            try:
+                records += await self._retry_later(chunk, retry, report)
+            except Exception as exc:
+                log.error(
+                    "could not schedule the retry of %d device(s) of %s: %r",
+                    len(retry),
+                    chunk.message_id,
+                    exc,
+                )
+                now = self.clock_ms()
+                records += [
+                    DeliveryRecord(
+                        t.user_id,
+                        t.device.token,
+                        "failed",
+                        f"could not schedule a retry after {r.reason}",
+                        r.apns_id,
+                        now,
+                        code="RetryNotScheduled",
+                    )
+                    for t, r in retry
+                ]
         return records
 
     async def _send_one(
@@ -281,24 +343,30 @@ class SendService:
             message = build_message(notification, recipient_user_id=target.user_id, badge=target.badge)
         except PayloadTooLargeError:
             return ApnsResult(-1, "PayloadTooLarge", ident), cred
-        result = await self._post(chunk, cred, secret, device.token, message, ident, notification)
+        client = self.clients.get(chunk.app_id, cred, secret)
+        result = await self._post(chunk, client, device.token, message, ident, notification)
         if classify(result.status, result.reason) is Action.REFRESH_AUTH:
-            # Provider token or certificate refused: rebuild the client (fresh JWT / connection) once.
-            self.clients.discard(chunk.app_id, cred.certificate_id)
-            self._creds.forget(chunk.app_id, cred.certificate_id)
+            # Provider token or certificate refused: rebuild the client (fresh JWT, new connection) once
+            # per credential, however many requests were refused at the same time, then send again.
+            await self._refresh(chunk.app_id, cred.certificate_id, client)
             cred2, secret2 = await asyncio.to_thread(self._creds.get, chunk.app_id, device.certificate_id)
             if cred2 is not None and secret2 is not None:
-                result = await self._post(chunk, cred2, secret2, device.token, message, ident, notification)
-                if classify(result.status, result.reason) is Action.REFRESH_AUTH:
-                    result = ApnsResult(result.status, result.reason, ident, latency_ms=result.latency_ms)
+                client = self.clients.get(chunk.app_id, cred2, secret2)
+                result = await self._post(chunk, client, device.token, message, ident, notification)
         report.latencies_ms.append(result.latency_ms)
         return result, cred
+
+    async def _refresh(self, app_id: str, certificate_id: int, refused: Any) -> None:
+        lock = self._refresh_locks.setdefault((app_id, certificate_id), asyncio.Lock())
+        async with lock:
+            if self.clients.current(app_id, certificate_id) is refused:  # nobody rebuilt it meanwhile
+                self.clients.discard(app_id, certificate_id)
+                self._creds.forget(app_id, certificate_id)
 
     async def _post(
         self,
         chunk: SendChunk,
-        cred: Credential,
-        secret: dict[str, Any],
+        client: Any,
         token: str,
         message: dict[str, Any],
         ident: str,
@@ -306,7 +374,6 @@ class SendService:
     ) -> ApnsResult:
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self.settings.apns_concurrency)
-        client = self.clients.get(chunk.app_id, cred, secret)
         async with self._semaphore:
             return await self.clients.send(
                 client,
@@ -355,7 +422,7 @@ class SendService:
         await self._db(
             report, self.deliveries.put_chunks, chunk.app_id, chunk.message_id, [(ref, users)], now
         )
-        delay = min(900, int(self.settings.retry_base_delay_s * 2 ** (attempt - 1)))
+        delay = min(900, math.ceil(self.settings.retry_base_delay_s * 2 ** (attempt - 1)))
         body = retry.model_dump_json(by_alias=True, exclude_none=True)
         await asyncio.to_thread(self.queues.send_chunks, [body], delay)
         report.retried += len(failed)

@@ -107,12 +107,15 @@ class DeliveryRepository:
 
     def put_chunks(
         self, app_id: str, message_id: str, chunks: Sequence[tuple[ChunkRef, list[str]]], now_ms: int
-    ) -> int:
+    ) -> None:
+        """Write chunk items that do not exist yet. Never overwrites: a chunk already claimed or done
+        (an earlier run of the same fan-out or retry) keeps its status, so it is not sent again."""
         pk = items.delivery_pk(app_id, message_id)
-        requests = [
-            {
-                "PutRequest": {
-                    "Item": items.to_item(
+        for ref, users in chunks:
+            try:
+                self.client.put_item(
+                    TableName=self.table,
+                    Item=items.to_item(
                         {
                             "pk": pk,
                             "sk": ref.sk,
@@ -120,12 +123,53 @@ class DeliveryRepository:
                             "recipients": users,
                             "ttl": self._ttl(now_ms),
                         }
-                    )
-                }
-            }
-            for ref, users in chunks
-        ]
-        return items.batch_write(self.client, self.table, requests)
+                    ),
+                    ConditionExpression="attribute_not_exists(sk)",
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+
+    def first_chunks(self, app_id: str, message_id: str) -> list[tuple[ChunkRef, list[str]]]:
+        """The chunks an earlier run of the fan-out wrote (attempt 0), with their recipients."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :k)",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": items.delivery_pk(app_id, message_id)},
+                ":k": {"S": "K#"},
+            },
+        }
+        out: list[tuple[ChunkRef, list[str]]] = []
+        while True:
+            resp = self.client.query(**kwargs)
+            for raw in resp["Items"]:
+                d = items.from_item(raw)
+                index, attempt = d["sk"][2:].split(".")
+                if int(attempt) == 0:
+                    out.append((ChunkRef(int(index), 0), list(d.get("recipients", []))))
+            if "LastEvaluatedKey" not in resp:
+                return out
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def save_badges(self, app_id: str, message_id: str, ref: ChunkRef, badges: dict[str, int | None]) -> None:
+        """The badges given in this chunk: a takeover after a crash reuses them instead of counting again."""
+        self.client.update_item(
+            TableName=self.table,
+            Key=items.key(items.delivery_pk(app_id, message_id), ref.sk),
+            UpdateExpression="SET badges = :b",
+            ExpressionAttributeValues={":b": items.serialize(badges)},
+        )
+
+    def saved_badges(self, app_id: str, message_id: str, ref: ChunkRef) -> dict[str, int | None] | None:
+        resp = self.client.get_item(
+            TableName=self.table,
+            Key=items.key(items.delivery_pk(app_id, message_id), ref.sk),
+            ProjectionExpression="badges",
+            ConsistentRead=True,
+        )
+        raw = resp.get("Item", {}).get("badges")
+        return None if raw is None else dict(items.from_item({"b": raw})["b"])
 
     def claim(self, app_id: str, message_id: str, ref: ChunkRef, now_ms: int, lease_ms: int) -> ClaimOutcome:
         """Take the chunk for sending. ``takeover`` = a previous claim's lease ran out (a crash)."""
@@ -206,10 +250,11 @@ class DeliveryRepository:
         ]
         return items.batch_write(self.client, self.table, requests)
 
-    def sent_devices(
+    def recorded_devices(
         self, app_id: str, message_id: str, keys: Sequence[tuple[str, str]]
     ) -> set[tuple[str, str]]:
-        """Of these (userId, token) pairs, the ones already recorded as sent (used on takeover)."""
+        """Of these (userId, token) pairs, the ones with a record (sent, failed, or pending a retry of
+        its own): a takeover leaves them alone."""
         pk = items.delivery_pk(app_id, message_id)
         found: set[tuple[str, str]] = set()
         for start in range(0, len(keys), items.BATCH_GET_LIMIT):
@@ -225,7 +270,7 @@ class DeliveryRepository:
             while request:
                 resp = self.client.batch_get_item(RequestItems=request)
                 for item in resp.get("Responses", {}).get(self.table, []):
-                    if item.get("status", {}).get("S") == "sent":
+                    if item.get("status", {}).get("S") != "skipped":
                         found.add((item["userId"]["S"], item["deviceToken"]["S"]))
                 request = dict(resp.get("UnprocessedKeys") or {})
         return found
@@ -251,6 +296,8 @@ class DeliveryRepository:
         out = []
         for raw in resp["Items"]:
             d = items.from_item(raw)
+            if user_id is not None and d["userId"] != user_id:
+                continue  # user IDs may contain "#": the key prefix of "bob" also matches "bob#2"
             out.append(
                 DeliveryRecord(
                     user_id=d["userId"],

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 SQS_BATCH = 10
+SQS_BATCH_BYTES = 256 * 1024 - 4096  # SQS caps a whole SendMessageBatch at 256 KiB; some room for ids
 MAX_DELAY_S = 900
 
 
@@ -30,12 +31,13 @@ class Queues:
         self.client.send_message(QueueUrl=self.url(self.intake_name), MessageBody=json.dumps(body))
 
     def send_chunks(self, bodies: Sequence[str], delay_s: int = 0) -> int:
-        """SendMessageBatch in tens; raises if SQS refused any entry (the caller's record is retried)."""
+        """SendMessageBatch of at most 10 entries and 256 KiB in all; raises if SQS refused any entry
+        (the caller's record is then retried)."""
         calls = 0
-        for start in range(0, len(bodies), SQS_BATCH):
+        for batch in _batches(bodies):
             entries = [
                 {"Id": str(i), "MessageBody": body, "DelaySeconds": min(delay_s, MAX_DELAY_S)}
-                for i, body in enumerate(bodies[start : start + SQS_BATCH])
+                for i, body in enumerate(batch)
             ]
             resp = self.client.send_message_batch(QueueUrl=self.url(self.send_name), Entries=entries)  # type: ignore[arg-type]
             calls += 1
@@ -57,3 +59,16 @@ class Queues:
             MessageBody=body or "(empty)",
             MessageAttributes=attributes,
         )
+
+
+def _batches(bodies: Sequence[str]) -> list[list[str]]:
+    out: list[list[str]] = []
+    size = 0
+    for body in bodies:
+        n = len(body.encode())
+        if not out or len(out[-1]) == SQS_BATCH or size + n > SQS_BATCH_BYTES:
+            out.append([])
+            size = 0
+        out[-1].append(body)
+        size += n
+    return out
