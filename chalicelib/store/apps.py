@@ -39,18 +39,15 @@ class AppRepository:
         )
 
     def app_ids(self) -> list[str]:
-        out: list[str] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": items.APP_REGISTRY_PK}},
-        }
-        while True:
-            resp = self.client.query(**kwargs)
-            out.extend(i["sk"]["S"][2:] for i in resp.get("Items", []))
-            if "LastEvaluatedKey" not in resp:
-                return out
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return [
+            item["sk"]["S"][2:]
+            for item in items.query_all(
+                self.client,
+                TableName=self.table,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": items.APP_REGISTRY_PK}},
+            )
+        ]
 
     def get_app(self, app_id: str) -> dict[str, Any] | None:
         resp = self.client.get_item(TableName=self.table, Key=items.app_key(app_id))
@@ -102,18 +99,15 @@ class AppRepository:
             raise
 
     def list_credentials(self, app_id: str) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :c)",
-            "ExpressionAttributeValues": {":pk": {"S": f"A#{app_id}"}, ":c": {"S": "C#"}},
-        }
-        while True:
-            resp = self.client.query(**kwargs)
-            out.extend(items.from_item(i) for i in resp.get("Items", []))
-            if "LastEvaluatedKey" not in resp:
-                return out
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return [
+            items.from_item(i)
+            for i in items.query_all(
+                self.client,
+                TableName=self.table,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :c)",
+                ExpressionAttributeValues={":pk": {"S": f"A#{app_id}"}, ":c": {"S": "C#"}},
+            )
+        ]
 
     def get_credential(self, app_id: str, certificate_id: int) -> dict[str, Any] | None:
         resp = self.client.get_item(

@@ -13,7 +13,7 @@ redelivered or duplicated SQS message finds it claimed or done and sends nothing
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -130,27 +130,28 @@ class DeliveryRepository:
                 if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                     raise
 
+    def _chunk_items(self, app_id: str, message_id: str) -> Iterator[dict[str, Any]]:
+        yield from (
+            items.from_item(raw)
+            for raw in items.query_all(
+                self.client,
+                TableName=self.table,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :k)",
+                ExpressionAttributeValues={
+                    ":pk": {"S": items.delivery_pk(app_id, message_id)},
+                    ":k": {"S": "K#"},
+                },
+            )
+        )
+
     def first_chunks(self, app_id: str, message_id: str) -> list[tuple[ChunkRef, list[str]]]:
         """The chunks an earlier run of the fan-out wrote (attempt 0), with their recipients."""
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :k)",
-            "ExpressionAttributeValues": {
-                ":pk": {"S": items.delivery_pk(app_id, message_id)},
-                ":k": {"S": "K#"},
-            },
-        }
-        out: list[tuple[ChunkRef, list[str]]] = []
-        while True:
-            resp = self.client.query(**kwargs)
-            for raw in resp["Items"]:
-                d = items.from_item(raw)
-                index, attempt = d["sk"][2:].split(".")
-                if int(attempt) == 0:
-                    out.append((ChunkRef(int(index), 0), list(d.get("recipients", []))))
-            if "LastEvaluatedKey" not in resp:
-                return out
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        out = []
+        for d in self._chunk_items(app_id, message_id):
+            index, attempt = d["sk"][2:].split(".")
+            if int(attempt) == 0:
+                out.append((ChunkRef(int(index), 0), list(d.get("recipients", []))))
+        return out
 
     def save_badges(self, app_id: str, message_id: str, ref: ChunkRef, badges: dict[str, int | None]) -> None:
         """The badges given in this chunk: a takeover after a crash reuses them instead of counting again."""
@@ -313,24 +314,12 @@ class DeliveryRepository:
 
     def unfinished_first_attempts(self, app_id: str, message_id: str) -> list[str]:
         """Recipients of first-attempt chunks not yet done: nothing is recorded for them yet."""
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :k)",
-            "ExpressionAttributeValues": {
-                ":pk": {"S": items.delivery_pk(app_id, message_id)},
-                ":k": {"S": "K#"},
-            },
-        }
-        users: list[str] = []
-        while True:
-            resp = self.client.query(**kwargs)
-            for raw in resp["Items"]:
-                d = items.from_item(raw)
-                if d["status"] != "done" and d["sk"].endswith(".00"):
-                    users.extend(d.get("recipients", []))
-            if "LastEvaluatedKey" not in resp:
-                return users
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return [
+            user
+            for d in self._chunk_items(app_id, message_id)
+            if d["status"] != "done" and d["sk"].endswith(".00")
+            for user in d.get("recipients", [])
+        ]
 
     def _ttl(self, now_ms: int) -> int:
         return now_ms // 1000 + self.ttl_s

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
@@ -136,3 +137,13 @@ def batch_write(client: DynamoDBClient, table: str, requests: list[dict[str, Any
             resp = client.batch_write_item(RequestItems=pending)
             pending = dict(resp.get("UnprocessedItems") or {})
     return calls
+
+
+def query_all(client: DynamoDBClient, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every item a Query matches, page after page (items as returned: typed attribute values)."""
+    while True:
+        resp = client.query(**kwargs)
+        yield from resp.get("Items", [])
+        if "LastEvaluatedKey" not in resp:
+            return
+        kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]

@@ -8,7 +8,7 @@ Device registrations are top-level attributes ``d#<token>`` on the user item
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -53,12 +53,10 @@ class UserRepository:
     client: DynamoDBClient
     table: str
     max_devices: int = 20
-    calls: dict[str, int] = field(default_factory=dict)
 
     # ---- reading -------------------------------------------------------------------------------
 
     def get(self, app_id: str, user_id: str) -> UserRecord:
-        self._count("GetItem")
         resp = self.client.get_item(
             TableName=self.table, Key=items.user_key(app_id, user_id), ConsistentRead=True
         )
@@ -72,7 +70,6 @@ class UserRepository:
             keys = [items.user_key(app_id, u) for u in unique[start : start + items.BATCH_GET_LIMIT]]
             request: dict[str, Any] = {self.table: {"Keys": keys}}
             while request:
-                self._count("BatchGetItem")
                 resp = self.client.batch_get_item(RequestItems=request)
                 for item in resp.get("Responses", {}).get(self.table, []):
                     user_id = item["pk"]["S"].split("#", 2)[2]
@@ -123,7 +120,6 @@ class UserRepository:
 
     def increment_badge(self, app_id: str, user_id: str) -> int:
         """Atomically add 1 to the badge and answer the new value."""
-        self._count("UpdateItem")
         resp = self.client.update_item(
             TableName=self.table,
             Key=items.user_key(app_id, user_id),
@@ -156,7 +152,6 @@ class UserRepository:
         raise Conflict("the token is being registered concurrently for another user: retry")
 
     def _token_owner(self, app_id: str, token: str) -> str | None:
-        self._count("GetItem")
         resp = self.client.get_item(
             TableName=self.table, Key=items.token_key(app_id, token), ConsistentRead=True
         )
@@ -205,7 +200,6 @@ class UserRepository:
                     }
                 }
             )
-        self._count("TransactWriteItems")
         self.client.transact_write_items(TransactItems=actions)  # type: ignore[arg-type]
 
     def remove_devices(
@@ -223,7 +217,6 @@ class UserRepository:
             values[":t"] = {"BOOL": True}
         self._update(app_id, user_id, expr, names or None, values or None)
         for token in tokens:
-            self._count("DeleteItem")
             try:
                 self.client.delete_item(
                     TableName=self.table,
@@ -291,11 +284,7 @@ class UserRepository:
             kwargs["ExpressionAttributeValues"] = values
         if condition:
             kwargs["ConditionExpression"] = condition
-        self._count("UpdateItem")
         self.client.update_item(**kwargs)
-
-    def _count(self, op: str) -> None:
-        self.calls[op] = self.calls.get(op, 0) + 1
 
 
 def _clause(keyword: str, parts: list[str]) -> str:
