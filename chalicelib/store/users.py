@@ -328,5 +328,6 @@ def parse_user(app_id: str, user_id: str, item: dict[str, Any] | None) -> UserRe
         config=config,
         state=state,
         devices=devices,
-        logged_out=bool(data.get("loggedOut", False)),
+        # A device registered after a logout wins (also when the two raced): logged out = no device.
+        logged_out=bool(data.get("loggedOut", False)) and not devices,
     )

@@ -337,3 +337,19 @@ def test_app_state_bad_input(app_ctx: AppContext, body: dict) -> None:
     resp = state(app_ctx, body)
     assert resp.status_code == 400, resp.body
     assert resp.data["error"]["code"] == "ValidationError"
+
+
+def test_a_device_registered_after_a_racing_logout_is_not_logged_out(
+    app_ctx: AppContext, cred_id: int
+) -> None:
+    """Logout decides "logged out" from an earlier read; a registration landing in between wins."""
+    from chalicelib import deps
+
+    repo = deps.services().user_repo
+    app_ctx.api.call(
+        "PUT", app_ctx.path(f"/users/bob/devices/{TOKEN_B}"), {"certificateId": cred_id}, token=app_ctx.admin
+    )
+    repo.remove_devices(app_ctx.app_id, "bob", [], logged_out=True)  # the logout's late write
+    user = repo.get(app_ctx.app_id, "bob")
+    assert [d.device_token for d in user.devices] == [TOKEN_B]
+    assert user.logged_out is False
