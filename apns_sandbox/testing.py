@@ -64,6 +64,16 @@ class SandboxProcess:
         port = self.production_port if environment == "production" else self.development_port
         return self.host, port
 
+    def service_env(self) -> dict[str, str]:
+        """The service's settings (chalicelib/settings.py) that point its APNs client at this sandbox."""
+        return {
+            "APNS_PRODUCTION_HOST": self.host,
+            "APNS_PRODUCTION_PORT": str(self.production_port),
+            "APNS_DEVELOPMENT_HOST": self.host,
+            "APNS_DEVELOPMENT_PORT": str(self.development_port),
+            "APNS_EXTRA_CA_FILE": str(self.ca_path),
+        }
+
     def ssl_context(self) -> ssl.SSLContext:
         """A client TLS context that trusts the sandbox CA (and nothing else)."""
         return ssl.create_default_context(cafile=str(self.ca_path))

@@ -84,11 +84,7 @@ def start_stack(tmp: Path) -> tuple[Any, Any, dict[str, str]]:
         "SECRETS_PREFIX": "apns-push/bench/",
         "OPERATOR_KEY": "bench-operator-key-0123456789",
         "TRUSTED_PUSH_ISSUERS_FILE": str(issuers),
-        "APNS_PRODUCTION_HOST": sandbox.host,
-        "APNS_PRODUCTION_PORT": str(sandbox.production_port),
-        "APNS_DEVELOPMENT_HOST": sandbox.host,
-        "APNS_DEVELOPMENT_PORT": str(sandbox.development_port),
-        "APNS_EXTRA_CA_FILE": str(sandbox.ca_path),
+        **sandbox.service_env(),
         "LOG_LEVEL": "WARNING",
         "POWERTOOLS_METRICS_DISABLED": "true",
     }
@@ -243,7 +239,7 @@ def bench_raw(
                     "f": "bench-sender",
                     "t": f"user{i:06d}",
                     "g": "bench-group",
-                    "m": "raw",
+                    "m": f"raw-{i}",
                 },
                 push_type=PushType.ALERT,
                 priority=10,
@@ -421,6 +417,7 @@ def main() -> None:
 
         pipeline = bench_pipeline(svc, app.app_id, users, args.n, counter)
         no_badge = bench_pipeline(svc, app.app_id, users, args.n, counter, ignore_badge=True, tag="-nobadge")
+        after_pipeline = sandbox.stats()  # the group run below clears the sandbox's counters
         raw = bench_raw(settings, key, tokens, args.n, settings.apns_concurrency)
         group = None if args.skip_group else bench_big_group(svc, sandbox, ddb, env, app.app_id, users)
         memory = bench_memory(settings, key, tokens, args.memory_sends) if args.memory_sends else None
@@ -455,8 +452,12 @@ def main() -> None:
                 f"aioapns per-request entries left: {memory['per_request_entries_left']}"
             )
         print(
-            f"sandbox: accepted {stats['accepted']}, duplicates {stats.get('duplicates')}, "
-            f"rejected {stats.get('rejected')}"
+            f"sandbox after the pipeline runs: accepted {after_pipeline['accepted']}, "
+            f"duplicates {after_pipeline.get('duplicates')}, rejected {after_pipeline.get('rejected')}"
+        )
+        print(
+            f"sandbox after the group and memory runs: accepted {stats['accepted']}, "
+            f"duplicates {stats.get('duplicates')}, rejected {stats.get('rejected')}"
         )
         print(f"pipeline_vs_raw_aioapns: {pipeline['rate'] / raw['rate']:.2f}")
     finally:

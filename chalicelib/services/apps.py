@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import secrets
-import time
 from dataclasses import dataclass
 
+from chalicelib import clock
 from chalicelib.models.apps import AppCreate, AppCreated
 from chalicelib.store.apps import AppRepository
 from chalicelib.store.secrets import SecretStore
@@ -24,7 +24,7 @@ class AppService:
             {"secretKey": secret_key},
             description=f"HS256 key for app tokens of {app_id}",
         )
-        self.repo.create_app(app_id, body.name, int(time.time() * 1000))
+        self.repo.create_app(app_id, body.name, clock.now_ms())
         return AppCreated(app_id=app_id, name=body.name, secret_key=secret_key)
 
     def secret_key(self, app_id: str) -> str | None:

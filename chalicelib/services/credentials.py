@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.clock import now as utc_now
 from chalicelib.errors import Conflict, NotConfigured, NotFound
 from chalicelib.models.credentials import Credential, P8Upload, P12Upload
 from chalicelib.store.apps import AppRepository
@@ -26,16 +27,12 @@ def expires_soon(expires_at: datetime | None, now: datetime) -> bool:
     return expires_at is not None and expires_at - now <= EXPIRY_WARNING
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass
 class CredentialService:
     repo: AppRepository
     secrets: SecretStore
     trusted_issuers_file: Path
-    clock: Callable[[], datetime] = _now
+    clock: Callable[[], datetime] = utc_now
     _trusted: list[x509.Certificate] | None = field(default=None, repr=False)
 
     def upload(self, app_id: str, upload: P12Upload | P8Upload) -> Credential:

@@ -8,20 +8,16 @@ and the send step's claim keeps every device to one notification.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from chalicelib import clock
 from chalicelib.models.message import GroupTarget, MessageEvent, QueuedMessageEvent
 from chalicelib.models.sending import SendChunk
 from chalicelib.store.deliveries import ChunkRef, DeliveryRepository
 from chalicelib.store.groups import GroupRepository
 from chalicelib.store.queues import Queues
 from chalicelib.store.users import UserRepository
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True)
@@ -38,7 +34,7 @@ class FanoutService:
     queues: Queues
     users: UserRepository
     chunk_size: int = 100
-    clock_ms: Callable[[], int] = _now_ms
+    clock_ms: Callable[[], int] = clock.now_ms
 
     def fan_out(self, queued: QueuedMessageEvent) -> FanoutResult:
         app_id = queued.app_id

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib import clock
 from chalicelib.apns.client import ApnsClients, ApnsResult, apns_id, collapse_id
 from chalicelib.apns.outcomes import Action, classify, explain
 from chalicelib.apns.payload import PayloadTooLargeError, build_message
@@ -94,10 +95,6 @@ class _CredentialCache:
         self._entries.pop((app_id, certificate_id), None)
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 @dataclass
 class SendService:
     settings: Settings
@@ -106,7 +103,7 @@ class SendService:
     deliveries: DeliveryRepository
     queues: Queues
     clients: ApnsClients
-    clock_ms: Callable[[], int] = _now_ms
+    clock_ms: Callable[[], int] = clock.now_ms
     lease_ms: int = 120_000
     _creds: _CredentialCache = field(init=False)
     _semaphore: asyncio.Semaphore | None = field(default=None, init=False)

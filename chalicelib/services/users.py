@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib import clock
 from chalicelib.errors import NotFound
 from chalicelib.models.devices import Device, DeviceRegistration
 from chalicelib.models.push_config import AppStateIn, PushConfig, PushConfigPatch
@@ -17,15 +17,11 @@ from chalicelib.store.users import UserRepository
 MUTED_LISTS = {"groups": "mutedGroups", "users": "mutedUsers"}
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 @dataclass
 class UserService:
     users: UserRepository
     credentials: CredentialService
-    clock_ms: Callable[[], int] = _now_ms
+    clock_ms: Callable[[], int] = clock.now_ms
 
     # ---- devices -------------------------------------------------------------------------------
 

@@ -22,16 +22,7 @@ BUNDLE = "com.example.client"
 
 @pytest.fixture(scope="module")
 def clients(sandbox: SandboxProcess) -> ApnsClients:
-    settings = load_settings(
-        {
-            "APNS_PRODUCTION_HOST": sandbox.host,
-            "APNS_PRODUCTION_PORT": str(sandbox.production_port),
-            "APNS_DEVELOPMENT_HOST": sandbox.host,
-            "APNS_DEVELOPMENT_PORT": str(sandbox.development_port),
-            "APNS_EXTRA_CA_FILE": str(sandbox.ca_path),
-            "APNS_REQUEST_TIMEOUT_S": "3",
-        }
-    )
+    settings = load_settings({**sandbox.service_env(), "APNS_REQUEST_TIMEOUT_S": "3"})
     return ApnsClients(settings)
 
 
