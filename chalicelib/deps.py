@@ -98,7 +98,9 @@ def services() -> Services:
         groups=groups,
         deliveries=deliveries,
         queues=queues,
-        fanout=FanoutService(groups, deliveries, queues, user_repo, chunk_size=settings.send_chunk_size),
+        fanout=FanoutService(
+            groups, deliveries, queues, user_repo, app_repo, chunk_size=settings.send_chunk_size
+        ),
         messages=MessageService(queues, deliveries, groups),
     )
 

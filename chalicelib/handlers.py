@@ -52,28 +52,37 @@ def _failures(ids: list[str]) -> dict[str, Any]:
 
 
 def handle_intake_records(records: list[dict[str, Any]]) -> dict[str, Any]:
+    from chalicelib.services.fanout import UnknownApp
+
     svc = services()
     failed: list[str] = []
-    for record_id, event in _parse(records, QueuedMessageEvent, svc.settings.intake_queue_name):
+    bodies = {r["messageId"]: r.get("body") or "" for r in records}
+    queue = svc.settings.intake_queue_name
+    for record_id, event in _parse(records, QueuedMessageEvent, queue):
         try:
             result = svc.fanout.fan_out(event)
-            log.info(
-                "fanned out message %s: %d recipients in %d chunks%s",
-                event.message_id,
-                result.recipients,
-                result.chunks,
-                " (duplicate)" if result.duplicate else "",
-                extra={
-                    "appId": event.app_id,
-                    "messageId": event.message_id,
-                    "recipients": result.recipients,
-                    "chunks": result.chunks,
-                    "duplicate": result.duplicate,
-                },
-            )
+        except UnknownApp as exc:
+            log.warning("dead-lettering record %s from %s: %s", record_id, queue, exc)
+            svc.queues.dead_letter(queue, bodies[record_id], f"unknown app: {exc}", record_id)
+            continue
         except Exception:
             log.exception("fan-out of message %s failed; SQS will retry it", event.message_id)
             failed.append(record_id)
+            continue
+        log.info(
+            "fanned out message %s: %d recipients in %d chunks%s",
+            event.message_id,
+            result.recipients,
+            result.chunks,
+            " (duplicate)" if result.duplicate else "",
+            extra={
+                "appId": event.app_id,
+                "messageId": event.message_id,
+                "recipients": result.recipients,
+                "chunks": result.chunks,
+                "duplicate": result.duplicate,
+            },
+        )
     return _failures(failed)
 
 

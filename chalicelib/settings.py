@@ -58,7 +58,7 @@ class Settings(BaseModel):
     max_devices_per_user: int = Field(20, alias="MAX_DEVICES_PER_USER", ge=1, le=200)
     delivery_ttl_days: int = Field(14, alias="DELIVERY_TTL_DAYS", ge=1)
     max_send_attempts: int = Field(5, alias="MAX_SEND_ATTEMPTS", ge=1, le=20)
-    send_chunk_size: int = Field(100, alias="SEND_CHUNK_SIZE", ge=1, le=100)
+    send_chunk_size: int = Field(250, alias="SEND_CHUNK_SIZE", ge=1, le=500)
     retry_base_delay_s: float = Field(
         5.0, alias="RETRY_BASE_DELAY_S", ge=0, description="Back-off of retried sends: base x 2^(attempt-1)."
     )
@@ -67,6 +67,20 @@ class Settings(BaseModel):
         alias="SEND_LEASE_S",
         ge=1,
         description="After this, a chunk claimed by a crashed invocation is retaken.",
+    )
+    send_checkpoint_ms: int = Field(
+        100,
+        alias="SEND_CHECKPOINT_MS",
+        ge=10,
+        le=5000,
+        description="A chunk's outcomes are written at most this long after they are known ...",
+    )
+    send_checkpoint_outcomes: int = Field(
+        25,
+        alias="SEND_CHECKPOINT_OUTCOMES",
+        ge=1,
+        le=1000,
+        description="... or as soon as this many wait: what a crash can resend is bounded by both.",
     )
     metrics_namespace: str = Field("ApnsPush", alias="POWERTOOLS_METRICS_NAMESPACE")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="LOG_LEVEL")

@@ -17,7 +17,6 @@ import os
 import ssl
 import tempfile
 import time
-import uuid
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,7 +39,6 @@ from chalicelib.models.credentials import Credential
 from chalicelib.settings import Settings
 
 T = TypeVar("T")
-_APNS_ID_NAMESPACE = uuid.UUID("6f1d7c2e-3b0a-4e59-9a51-0b6d8c1f4a20")
 _loop: asyncio.AbstractEventLoop | None = None
 
 
@@ -135,17 +133,6 @@ def ssl_context(settings: Settings) -> ssl.SSLContext:
     if settings.apns_extra_ca_file is not None:
         ctx.load_verify_locations(cafile=str(settings.apns_extra_ca_file))
     return ctx
-
-
-def apns_id(app_id: str, message_id: str, token: str) -> str:
-    """Deterministic per message x device: a duplicate would carry the same apns-id."""
-    return str(uuid.uuid5(_APNS_ID_NAMESPACE, f"{app_id}/{message_id}/{token}")).upper()
-
-
-def collapse_id(message_id: str) -> str:
-    """apns-collapse-id <= 64 bytes: the message ID, hashed when longer. A notification APNs ever
-    delivered twice for the same message replaces itself on the phone instead of showing twice."""
-    return message_id if len(message_id.encode()) <= 64 else hashlib.sha256(message_id.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,14 +13,14 @@ UserId = Annotated[str, Field(min_length=1, max_length=128, pattern=ENTITY_ID_PA
 
 
 class SendChunk(ApiModel):
-    """One send-queue message: up to 100 recipients of one message (fan-out output, or a retry)."""
+    """One send-queue message: up to 500 recipients of one message (fan-out output, or a retry)."""
 
     app_id: str
     message_id: str
     index: int = Field(ge=0, description="Chunk number within the message.")
     attempt: int = Field(0, ge=0, description="0 = first try; n = the n-th retry of failed recipients.")
     event: MessageEvent = Field(description="The message event, without the group's member list.")
-    recipients: list[UserId] = Field(min_length=1, max_length=100)
+    recipients: list[UserId] = Field(min_length=1, max_length=500)
     sender_display_name: str | None = Field(
         None, description="The sender's push displayName, read once at fan-out (null = use the nickname)."
     )
@@ -72,6 +72,9 @@ class PageQuery(ApiModel):
 
 class DeliveryQuery(PageQuery):
     user_id: str | None = Field(None, max_length=128, description="Only this recipient's deliveries.")
+    status: Literal["sent", "skipped", "failed", "pending"] | None = Field(
+        None, description="Only deliveries with this status (the summary still covers all)."
+    )
 
 
 class MessageAccepted(ApiModel):
@@ -82,11 +85,30 @@ class Delivery(ApiModel):
     user_id: str
     device_token: str | None = Field(None, description="null when the user was skipped as a whole.")
     status: Literal["sent", "skipped", "failed", "pending"]
-    reason: str | None = Field(None, description="Why it was skipped or failed (e.g. dnd, mutedGroup).")
+    reason: str | None = Field(
+        None, description="Why it was skipped, failed or is pending, in plain words (e.g. dnd, mutedGroup)."
+    )
+    code: str | None = Field(
+        None,
+        description="The reason as a short code (a skip reason, an APNs reason such as BadDeviceToken, "
+        "RetriesExhausted, queued, sending): what the summary counts by.",
+    )
     apns_id: str | None = None
+
+
+class DeliverySummary(ApiModel):
+    """Counts over every delivery of the message (every page), or of the one user asked for."""
+
+    sent: int
+    pending: int
+    skipped: dict[str, int] = Field(description="Skipped deliveries by reason code.")
+    failed: dict[str, int] = Field(description="Failed deliveries by reason code.")
 
 
 class DeliveryList(ApiModel):
     items: list[Delivery]
-    next_cursor: str | None = None
+    next_cursor: str | None = Field(
+        None, description="Opaque: pass as ?cursor= for the next page; null = last page."
+    )
     recipient_count: int = Field(description="Recipients after fan-out (the sender excluded).")
+    summary: DeliverySummary

@@ -1,9 +1,12 @@
-"""Fan-out: one message event -> its recipients (minus the sender) -> chunks of 100 on the send queue.
+"""Fan-out: one message event -> its recipients (minus the sender) -> chunks on the send queue.
 
 Recipients come from the event (one user, or a group's inline member list) or
-from the stored membership. The chunks are written to the message's ledger
-before they are queued, so a redelivered event queues the same chunks again
-and the send step's claim keeps every device to one notification.
+from the stored membership, sorted, so each chunk holds a contiguous range and
+the report finds one recipient in one chunk. The chunks are written to the
+message's ledger before they are queued, so a redelivered event queues the
+same chunks again and the send step's claim keeps every device to one
+notification. An event for an app that does not exist is refused (it would
+write a ledger nobody can read): the handler dead-letters it with the reason.
 """
 
 from __future__ import annotations
@@ -12,12 +15,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from chalicelib import clock
+from chalicelib.errors import NotFound
 from chalicelib.models.message import GroupTarget, MessageEvent, QueuedMessageEvent
 from chalicelib.models.sending import SendChunk
+from chalicelib.store.apps import AppRepository
 from chalicelib.store.deliveries import ChunkRef, DeliveryRepository
 from chalicelib.store.groups import GroupRepository
 from chalicelib.store.queues import Queues
 from chalicelib.store.users import UserRepository
+
+
+class UnknownApp(NotFound):
+    """The event names an app that does not exist: it can never succeed."""
 
 
 @dataclass(frozen=True)
@@ -33,19 +42,26 @@ class FanoutService:
     deliveries: DeliveryRepository
     queues: Queues
     users: UserRepository
-    chunk_size: int = 100
+    apps: AppRepository
+    chunk_size: int = 250
     clock_ms: Callable[[], int] = clock.now_ms
 
     def fan_out(self, queued: QueuedMessageEvent) -> FanoutResult:
         app_id = queued.app_id
         event: MessageEvent = queued
         now = self.clock_ms()
+        if self.apps.get_app(app_id) is None:
+            raise UnknownApp(
+                f"app '{app_id}' does not exist: create it (POST /v1/apps) or fix the record's appId"
+            )
         recipients = self.recipients(app_id, event)
         chunks = [
             (ChunkRef(index=i, attempt=0), recipients[start : start + self.chunk_size])
             for i, start in enumerate(range(0, len(recipients), self.chunk_size))
         ]
-        first = self.deliveries.create_summary(app_id, event.message_id, len(recipients), len(chunks), now)
+        first = self.deliveries.create_summary(
+            app_id, event.message_id, len(recipients), [users[0] for _, users in chunks], now
+        )
         if not first:
             if self.deliveries.summary_enqueued(app_id, event.message_id):
                 return FanoutResult(len(recipients), len(chunks), duplicate=True)
@@ -81,7 +97,7 @@ class FanoutService:
         return FanoutResult(len(recipients), len(chunks), duplicate=not first)
 
     def recipients(self, app_id: str, event: MessageEvent) -> list[str]:
-        """Every target user except the sender, each once, in a stable order."""
+        """Every target user except the sender, each once, sorted."""
         to = event.to
         if isinstance(to, GroupTarget):
             members = (
@@ -91,7 +107,7 @@ class FanoutService:
             )
         else:
             members = [to.user_id]
-        return [u for u in dict.fromkeys(members) if u != event.sender.user_id]
+        return sorted(set(members) - {event.sender.user_id})
 
     def _with_sender_name_card(self, app_id: str, event: MessageEvent) -> MessageEvent:
         """A stored group knows its members' name cards: use the sender's when the event has none."""

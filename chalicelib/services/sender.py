@@ -1,11 +1,18 @@
 """Sending one chunk: who gets pushed, what it says, APNs, and what became of every recipient.
 
-Per chunk: claim it in the ledger (a redelivered chunk sends nothing), read
-all recipients and the sender in one BatchGetItem, decide and render with the
-pure rule modules, add 1 to each pushed user's badge atomically, send every
-device's notification concurrently over the credential's HTTP/2 connections,
-act on APNs' answers through the outcome table, retry only the recipients
-that can succeed later (SQS delay), and record a delivery per device.
+Per chunk attempt: claim its lease (a redelivered chunk sends nothing), read
+every recipient in one round of BatchGetItem, decide and render with the pure
+rule modules, add 1 to each pushed user's badge atomically and save the
+badges given, send every device's notification concurrently over the
+credential's HTTP/2 connections, act on APNs' answers through the outcome
+table, retry only the devices that can succeed later (SQS delay), and
+checkpoint the outcomes as they come (``checkpoint.py``).
+
+After a crash the lease runs out and a redelivery takes the attempt over: it
+sends only the devices with no outcome in this attempt's pages, with the
+badges saved before the crash, so a device gets the message twice only if it
+was in flight or answered after the last checkpoint; the copy has the same
+apns-id, badge and collapse-id.
 """
 
 from __future__ import annotations
@@ -21,17 +28,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib import clock
-from chalicelib.apns.client import ApnsClients, ApnsResult, apns_id, collapse_id
+from chalicelib.apns.client import ApnsClients, ApnsResult
+from chalicelib.apns.ids import apns_id, collapse_id
 from chalicelib.apns.outcomes import Action, classify, explain
 from chalicelib.apns.payload import PayloadTooLargeError, build_message
 from chalicelib.errors import NotFound
 from chalicelib.models.credentials import Credential
 from chalicelib.models.sending import SendChunk
+from chalicelib.services.checkpoint import Checkpointer
 from chalicelib.services.credentials import CredentialService
 from chalicelib.services.policy import Decision, DeviceView, Recipient, decide, message_skip_reason
 from chalicelib.services.render import Notification, render_for
 from chalicelib.settings import Settings
-from chalicelib.store.deliveries import ChunkRef, DeliveryRecord, DeliveryRepository
+from chalicelib.store.deliveries import ChunkAttempt, ChunkRef, DeliveryRepository
+from chalicelib.store.ledger_codec import Outcome
 from chalicelib.store.queues import Queues
 from chalicelib.store.users import UserRecord, UserRepository
 
@@ -52,9 +62,14 @@ class ChunkReport:
     latencies_ms: list[float] = field(default_factory=list)
     retried: int = 0
 
+    def count(self, outcomes: list[Outcome]) -> None:
+        for o in outcomes:
+            self.counts[(o.status, o.code if o.status != "sent" else "")] += 1
+
 
 @dataclass(frozen=True, slots=True)
 class _Target:
+    index: int  # the recipient's position in the chunk attempt
     user_id: str
     device: DeviceView
     badge: int | None
@@ -117,82 +132,87 @@ class SendService:
         ref = ChunkRef(chunk.index, chunk.attempt)
         app_id, message_id = chunk.app_id, chunk.message_id
         now_ms = self.clock_ms()
-        claim = await self._db(report, self.deliveries.claim, app_id, message_id, ref, now_ms, self.lease_ms)
+        claim = await self._db(self.deliveries.claim, app_id, message_id, ref, now_ms, self.lease_ms)
         if claim == "done":
             report.outcome = "duplicate"
             return report
         if claim == "busy":
             raise ChunkBusy(f"chunk {ref.sk} of message {message_id} is being sent by another invocation")
         try:
-            records, targets = await self._plan(chunk, claim == "takeover", now_ms, report)
+            earlier = ChunkAttempt(ref)
+            if claim == "takeover":  # a previous invocation died mid-chunk: keep what it recorded
+                found = await self._db(self.deliveries.attempts, app_id, message_id, None, ref)
+                earlier = found[0] if found else earlier
+                report.outcome = "takeover"
+            skips, targets = await self._plan(chunk, earlier, now_ms)
         except Exception:
-            await self._db(report, self.deliveries.release, app_id, message_id, ref)
+            await self._db(self.deliveries.release, app_id, message_id, ref)
             raise
-        records += await self._deliver(chunk, targets, report)
-        await self._db(report, self.deliveries.write_records, app_id, message_id, records, self.clock_ms())
-        await self._db(report, self.deliveries.finish, app_id, message_id, ref)
-        for r in records:
-            report.counts[(r.status, r.metric_reason if r.status != "sent" else "")] += 1
+
+        async def write(seq: int, outcomes: list[Outcome]) -> None:
+            now = self.clock_ms()
+            await self._db(self.deliveries.write_page, app_id, message_id, ref, seq, outcomes, now)
+
+        checkpoints = Checkpointer(
+            write,
+            seq=earlier.pages,
+            interval_s=self.settings.send_checkpoint_ms / 1000,
+            max_outcomes=self.settings.send_checkpoint_outcomes,
+        )
+        checkpoints.extend(skips)
+        try:
+            await self._deliver(chunk, targets, checkpoints, report)
+        finally:
+            await checkpoints.close()
+        await self._db(self.deliveries.finish, app_id, message_id, ref)
+        report.count(checkpoints.written)
         return report
 
     # ---- who, and what ------------------------------------------------------------------------
 
     async def _plan(
-        self, chunk: SendChunk, takeover: bool, now_ms: int, report: ChunkReport
-    ) -> tuple[list[DeliveryRecord], list[tuple[_Target, Notification]]]:
+        self, chunk: SendChunk, earlier: ChunkAttempt, now_ms: int
+    ) -> tuple[list[Outcome], list[tuple[_Target, Notification]]]:
+        """The outcomes known without APNs (skips), and the devices to send to, each with its text.
+        On a takeover, whatever the earlier invocation recorded is left as it is."""
         event = chunk.event
+        done = {o.key for o in earlier.outcomes}
+        position = {u: i for i, u in enumerate(chunk.recipients)}
         skip_all = message_skip_reason(event)
         if skip_all is not None:
             return [
-                DeliveryRecord(u, None, "skipped", str(skip_all), at_ms=now_ms) for u in chunk.recipients
+                o
+                for o in (Outcome(i, None, "skipped", str(skip_all)) for i in range(len(chunk.recipients)))
+                if o.key not in done
             ], []
 
-        users = await self._db(report, self.users.batch_get, chunk.app_id, chunk.recipients)
+        users = await self._db(self.users.batch_get, chunk.app_id, chunk.recipients)
         sender_display = chunk.sender_display_name
         now = datetime.fromtimestamp(now_ms / 1000, UTC)
-        records: list[DeliveryRecord] = []
+        skips: list[Outcome] = []
         pushed: list[tuple[Decision, UserRecord]] = []
         for user_id in chunk.recipients:
-            user = users[user_id]
+            user, index = users[user_id], position[user_id]
             decision = decide(event, _recipient(user, chunk.devices), now=now)
-            records += [
-                DeliveryRecord(user_id, t, "skipped", str(r), at_ms=now_ms) for t, r in decision.device_skips
-            ]
+            skips += [Outcome(index, t, "skipped", str(r)) for t, r in decision.device_skips]
             if decision.skip_reason is not None:
                 if chunk.devices is not None:
-                    # A retry: the devices carry "pending" records of the earlier attempt; settle them.
+                    # A retry: these devices are "pending" from the earlier attempt; settle them.
                     skipped = {t for t, _ in decision.device_skips}
-                    records += [
-                        DeliveryRecord(user_id, t, "skipped", str(decision.skip_reason), at_ms=now_ms)
+                    skips += [
+                        Outcome(index, t, "skipped", str(decision.skip_reason))
                         for t in chunk.devices.get(user_id, ())
                         if t not in skipped
                     ]
                 elif decision.skip_reason != "noDevice" or not decision.device_skips:
-                    records.append(
-                        DeliveryRecord(user_id, None, "skipped", str(decision.skip_reason), at_ms=now_ms)
-                    )
+                    skips.append(Outcome(index, None, "skipped", str(decision.skip_reason)))
             else:
-                pushed.append((decision, user))
+                devices = tuple(t for t in decision.targets if (index, t.token) not in done)
+                if devices:
+                    pushed.append((Decision(decision.user_id, devices, None, ()), user))
+        skips = [o for o in skips if o.key not in done]
 
-        if (
-            takeover
-        ):  # a previous attempt died mid-chunk: leave alone what it recorded (sent, failed, retrying)
-            keys = [(d.user_id, t.token) for d, _ in pushed for t in d.targets]
-            done = await self._db(
-                report, self.deliveries.recorded_devices, chunk.app_id, chunk.message_id, keys
-            )
-            pushed = [
-                (
-                    Decision(
-                        d.user_id, tuple(t for t in d.targets if (d.user_id, t.token) not in done), None, ()
-                    ),
-                    u,
-                )
-                for d, u in pushed
-            ]
-            pushed = [(d, u) for d, u in pushed if d.targets]
-
-        badges = await self._badges(chunk, [u for _, u in pushed], takeover, report)
+        badges = await self._badges(chunk, [u for _, u in pushed], position, earlier)
         targets: list[tuple[_Target, Notification]] = []
         rendered: dict[tuple[Any, ...], Notification] = {}
         for decision, user in pushed:
@@ -200,108 +220,80 @@ class SendService:
             key = (cfg.language, cfg.display_style, cfg.c2c_sound, cfg.group_sound)
             if key not in rendered:
                 rendered[key] = render_for(event, cfg, sender_display_name=sender_display)
+            index = position[decision.user_id]
             for device in decision.targets:
                 targets.append(
-                    (_Target(decision.user_id, device, badges.get(decision.user_id)), rendered[key])
+                    (_Target(index, decision.user_id, device, badges.get(decision.user_id)), rendered[key])
                 )
-        return records, targets
+        return skips, targets
 
     async def _badges(
-        self, chunk: SendChunk, users: list[UserRecord], takeover: bool, report: ChunkReport
+        self,
+        chunk: SendChunk,
+        users: list[UserRecord],
+        position: dict[str, int],
+        earlier: ChunkAttempt,
     ) -> dict[str, int | None]:
         """The badge each pushed user gets: +1 atomically per message (none with ignoreBadge), counted
-        once per message: a retry reuses the first try's badges, a takeover the ones its chunk saved."""
+        once per message: a retry reuses the first try's badges, a takeover the ones saved before
+        the crash. The badges are saved before anything is sent."""
         if chunk.event.offline_push_info.ignore_badge or not users:
             return {}
         if chunk.badges is not None:
             return {u.user_id: chunk.badges.get(u.user_id) for u in users}
-        ref = ChunkRef(chunk.index, chunk.attempt)
-        if takeover:
-            saved = await self._db(report, self.deliveries.saved_badges, chunk.app_id, chunk.message_id, ref)
-            if saved is not None:
-                return {u.user_id: saved.get(u.user_id) for u in users}
+        saved = earlier.badges or {}
+        badges: dict[str, int | None] = {
+            u.user_id: saved[position[u.user_id]] for u in users if position[u.user_id] in saved
+        }
+        counting = [u for u in users if u.user_id not in badges]
+        if not counting:
+            return badges
         values = await asyncio.gather(
-            *(self._db(report, self.users.increment_badge, chunk.app_id, u.user_id) for u in users),
+            *(self._db(self.users.increment_badge, chunk.app_id, u.user_id) for u in counting),
             return_exceptions=True,
         )
-        badges: dict[str, int | None] = {}
-        for user, value in zip(users, values, strict=True):
+        for user, value in zip(counting, values, strict=True):
             if isinstance(value, BaseException):
                 # Not counted: show what the count would be rather than fail (and later re-count) the chunk.
                 log.warning("badge increment failed for a recipient of %s: %r", chunk.message_id, value)
                 badges[user.user_id] = user.state.badge + 1
             else:
                 badges[user.user_id] = value
-        await self._db(report, self.deliveries.save_badges, chunk.app_id, chunk.message_id, ref, badges)
+        given = {position[u]: b for u, b in badges.items() if b is not None}
+        ref = ChunkRef(chunk.index, chunk.attempt)
+        now = self.clock_ms()
+        await self._db(self.deliveries.save_badges, chunk.app_id, chunk.message_id, ref, given, now)
         return badges
 
     # ---- APNs ---------------------------------------------------------------------------------
 
     async def _deliver(
-        self, chunk: SendChunk, targets: list[tuple[_Target, Notification]], report: ChunkReport
-    ) -> list[DeliveryRecord]:
-        if not targets:
-            return []
-        answers = await asyncio.gather(
-            *(self._send_one(chunk, t, n, report) for t, n in targets), return_exceptions=True
-        )
-        records: list[DeliveryRecord] = []
+        self,
+        chunk: SendChunk,
+        targets: list[tuple[_Target, Notification]],
+        checkpoints: Checkpointer,
+        report: ChunkReport,
+    ) -> None:
         retry: list[tuple[_Target, ApnsResult]] = []
-        for (target, _), answer in zip(targets, answers, strict=True):
-            if isinstance(answer, BaseException):
-                # e.g. Secrets Manager down on a cache miss: nothing was sent, so try again later.
-                log.warning("sending to a device of %s failed: %r", chunk.message_id, answer)
-                ident = apns_id(chunk.app_id, chunk.message_id, target.device.token)
-                answer = (ApnsResult(0, f"Error:{type(answer).__name__}", ident), None)
-            result, cred = answer
-            action = classify(result.status, result.reason)
-            env = cred.environment if cred else "production"
-            bundle = cred.bundle_id if cred else "?"
-            now = self.clock_ms()
-            if action is Action.SENT:
-                records.append(
-                    DeliveryRecord(target.user_id, target.device.token, "sent", None, result.apns_id, now)
-                )
-                continue
-            reason = explain(result.reason, environment=env, bundle_id=bundle)
-            if action is Action.RETRY:
-                retry.append((target, result))
-                continue
-            try:  # the registration's clean-up is best effort: the outcome is recorded either way
-                if action is Action.UNREGISTERED:
-                    await self._db(
-                        report,
-                        self.users.remove_device_if_registered_before,
-                        chunk.app_id,
-                        target.user_id,
-                        target.device.token,
-                        result.timestamp_ms or now,
-                    )
-                elif action is Action.INVALID_TOKEN:
-                    await self._db(
-                        report,
-                        self.users.mark_device_invalid,
-                        chunk.app_id,
-                        target.user_id,
-                        target.device.token,
-                        reason,
-                    )
+
+        async def one(target: _Target, notification: Notification) -> None:
+            try:
+                result, cred = await self._send_one(chunk, target, notification, report)
             except Exception as exc:
-                log.warning("could not update the registration after %s: %r", result.reason, exc)
-            records.append(
-                DeliveryRecord(
-                    target.user_id,
-                    target.device.token,
-                    "failed",
-                    reason,
-                    result.apns_id,
-                    now,
-                    code=result.reason or str(result.status),
-                )
-            )
+                # e.g. Secrets Manager down on a cache miss: nothing was sent, so try again later.
+                log.warning("sending to a device of %s failed: %r", chunk.message_id, exc)
+                ident = apns_id(chunk.app_id, chunk.message_id, target.device.token)
+                result, cred = ApnsResult(0, f"Error:{type(exc).__name__}", ident), None
+            outcome = await self._settle(chunk, target, result, cred)
+            if outcome is None:
+                retry.append((target, result))
+            else:
+                checkpoints.add(outcome)
+
+        await asyncio.gather(*(one(t, n) for t, n in targets))
         if retry:
             try:
-                records += await self._retry_later(chunk, retry, report)
+                checkpoints.extend(await self._retry_later(chunk, retry, report))
             except Exception as exc:
                 log.error(
                     "could not schedule the retry of %d device(s) of %s: %r",
@@ -309,20 +301,46 @@ class SendService:
                     chunk.message_id,
                     exc,
                 )
-                now = self.clock_ms()
-                records += [
-                    DeliveryRecord(
-                        t.user_id,
-                        t.device.token,
-                        "failed",
-                        f"could not schedule a retry after {r.reason}",
-                        r.apns_id,
-                        now,
-                        code="RetryNotScheduled",
-                    )
-                    for t, r in retry
-                ]
-        return records
+                checkpoints.extend(
+                    [
+                        Outcome(
+                            t.index,
+                            t.device.token,
+                            "failed",
+                            "RetryNotScheduled",
+                            f"could not schedule a retry after {r.reason}",
+                        )
+                        for t, r in retry
+                    ]
+                )
+
+    async def _settle(
+        self, chunk: SendChunk, target: _Target, result: ApnsResult, cred: Credential | None
+    ) -> Outcome | None:
+        """One answer through the outcome table: the device's outcome, or None to retry it later."""
+        action = classify(result.status, result.reason)
+        token = target.device.token
+        if action is Action.SENT:
+            return Outcome(target.index, token, "sent")
+        if action is Action.RETRY:
+            return None
+        env = cred.environment if cred else "production"
+        bundle = cred.bundle_id if cred else "?"
+        reason = explain(result.reason, environment=env, bundle_id=bundle)
+        try:  # the registration's clean-up is best effort: the outcome is recorded either way
+            if action is Action.UNREGISTERED:
+                await self._db(
+                    self.users.remove_device_if_registered_before,
+                    chunk.app_id,
+                    target.user_id,
+                    token,
+                    result.timestamp_ms or self.clock_ms(),
+                )
+            elif action is Action.INVALID_TOKEN:
+                await self._db(self.users.mark_device_invalid, chunk.app_id, target.user_id, token, reason)
+        except Exception as exc:
+            log.warning("could not update the registration after %s: %r", result.reason, exc)
+        return Outcome(target.index, token, "failed", result.reason or str(result.status), reason)
 
     async def _send_one(
         self, chunk: SendChunk, target: _Target, notification: Notification, report: ChunkReport
@@ -383,7 +401,7 @@ class SendService:
 
     async def _retry_later(
         self, chunk: SendChunk, failed: list[tuple[_Target, ApnsResult]], report: ChunkReport
-    ) -> list[DeliveryRecord]:
+    ) -> list[Outcome]:
         """429 / 5xx / no answer: send again later, only to these devices; give up after the last attempt."""
         attempt = chunk.attempt + 1
         now = self.clock_ms()
@@ -400,12 +418,7 @@ class SendService:
             await asyncio.to_thread(
                 self.queues.dead_letter, self.settings.send_queue_name, body, reason, chunk.message_id
             )
-            return [
-                DeliveryRecord(
-                    t.user_id, t.device.token, "failed", reason, r.apns_id, now, code="RetriesExhausted"
-                )
-                for t, r in failed
-            ]
+            return [Outcome(t.index, t.device.token, "failed", "RetriesExhausted", reason) for t, _ in failed]
         users = sorted({t.user_id for t, _ in failed})
         retry = chunk.model_copy(
             update={
@@ -416,9 +429,7 @@ class SendService:
             }
         )
         ref = ChunkRef(chunk.index, attempt)
-        await self._db(
-            report, self.deliveries.put_chunks, chunk.app_id, chunk.message_id, [(ref, users)], now
-        )
+        await self._db(self.deliveries.put_chunks, chunk.app_id, chunk.message_id, [(ref, users)], now)
         delay = min(900, math.ceil(self.settings.retry_base_delay_s * 2 ** (attempt - 1)))
         body = retry.model_dump_json(by_alias=True, exclude_none=True)
         await asyncio.to_thread(self.queues.send_chunks, [body], delay)
@@ -427,13 +438,10 @@ class SendService:
             f"retrying in {delay} s (attempt {attempt + 1} of {self.settings.max_send_attempts}) after {why}"
         )
         return [
-            DeliveryRecord(
-                t.user_id, t.device.token, "pending", reason, r.apns_id, now, code=r.reason or "NoAnswer"
-            )
-            for t, r in failed
+            Outcome(t.index, t.device.token, "pending", r.reason or "NoAnswer", reason) for t, r in failed
         ]
 
-    async def _db(self, report: ChunkReport, fn: Callable[..., Any], *args: Any) -> Any:
+    async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
         """A blocking boto3 call off the event loop, so other chunks' APNs traffic goes on meanwhile."""
         return await asyncio.to_thread(fn, *args)
 

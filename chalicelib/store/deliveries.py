@@ -1,51 +1,46 @@
-"""Per-message bookkeeping: the message summary, its send chunks (the exactly-once ledger) and
-one delivery record per recipient device, all under ``M#<appId>#<messageId>`` with a TTL.
+"""Per-message bookkeeping, all under ``M#<appId>#<messageId>`` with a TTL: the message summary,
+its send chunks (the exactly-once ledger) and each chunk's outcomes, stored per chunk, not per device.
 
-| item            | sk                          | what                                              |
-|-----------------|-----------------------------|---------------------------------------------------|
-| summary         | ``MSG``                     | recipient/chunk counts, written once by fan-out   |
-| chunk           | ``K#<index>.<attempt>``     | recipients, status queued -> claimed -> done      |
-| delivery record | ``D#<userId>#<token or ->`` | sent / skipped / failed / pending, reason, apnsId |
+| item              | sk                             | what                                                 |
+|-------------------|--------------------------------|------------------------------------------------------|
+| summary           | ``MSG``                        | recipient/chunk counts, each chunk's first recipient |
+| chunk             | ``K#<index>.<attempt>``        | its recipients (sorted), written once                |
+| lease             | ``K#<index>.<attempt>#L``      | queued (absent) -> claimed (claimedAt) -> done       |
+| badges            | ``K#<index>.<attempt>#B``      | the badge each pushed recipient was given (binary)   |
+| outcome page      | ``K#<index>.<attempt>#P<seq>`` | the outcomes of one checkpoint (binary, see codec)   |
 
-A chunk is claimed with one conditional update before anything is sent, so a
-redelivered or duplicated SQS message finds it claimed or done and sends nothing.
+A chunk attempt is claimed with one conditional update of its tiny lease item
+before anything is sent, so a redelivered SQS message finds it claimed or done
+and sends nothing. While it sends, the sender writes an outcome page every few
+hundred milliseconds (a checkpoint); a takeover after a crash reads the
+attempt's pages and sends only the devices that have no outcome there.
+Recipients are sorted at fan-out and chunks hold contiguous ranges, so one
+recipient's outcomes are found by reading one chunk.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
 from chalicelib.store import items
+from chalicelib.store.ledger_codec import (
+    Outcome,
+    decode_badges,
+    decode_outcomes,
+    encode_badges,
+    encode_outcomes,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-Status = Literal["sent", "skipped", "failed", "pending"]
 ClaimOutcome = Literal["claimed", "takeover", "done", "busy"]
-NO_DEVICE = "-"
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryRecord:
-    user_id: str
-    device_token: str | None
-    status: Status
-    reason: str | None = None
-    apns_id: str | None = None
-    at_ms: int = 0
-    code: str | None = None  # short form of reason for metrics (e.g. BadDeviceToken); not stored
-
-    @property
-    def metric_reason(self) -> str:
-        return self.code or self.reason or ""
-
-    @property
-    def sk(self) -> str:
-        return f"D#{self.user_id}#{self.device_token or NO_DEVICE}"
+LeaseStatus = Literal["queued", "claimed", "done"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +54,30 @@ class ChunkRef:
 
 
 @dataclass
+class ChunkAttempt:
+    """One chunk attempt as stored: its recipients, lease, saved badges and outcomes so far."""
+
+    ref: ChunkRef
+    recipients: list[str] = field(default_factory=list)
+    status: LeaseStatus = "queued"
+    badges: dict[int, int] | None = None
+    outcomes: list[Outcome] = field(default_factory=list)
+    pages: int = 0
+
+
+@dataclass
 class DeliveryRepository:
     client: DynamoDBClient
     table: str
     ttl_s: int
 
-    def create_summary(self, app_id: str, message_id: str, recipients: int, chunks: int, now_ms: int) -> bool:
-        """Write the message summary once; False when this message was already fanned out."""
+    # ---- the message summary -------------------------------------------------------------------
+
+    def create_summary(
+        self, app_id: str, message_id: str, recipients: int, bounds: list[str], now_ms: int
+    ) -> bool:
+        """Write the message summary once; False when this message was already fanned out.
+        ``bounds``: the first recipient of each chunk (recipients are sorted)."""
         try:
             self.client.put_item(
                 TableName=self.table,
@@ -74,7 +86,8 @@ class DeliveryRepository:
                         "pk": items.delivery_pk(app_id, message_id),
                         "sk": "MSG",
                         "recipientCount": recipients,
-                        "chunkCount": chunks,
+                        "chunkCount": len(bounds),
+                        "bounds": bounds,
                         "createdAt": now_ms,
                         "ttl": self._ttl(now_ms),
                     }
@@ -105,24 +118,20 @@ class DeliveryRepository:
         )
         return items.from_item(resp["Item"]) if "Item" in resp else None
 
+    # ---- chunks --------------------------------------------------------------------------------
+
     def put_chunks(
         self, app_id: str, message_id: str, chunks: Sequence[tuple[ChunkRef, list[str]]], now_ms: int
     ) -> None:
-        """Write chunk items that do not exist yet. Never overwrites: a chunk already claimed or done
-        (an earlier run of the same fan-out or retry) keeps its status, so it is not sent again."""
+        """Write chunk items that do not exist yet. Never overwrites: an earlier run of the same
+        fan-out or retry keeps its recipients, and its lease keeps the chunk from being sent twice."""
         pk = items.delivery_pk(app_id, message_id)
         for ref, users in chunks:
             try:
                 self.client.put_item(
                     TableName=self.table,
                     Item=items.to_item(
-                        {
-                            "pk": pk,
-                            "sk": ref.sk,
-                            "status": "queued",
-                            "recipients": users,
-                            "ttl": self._ttl(now_ms),
-                        }
+                        {"pk": pk, "sk": ref.sk, "recipients": users, "ttl": self._ttl(now_ms)}
                     ),
                     ConditionExpression="attribute_not_exists(sk)",
                 )
@@ -130,54 +139,17 @@ class DeliveryRepository:
                 if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                     raise
 
-    def _chunk_items(self, app_id: str, message_id: str) -> Iterator[dict[str, Any]]:
-        yield from (
-            items.from_item(raw)
-            for raw in items.query_all(
-                self.client,
-                TableName=self.table,
-                KeyConditionExpression="pk = :pk AND begins_with(sk, :k)",
-                ExpressionAttributeValues={
-                    ":pk": {"S": items.delivery_pk(app_id, message_id)},
-                    ":k": {"S": "K#"},
-                },
-            )
-        )
-
     def first_chunks(self, app_id: str, message_id: str) -> list[tuple[ChunkRef, list[str]]]:
         """The chunks an earlier run of the fan-out wrote (attempt 0), with their recipients."""
-        out = []
-        for d in self._chunk_items(app_id, message_id):
-            index, attempt = d["sk"][2:].split(".")
-            if int(attempt) == 0:
-                out.append((ChunkRef(int(index), 0), list(d.get("recipients", []))))
-        return out
-
-    def save_badges(self, app_id: str, message_id: str, ref: ChunkRef, badges: dict[str, int | None]) -> None:
-        """The badges given in this chunk: a takeover after a crash reuses them instead of counting again."""
-        self.client.update_item(
-            TableName=self.table,
-            Key=items.key(items.delivery_pk(app_id, message_id), ref.sk),
-            UpdateExpression="SET badges = :b",
-            ExpressionAttributeValues={":b": items.serialize(badges)},
-        )
-
-    def saved_badges(self, app_id: str, message_id: str, ref: ChunkRef) -> dict[str, int | None] | None:
-        resp = self.client.get_item(
-            TableName=self.table,
-            Key=items.key(items.delivery_pk(app_id, message_id), ref.sk),
-            ProjectionExpression="badges",
-            ConsistentRead=True,
-        )
-        raw = resp.get("Item", {}).get("badges")
-        return None if raw is None else dict(items.from_item({"b": raw})["b"])
+        return [(a.ref, a.recipients) for a in self.attempts(app_id, message_id) if a.ref.attempt == 0]
 
     def claim(self, app_id: str, message_id: str, ref: ChunkRef, now_ms: int, lease_ms: int) -> ClaimOutcome:
         """Take the chunk for sending. ``takeover`` = a previous claim's lease ran out (a crash)."""
+        lease = items.key(items.delivery_pk(app_id, message_id), f"{ref.sk}#L")
         try:
             resp = self.client.update_item(
                 TableName=self.table,
-                Key=items.key(items.delivery_pk(app_id, message_id), ref.sk),
+                Key=lease,
                 UpdateExpression="SET #s = :claimed, claimedAt = :now, #ttl = if_not_exists(#ttl, :ttl)",
                 ConditionExpression=(
                     "attribute_not_exists(pk) OR #s = :queued OR (#s = :claimed AND claimedAt < :expired)"
@@ -195,131 +167,100 @@ class DeliveryRepository:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
-            item = self.client.get_item(
-                TableName=self.table,
-                Key=items.key(items.delivery_pk(app_id, message_id), ref.sk),
-                ConsistentRead=True,
-            ).get("Item", {})
+            item = self.client.get_item(TableName=self.table, Key=lease, ConsistentRead=True).get("Item", {})
             return "done" if item.get("status", {}).get("S") == "done" else "busy"
         old = resp.get("Attributes", {}).get("status", {}).get("S")
         return "takeover" if old == "claimed" else "claimed"
 
     def finish(self, app_id: str, message_id: str, ref: ChunkRef) -> None:
-        self.client.update_item(
-            TableName=self.table,
-            Key=items.key(items.delivery_pk(app_id, message_id), ref.sk),
-            UpdateExpression="SET #s = :done",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":done": {"S": "done"}},
-        )
+        self._set_lease(app_id, message_id, ref, "done", None)
 
     def release(self, app_id: str, message_id: str, ref: ChunkRef) -> None:
         """Give the claim back after a failure before anything was sent, so a redelivery can retry."""
+        self._set_lease(app_id, message_id, ref, "queued", "claimed")
+
+    def _set_lease(
+        self, app_id: str, message_id: str, ref: ChunkRef, status: str, expected: str | None
+    ) -> None:
+        kwargs: dict[str, Any] = {}
+        values = {":s": {"S": status}}
+        if expected:
+            kwargs["ConditionExpression"] = "#s = :e"
+            values[":e"] = {"S": expected}
         self.client.update_item(
             TableName=self.table,
-            Key=items.key(items.delivery_pk(app_id, message_id), ref.sk),
-            UpdateExpression="SET #s = :queued",
-            ConditionExpression="#s = :claimed",
+            Key=items.key(items.delivery_pk(app_id, message_id), f"{ref.sk}#L"),
+            UpdateExpression="SET #s = :s",
             ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":queued": {"S": "queued"}, ":claimed": {"S": "claimed"}},
+            ExpressionAttributeValues=values,
+            **kwargs,
         )
 
-    def write_records(
-        self, app_id: str, message_id: str, records: Sequence[DeliveryRecord], now_ms: int
-    ) -> int:
-        pk = items.delivery_pk(app_id, message_id)
-        ttl = self._ttl(now_ms)
-        requests = [
-            {
-                "PutRequest": {
-                    "Item": items.to_item(
-                        {
-                            "pk": pk,
-                            "sk": r.sk,
-                            "userId": r.user_id,
-                            "deviceToken": r.device_token,
-                            "status": r.status,
-                            "reason": r.reason,
-                            "apnsId": r.apns_id,
-                            "at": r.at_ms or now_ms,
-                            "ttl": ttl,
-                        }
-                    )
-                }
-            }
-            for r in records
-        ]
-        return items.batch_write(self.client, self.table, requests)
+    # ---- badges and outcomes -------------------------------------------------------------------
 
-    def recorded_devices(
-        self, app_id: str, message_id: str, keys: Sequence[tuple[str, str]]
-    ) -> set[tuple[str, str]]:
-        """Of these (userId, token) pairs, the ones with a record (sent, failed, or pending a retry of
-        its own): a takeover leaves them alone."""
-        pk = items.delivery_pk(app_id, message_id)
-        found: set[tuple[str, str]] = set()
-        for start in range(0, len(keys), items.BATCH_GET_LIMIT):
-            request: dict[str, Any] = {
-                self.table: {
-                    "Keys": [
-                        items.key(pk, f"D#{u}#{t}") for u, t in keys[start : start + items.BATCH_GET_LIMIT]
-                    ],
-                    "ProjectionExpression": "userId, deviceToken, #s",
-                    "ExpressionAttributeNames": {"#s": "status"},
-                }
-            }
-            while request:
-                resp = self.client.batch_get_item(RequestItems=request)
-                for item in resp.get("Responses", {}).get(self.table, []):
-                    if item.get("status", {}).get("S") != "skipped":
-                        found.add((item["userId"]["S"], item["deviceToken"]["S"]))
-                request = dict(resp.get("UnprocessedKeys") or {})
-        return found
+    def save_badges(
+        self, app_id: str, message_id: str, ref: ChunkRef, badges: dict[int, int], now_ms: int
+    ) -> None:
+        """The badges given in this attempt (by recipient index): a takeover reuses them."""
+        self._put(app_id, message_id, f"{ref.sk}#B", {"b": encode_badges(badges)}, now_ms)
 
-    def records(
-        self, app_id: str, message_id: str, user_id: str | None, cursor: str | None, limit: int
-    ) -> tuple[list[DeliveryRecord], str | None]:
-        prefix = f"D#{user_id}#" if user_id else "D#"
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :p)",
-            "ExpressionAttributeValues": {
+    def write_page(
+        self,
+        app_id: str,
+        message_id: str,
+        ref: ChunkRef,
+        seq: int,
+        outcomes: Sequence[Outcome],
+        now_ms: int,
+    ) -> None:
+        """One checkpoint: the outcomes decided since the previous one, as one small item."""
+        self._put(app_id, message_id, f"{ref.sk}#P{seq:04d}", {"o": encode_outcomes(outcomes)}, now_ms)
+
+    def _put(self, app_id: str, message_id: str, sk: str, values: dict[str, Any], now_ms: int) -> None:
+        pk = items.delivery_pk(app_id, message_id)
+        self.client.put_item(
+            TableName=self.table,
+            Item=items.to_item({"pk": pk, "sk": sk, **values, "ttl": self._ttl(now_ms)}),
+        )
+
+    # ---- reading the ledger --------------------------------------------------------------------
+
+    def attempts(
+        self, app_id: str, message_id: str, index: int | None = None, ref: ChunkRef | None = None
+    ) -> list[ChunkAttempt]:
+        """Every chunk attempt of a message (or of one chunk, or one attempt), in chunk order."""
+        prefix = "K#" if index is None and ref is None else (ref.sk if ref else f"K#{index:06d}.")
+        found: dict[tuple[int, int], ChunkAttempt] = {}
+        for raw in items.query_all(
+            self.client,
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :k)",
+            ExpressionAttributeValues={
                 ":pk": {"S": items.delivery_pk(app_id, message_id)},
-                ":p": {"S": prefix},
+                ":k": {"S": prefix},
             },
-            "Limit": limit,
-        }
-        if cursor:
-            kwargs["ExclusiveStartKey"] = items.decode_cursor(
-                cursor, items.delivery_pk(app_id, message_id), prefix
-            )
-        resp = self.client.query(**kwargs)
-        out = []
-        for raw in resp["Items"]:
-            d = items.from_item(raw)
-            if user_id is not None and d["userId"] != user_id:
-                continue  # user IDs may contain "#": the key prefix of "bob" also matches "bob#2"
-            out.append(
-                DeliveryRecord(
-                    user_id=d["userId"],
-                    device_token=d.get("deviceToken"),
-                    status=d["status"],
-                    reason=d.get("reason"),
-                    apns_id=d.get("apnsId"),
-                    at_ms=d.get("at", 0),
-                )
-            )
-        last = resp.get("LastEvaluatedKey")
-        return out, items.encode_cursor(last) if last else None
+            ConsistentRead=True,
+        ):
+            sk = raw["sk"]["S"]
+            head, _, part = sk[2:].partition("#")
+            idx, att = head.split(".")
+            attempt = found.setdefault((int(idx), int(att)), ChunkAttempt(ChunkRef(int(idx), int(att))))
+            if part == "":
+                attempt.recipients = [v["S"] for v in raw.get("recipients", {}).get("L", [])]
+            elif part == "L":
+                attempt.status = raw.get("status", {}).get("S", "queued")
+            elif part == "B":
+                attempt.badges = decode_badges(raw["b"]["B"])
+            elif part.startswith("P"):
+                attempt.outcomes += decode_outcomes(raw["o"]["B"])
+                attempt.pages = max(attempt.pages, int(part[1:]) + 1)
+        return [found[k] for k in sorted(found)]
 
-    def unfinished_first_attempts(self, app_id: str, message_id: str) -> list[str]:
-        """Recipients of first-attempt chunks not yet done: nothing is recorded for them yet."""
-        return [
-            user
-            for d in self._chunk_items(app_id, message_id)
-            if d["status"] != "done" and d["sk"].endswith(".00")
-            for user in d.get("recipients", [])
-        ]
+    @staticmethod
+    def chunk_of(bounds: list[str], user_id: str) -> int | None:
+        """The chunk whose recipient range holds user_id (bounds: each chunk's first recipient)."""
+        pos = bisect.bisect_right(bounds, user_id) - 1
+        return pos if pos >= 0 else None
 
     def _ttl(self, now_ms: int) -> int:
         return now_ms // 1000 + self.ttl_s

@@ -15,13 +15,13 @@ from chalicelib.store.users import UserRepository
 from tests.e2e.conftest import PushApp, Stack, payloads
 
 
-def fail_once(monkeypatch: pytest.MonkeyPatch, cls: type, name: str) -> dict[str, int]:
+def fail_once(monkeypatch: pytest.MonkeyPatch, cls: type, name: str, times: int = 1) -> dict[str, int]:
     calls = {"n": 0}
     original = getattr(cls, name)
 
     def flaky(self: Any, *args: Any) -> Any:
         calls["n"] += 1
-        if calls["n"] == 1:
+        if calls["n"] <= times:
             raise RuntimeError(f"simulated failure of {name}")
         return original(self, *args)
 
@@ -73,17 +73,19 @@ def test_a_retry_whose_recipient_went_foreground_settles_the_device(stack: Stack
 def test_a_chunk_retaken_after_a_crash_does_not_count_the_badge_twice(
     stack: Stack, push_app: PushApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The one window left: the invocation dies after APNs answered but before the records are
-    written. The chunk is retaken after the lease and the device may get it again; the badge is not
-    counted again, and apns-collapse-id (the message ID) makes the phone show it once."""
+    """The one window left: the invocation dies after APNs answered but before the checkpoint is
+    written (here: every try of the page fails). The chunk is retaken after the lease and the device
+    may get it again; the badge is not counted again, and the copy carries the same apns-id and
+    apns-collapse-id (the message ID), so the phone shows it once."""
     token = push_app.device("bob")
-    fail_once(monkeypatch, DeliveryRepository, "write_records")
+    fail_once(monkeypatch, DeliveryRepository, "write_page", times=3)
     body = push_app.message({"userId": "bob"})
     push_app.call("POST", "/messages", body)
     stack.pump(timeout_s=60)  # the failed chunk comes back after the visibility timeout, waits out the lease
     notes = stack.sandbox.notifications(token)
     assert {n["payload"]["aps"]["badge"] for n in notes} == {1}
     assert {n["headers"]["apns-collapse-id"] for n in notes} == {body["messageId"]}
+    assert len({n["apnsId"] for n in notes}) == 1
     assert [d["status"] for d in push_app.deliveries(body["messageId"])] == ["sent"]
 
 

@@ -1,0 +1,96 @@
+"""Checkpoints of a chunk's outcomes while it is being sent.
+
+Outcomes are written as they come, in pages: one write when ``max_outcomes``
+are waiting or ``interval_s`` after the first one waits, whichever is first,
+with at most one write in flight. A send that dies loses only what was not
+written yet, so a takeover resends only the devices that were in flight or
+answered since the last page: the duplicate window is bounded by the
+checkpoint, not by the invocation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from chalicelib.store.ledger_codec import Outcome
+
+log = logging.getLogger(__name__)
+
+WritePage = Callable[[int, list[Outcome]], Awaitable[None]]
+
+
+@dataclass
+class Checkpointer:
+    write: WritePage  # (page number, outcomes) -> stored
+    seq: int = 0  # the next page number (a takeover continues after the pages already written)
+    interval_s: float = 0.1
+    max_outcomes: int = 25
+    attempts: int = 3  # per page, before the chunk fails (SQS then redelivers it)
+    written: list[Outcome] = field(default_factory=list)
+    _pending: list[Outcome] = field(default_factory=list)
+    _task: asyncio.Task[None] | None = None
+    _timer: asyncio.TimerHandle | None = None
+    _error: BaseException | None = None
+
+    def add(self, outcome: Outcome) -> None:
+        self._pending.append(outcome)
+        if len(self._pending) >= self.max_outcomes:
+            self._kick()
+        elif self._timer is None and self._task is None:
+            self._timer = asyncio.get_running_loop().call_later(self.interval_s, self._kick)
+
+    def extend(self, outcomes: list[Outcome]) -> None:
+        for o in outcomes:
+            self.add(o)
+
+    async def close(self) -> None:
+        """Write everything still waiting; raise if a page could not be written."""
+        self._cancel_timer()
+        if self._task is not None:
+            await asyncio.shield(self._task)
+        if self._pending and self._error is None:
+            await self._drain()
+        if self._error is not None:
+            raise self._error
+
+    def _kick(self) -> None:
+        self._cancel_timer()
+        if self._task is None and self._error is None:
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+            self._task.add_done_callback(self._done)
+
+    def _done(self, _task: asyncio.Task[None]) -> None:
+        self._task = None
+        if self._pending and self._error is None:
+            self._timer = asyncio.get_running_loop().call_later(self.interval_s, self._kick)
+
+    async def _drain(self) -> None:
+        while self._pending and self._error is None:
+            batch, self._pending = self._pending, []
+            try:
+                await self._write(batch)
+            except Exception as exc:
+                self._error = exc
+                self._pending = batch + self._pending
+                return
+            self.written += batch
+
+    async def _write(self, batch: list[Outcome]) -> None:
+        for attempt in range(1, self.attempts + 1):
+            try:
+                await self.write(self.seq, batch)
+                self.seq += 1
+                return
+            except Exception as exc:
+                if attempt == self.attempts:
+                    raise
+                log.warning("checkpoint page %d failed (%r); trying again", self.seq, exc)
+                await asyncio.sleep(0.05 * 2**attempt)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

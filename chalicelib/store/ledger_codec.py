@@ -1,0 +1,87 @@
+"""The compact binary form of a chunk's outcomes and badges, as stored in its ledger items.
+
+DynamoDB bills writes by item size (1 KB units), so a checkpoint of N outcomes is
+one small binary attribute rather than N items: a sent device costs 39 bytes
+(recipient index, status, the 32-byte token, empty code and reason), a skipped
+recipient ~15. apns-ids are not stored: they are derived from (app, message,
+token) and recomputed for the report.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+Status = Literal["sent", "skipped", "failed", "pending"]
+STATUSES: tuple[Status, ...] = ("sent", "skipped", "failed", "pending")
+_STATUS_CODE = {s: i for i, s in enumerate(STATUSES)}
+_HEAD = struct.Struct(">HBB")  # recipient index, status, token length
+_U16 = struct.Struct(">H")
+_BADGE = struct.Struct(">HI")  # recipient index, badge
+MAX_CODE = 255
+MAX_REASON = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one recipient (device None: the user as a whole) in one chunk attempt."""
+
+    index: int  # position of the user in the chunk attempt's recipient list
+    device_token: str | None
+    status: Status
+    code: str = ""  # short, machine-readable: a skip reason, an APNs reason, RetriesExhausted ...
+    reason: str = ""  # the plain words for the report (failed / pending); empty = the code says it
+
+    @property
+    def key(self) -> tuple[int, str | None]:
+        return self.index, self.device_token
+
+
+def encode_outcomes(outcomes: Iterable[Outcome]) -> bytes:
+    out = bytearray()
+    for o in outcomes:
+        token = bytes.fromhex(o.device_token) if o.device_token else b""
+        code = _cut(o.code, MAX_CODE)
+        reason = _cut(o.reason, MAX_REASON)
+        out += _HEAD.pack(o.index, _STATUS_CODE[o.status], len(token))
+        out += token
+        out += bytes((len(code),)) + code
+        out += _U16.pack(len(reason)) + reason
+    return bytes(out)
+
+
+def decode_outcomes(data: bytes) -> list[Outcome]:
+    out: list[Outcome] = []
+    pos = 0
+    view = memoryview(data)
+    while pos < len(data):
+        index, status, token_len = _HEAD.unpack_from(view, pos)
+        pos += _HEAD.size
+        token = bytes(view[pos : pos + token_len]).hex() if token_len else None
+        pos += token_len
+        code_len = data[pos]
+        code = bytes(view[pos + 1 : pos + 1 + code_len]).decode()
+        pos += 1 + code_len
+        (reason_len,) = _U16.unpack_from(view, pos)
+        reason = bytes(view[pos + 2 : pos + 2 + reason_len]).decode()
+        pos += 2 + reason_len
+        out.append(Outcome(index, token, STATUSES[status], code, reason))
+    return out
+
+
+def encode_badges(badges: Mapping[int, int]) -> bytes:
+    return b"".join(_BADGE.pack(i, max(0, b)) for i, b in sorted(badges.items()))
+
+
+def decode_badges(data: bytes) -> dict[int, int]:
+    return dict(_BADGE.iter_unpack(data))
+
+
+def _cut(text: str, limit: int) -> bytes:
+    """UTF-8 of text, cut to at most limit bytes without splitting a character."""
+    raw = text.encode()
+    if len(raw) <= limit:
+        return raw
+    return raw[:limit].decode(errors="ignore").encode()
