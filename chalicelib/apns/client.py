@@ -25,7 +25,11 @@ from typing import Any, TypeVar
 
 from aioapns import APNs, NotificationRequest, PushType
 from aioapns.common import NotificationResult
-from aioapns.connection import APNsDevelopmentClientProtocol, APNsProductionClientProtocol
+from aioapns.connection import (
+    APNsDevelopmentClientProtocol,
+    APNsProductionClientProtocol,
+    JWTAuthorizationHeaderProvider,
+)
 from h2.events import (
     ConnectionTerminated,
     DataReceived,
@@ -35,6 +39,7 @@ from h2.events import (
     StreamReset,
 )
 
+from chalicelib.apns.provider_token import shared_provider
 from chalicelib.models.credentials import Credential
 from chalicelib.settings import Settings
 
@@ -59,8 +64,10 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 class _StreamBookkeepingMixin:
-    """Three fixes to aioapns' protocol, measured against the sandbox:
+    """Four fixes to aioapns' protocol, measured against the sandbox:
 
+    - one provider token per key shared by every connection and container (``provider_token``),
+      instead of a fresh JWT per connection, which Apple throttles per team;
     - forget a stream's request ID when the stream ends (aioapns only does so for errors, so a
       long-lived connection kept one entry per successful send);
     - acknowledge received DATA (aioapns never does: after ~64 KiB of error bodies, e.g. a burst
@@ -74,6 +81,13 @@ class _StreamBookkeepingMixin:
     requests: dict[str, Any]
     conn: Any
     free_channels: Any
+
+    def __init__(self, *args: Any) -> None:
+        # aioapns' key pool builds each connection with (topic, loop, on_lost, auth_provider).
+        if len(args) == 4 and isinstance(args[3], JWTAuthorizationHeaderProvider):
+            jwt = args[3]
+            args = (*args[:3], shared_provider(jwt.key, jwt.key_id, jwt.team_id))
+        super().__init__(*args)
 
     def data_received(self, data: bytes) -> None:
         for event in self.conn.receive_data(data):
