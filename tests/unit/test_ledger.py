@@ -105,17 +105,14 @@ def test_pages_hold_whole_recipients_and_never_repeat() -> None:
     outs = [
         Outcome(i, t, "sent") for i in range(50) for t in ((TOKEN_A, TOKEN_B) if i % 3 == 0 else (TOKEN_A,))
     ]
-    rows = report.rows(
-        [attempt(0, 0, users[:25], *[o for o in outs if o.index < 25])]
-        + [
-            attempt(
-                1,
-                0,
-                users[25:],
-                *[Outcome(o.index - 25, o.device_token, "sent") for o in outs if o.index >= 25],
-            )
-        ]
+    first = attempt(0, 0, users[:25], *[o for o in outs if o.index < 25])
+    second = attempt(
+        1,
+        0,
+        users[25:],
+        *[Outcome(o.index - 25, o.device_token, "sent") for o in outs[len(first.outcomes) :]],
     )
+    rows = report.rows([first, second])
     seen: list[tuple[str, str | None]] = []
     start = report.Position()
     while True:
