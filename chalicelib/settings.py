@@ -68,15 +68,23 @@ class Settings(BaseModel):
         ge=1,
         description="After this, a chunk claimed by a crashed invocation is retaken.",
     )
+    send_max_unrecorded: int = Field(
+        24,
+        alias="SEND_MAX_UNRECORDED",
+        ge=1,
+        le=10_000,
+        description="Sends whose outcome is not yet written, per invocation: the most a crash can "
+        "make a takeover send twice. Higher = faster sends, more possible duplicates.",
+    )
     send_checkpoint_ms: int = Field(
-        100,
+        50,
         alias="SEND_CHECKPOINT_MS",
         ge=10,
         le=5000,
         description="A chunk's outcomes are written at most this long after they are known ...",
     )
     send_checkpoint_outcomes: int = Field(
-        25,
+        12,
         alias="SEND_CHECKPOINT_OUTCOMES",
         ge=1,
         le=1000,

@@ -26,17 +26,24 @@ WritePage = Callable[[int, list[Outcome]], Awaitable[None]]
 class Checkpointer:
     write: WritePage  # (page number, outcomes) -> stored
     seq: int = 0  # the next page number (a takeover continues after the pages already written)
+    on_written: Callable[[int], None] | None = None  # told how many permit-holding outcomes were written
     interval_s: float = 0.1
     max_outcomes: int = 25
     attempts: int = 3  # per page, before the chunk fails (SQS then redelivers it)
     written: list[Outcome] = field(default_factory=list)
     _pending: list[Outcome] = field(default_factory=list)
+    _permits: list[bool] = field(default_factory=list)  # per pending outcome: does it hold a permit?
     _task: asyncio.Task[None] | None = None
     _timer: asyncio.TimerHandle | None = None
     _error: BaseException | None = None
 
-    def add(self, outcome: Outcome) -> None:
+    def add(self, outcome: Outcome, holds_permit: bool = False) -> None:
         self._pending.append(outcome)
+        self._permits.append(holds_permit)
+        if self._error is not None:  # the chunk has failed already: don't hold up the others
+            self._release(self._permits)
+            self._permits = [False] * len(self._pending)
+            return
         if len(self._pending) >= self.max_outcomes:
             self._kick()
         elif self._timer is None and self._task is None:
@@ -70,13 +77,17 @@ class Checkpointer:
     async def _drain(self) -> None:
         while self._pending and self._error is None:
             batch, self._pending = self._pending, []
+            permits, self._permits = self._permits, []
             try:
                 await self._write(batch)
             except Exception as exc:
                 self._error = exc
-                self._pending = batch + self._pending
+                self._pending, self._permits = batch + self._pending, permits + self._permits
+                self._release(self._permits)  # the chunk fails: let the other chunks go on
+                self._permits = [False] * len(self._pending)
                 return
             self.written += batch
+            self._release(permits)
 
     async def _write(self, batch: list[Outcome]) -> None:
         for attempt in range(1, self.attempts + 1):
@@ -89,6 +100,11 @@ class Checkpointer:
                     raise
                 log.warning("checkpoint page %d failed (%r); trying again", self.seq, exc)
                 await asyncio.sleep(0.05 * 2**attempt)
+
+    def _release(self, permits: list[bool]) -> None:
+        held = sum(permits)
+        if held and self.on_written is not None:
+            self.on_written(held)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

@@ -122,6 +122,7 @@ class SendService:
     lease_ms: int = 120_000
     _creds: _CredentialCache = field(init=False)
     _semaphore: asyncio.Semaphore | None = field(default=None, init=False)
+    _unrecorded: asyncio.Semaphore | None = field(default=None, init=False)
     _refresh_locks: dict[tuple[str, int], asyncio.Lock] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
@@ -158,6 +159,7 @@ class SendService:
             seq=earlier.pages,
             interval_s=self.settings.send_checkpoint_ms / 1000,
             max_outcomes=self.settings.send_checkpoint_outcomes,
+            on_written=self._recorded,
         )
         checkpoints.extend(skips)
         try:
@@ -275,8 +277,14 @@ class SendService:
         report: ChunkReport,
     ) -> None:
         retry: list[tuple[_Target, ApnsResult]] = []
+        if self._unrecorded is None:
+            self._unrecorded = asyncio.Semaphore(self.settings.send_max_unrecorded)
+        unrecorded = self._unrecorded
 
         async def one(target: _Target, notification: Notification) -> None:
+            # A send holds a permit until its outcome is written: what a crash can make us send
+            # twice is at most send_max_unrecorded devices per invocation.
+            await unrecorded.acquire()
             try:
                 result, cred = await self._send_one(chunk, target, notification, report)
             except Exception as exc:
@@ -284,11 +292,16 @@ class SendService:
                 log.warning("sending to a device of %s failed: %r", chunk.message_id, exc)
                 ident = apns_id(chunk.app_id, chunk.message_id, target.device.token)
                 result, cred = ApnsResult(0, f"Error:{type(exc).__name__}", ident), None
-            outcome = await self._settle(chunk, target, result, cred)
-            if outcome is None:
+            try:
+                outcome = await self._settle(chunk, target, result, cred)
+            except BaseException:
+                unrecorded.release()
+                raise
+            if outcome is None:  # not delivered (429, 5xx): nothing to lose, retried later
+                unrecorded.release()
                 retry.append((target, result))
             else:
-                checkpoints.add(outcome)
+                checkpoints.add(outcome, holds_permit=True)
 
         await asyncio.gather(*(one(t, n) for t, n in targets))
         if retry:
@@ -313,6 +326,11 @@ class SendService:
                         for t, r in retry
                     ]
                 )
+
+    def _recorded(self, permits: int) -> None:
+        if self._unrecorded is not None:
+            for _ in range(permits):
+                self._unrecorded.release()
 
     async def _settle(
         self, chunk: SendChunk, target: _Target, result: ApnsResult, cred: Credential | None
