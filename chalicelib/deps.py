@@ -50,6 +50,7 @@ class Services:
         """Built on first use: only the send function imports aioapns (cold start of the others)."""
         from chalicelib.apns.client import ApnsClients
         from chalicelib.services.sender import SendService
+        from chalicelib.store.dynamo_async import AsyncDynamo
 
         return SendService(
             self.settings,
@@ -58,6 +59,7 @@ class Services:
             self.deliveries,
             self.queues,
             ApnsClients(self.settings),
+            AsyncDynamo(self.settings),
             lease_ms=self.settings.send_lease_s * 1000,
         )
 

@@ -41,6 +41,7 @@ from chalicelib.services.policy import Decision, DeviceView, Recipient, decide, 
 from chalicelib.services.render import Notification, render_for
 from chalicelib.settings import Settings
 from chalicelib.store.deliveries import ChunkAttempt, ChunkRef, DeliveryRepository
+from chalicelib.store.dynamo_async import AsyncDynamo
 from chalicelib.store.ledger_codec import Outcome
 from chalicelib.store.queues import Queues
 from chalicelib.store.users import UserRecord, UserRepository
@@ -118,6 +119,7 @@ class SendService:
     deliveries: DeliveryRepository
     queues: Queues
     clients: ApnsClients
+    dynamo: AsyncDynamo
     clock_ms: Callable[[], int] = clock.now_ms
     lease_ms: int = 120_000
     _creds: _CredentialCache = field(init=False)
@@ -151,8 +153,8 @@ class SendService:
             raise
 
         async def write(seq: int, outcomes: list[Outcome]) -> None:
-            now = self.clock_ms()
-            await self._db(self.deliveries.write_page, app_id, message_id, ref, seq, outcomes, now)
+            page = self.deliveries.page_item(app_id, message_id, ref, seq, outcomes, self.clock_ms())
+            await self.dynamo.call("PutItem", page)
 
         checkpoints = Checkpointer(
             write,
@@ -251,8 +253,7 @@ class SendService:
         if not counting:
             return badges
         values = await asyncio.gather(
-            *(self._db(self.users.increment_badge, chunk.app_id, u.user_id) for u in counting),
-            return_exceptions=True,
+            *(self._increment_badge(chunk.app_id, u.user_id) for u in counting), return_exceptions=True
         )
         for user, value in zip(counting, values, strict=True):
             if isinstance(value, BaseException):
@@ -263,9 +264,13 @@ class SendService:
                 badges[user.user_id] = value
         given = {position[u]: b for u, b in badges.items() if b is not None}
         ref = ChunkRef(chunk.index, chunk.attempt)
-        now = self.clock_ms()
-        await self._db(self.deliveries.save_badges, chunk.app_id, chunk.message_id, ref, given, now)
+        saved_now = self.deliveries.badges_item(chunk.app_id, chunk.message_id, ref, given, self.clock_ms())
+        await self.dynamo.call("PutItem", saved_now)
         return badges
+
+    async def _increment_badge(self, app_id: str, user_id: str) -> int:
+        resp = await self.dynamo.call("UpdateItem", self.users.badge_increment_request(app_id, user_id))
+        return int(resp["Attributes"]["badge"]["N"])
 
     # ---- APNs ---------------------------------------------------------------------------------
 

@@ -198,13 +198,14 @@ class DeliveryRepository:
 
     # ---- badges and outcomes -------------------------------------------------------------------
 
-    def save_badges(
+    def badges_item(
         self, app_id: str, message_id: str, ref: ChunkRef, badges: dict[int, int], now_ms: int
-    ) -> None:
-        """The badges given in this attempt (by recipient index): a takeover reuses them."""
-        self._put(app_id, message_id, f"{ref.sk}#B", {"b": encode_badges(badges)}, now_ms)
+    ) -> dict[str, Any]:
+        """The badges given in this attempt (by recipient index), saved before sending: a takeover
+        reuses them. A PutItem request."""
+        return self._put_request(app_id, message_id, f"{ref.sk}#B", {"b": encode_badges(badges)}, now_ms)
 
-    def write_page(
+    def page_item(
         self,
         app_id: str,
         message_id: str,
@@ -212,16 +213,24 @@ class DeliveryRepository:
         seq: int,
         outcomes: Sequence[Outcome],
         now_ms: int,
-    ) -> None:
-        """One checkpoint: the outcomes decided since the previous one, as one small item."""
-        self._put(app_id, message_id, f"{ref.sk}#P{seq:04d}", {"o": encode_outcomes(outcomes)}, now_ms)
+    ) -> dict[str, Any]:
+        """One checkpoint: the outcomes decided since the previous one, as one small item. A PutItem
+        request (the send path sends it with its asyncio client)."""
+        sk = f"{ref.sk}#P{seq:04d}"
+        return self._put_request(app_id, message_id, sk, {"o": encode_outcomes(outcomes)}, now_ms)
 
-    def _put(self, app_id: str, message_id: str, sk: str, values: dict[str, Any], now_ms: int) -> None:
+    def put(self, request: dict[str, Any]) -> None:
+        """A PutItem request built here, sent with boto3 (tests, tools)."""
+        self.client.put_item(**request)
+
+    def _put_request(
+        self, app_id: str, message_id: str, sk: str, values: dict[str, Any], now_ms: int
+    ) -> dict[str, Any]:
         pk = items.delivery_pk(app_id, message_id)
-        self.client.put_item(
-            TableName=self.table,
-            Item=items.to_item({"pk": pk, "sk": sk, **values, "ttl": self._ttl(now_ms)}),
-        )
+        return {
+            "TableName": self.table,
+            "Item": items.to_item({"pk": pk, "sk": sk, **values, "ttl": self._ttl(now_ms)}),
+        }
 
     # ---- reading the ledger --------------------------------------------------------------------
 

@@ -129,6 +129,16 @@ class UserRepository:
         )
         return int(resp["Attributes"]["badge"]["N"])
 
+    def badge_increment_request(self, app_id: str, user_id: str) -> dict[str, Any]:
+        """increment_badge as a request for the send path's asyncio client (answer: Attributes.badge.N)."""
+        return {
+            "TableName": self.table,
+            "Key": items.user_key(app_id, user_id),
+            "UpdateExpression": "ADD badge :one",
+            "ExpressionAttributeValues": {":one": {"N": "1"}},
+            "ReturnValues": "UPDATED_NEW",
+        }
+
     # ---- devices -------------------------------------------------------------------------------
 
     def register_device(self, app_id: str, device: Device) -> None:

@@ -78,7 +78,7 @@ def test_a_chunk_retaken_after_a_crash_does_not_count_the_badge_twice(
     may get it again; the badge is not counted again, and the copy carries the same apns-id and
     apns-collapse-id (the message ID), so the phone shows it once."""
     token = push_app.device("bob")
-    fail_once(monkeypatch, DeliveryRepository, "write_page", times=3)
+    fail_once(monkeypatch, DeliveryRepository, "page_item", times=3)
     body = push_app.message({"userId": "bob"})
     push_app.call("POST", "/messages", body)
     stack.pump(timeout_s=60)  # the failed chunk comes back after the visibility timeout, waits out the lease
