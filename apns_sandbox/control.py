@@ -235,6 +235,19 @@ class ControlApp:
                     return Response(204)
                 _allow(m, "GET")
                 return Response.json(self.state.stats.to_json())
+            case ["provider-tokens"]:
+                _allow(m, "GET")
+                uses = self.state.stats.provider_tokens.values()
+                key_id, team_id = req.query.get("keyId"), req.query.get("teamId")
+                return Response.json(
+                    {
+                        "items": [
+                            u.to_json()
+                            for u in uses
+                            if (not key_id or u.key_id == key_id) and (not team_id or u.team_id == team_id)
+                        ]
+                    }
+                )
             case ["inbox"]:
                 _allow(m, "GET")
                 return Response.json(
@@ -250,6 +263,7 @@ class ControlApp:
                 self.state.clear_notifications()
                 self.state.reset_stats()
                 self.state.clear_faults()
+                self.state.clear_device_budgets()
                 return Response(204)
         raise HttpError(404, "NotFound", f"no such path {req.path}")
 

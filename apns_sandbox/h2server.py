@@ -144,8 +144,12 @@ class _H2Connection(H2Connection):
     def _receive_headers_frame(self, frame: Any) -> tuple[list[Any], list[Any]]:
         stream_id = frame.stream_id
         limit = self.local_settings.max_concurrent_streams
-        if stream_id in self.streams or self.open_inbound_streams < limit:
+        if stream_id in self.streams:
             return super()._receive_headers_frame(frame)
+        if self.open_inbound_streams < limit:
+            frames, events = super()._receive_headers_frame(frame)
+            self.unanswered.add(stream_id)  # counted now: the next frame may open another stream
+            return frames, events
         self._admit_all = True
         try:
             frames, events = super()._receive_headers_frame(frame)
@@ -231,7 +235,6 @@ class ApnsConnection(asyncio.Protocol):
                     conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             elif isinstance(event, RequestReceived):
                 self.streams[event.stream_id] = _Stream(list(event.headers))  # type: ignore[arg-type]
-                conn.unanswered.add(event.stream_id)
             elif isinstance(event, StreamEnded):
                 self._on_request(event.stream_id)
             elif isinstance(event, StreamReset):

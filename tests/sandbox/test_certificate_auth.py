@@ -10,7 +10,6 @@ import ssl
 
 import h2.connection
 import h2.events
-
 import httpx
 import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12

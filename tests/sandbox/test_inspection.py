@@ -115,6 +115,7 @@ def test_clearing_notifications_resets_inbox_and_stats(tmp_path) -> None:
             "byDevice": {},
             "duplicates": 0,
             "faultsInjected": 0,
+            "providerTokens": {},
         }
 
 
