@@ -500,6 +500,11 @@ class SandboxState:
         out.reverse()
         return out
 
+    def last_seq(self, device_token: str) -> int:
+        """The sequence number of the device's newest kept notification (0: none)."""
+        kept = self._by_device.get(device_token)
+        return int(kept[-1]["seq"]) if kept else 0
+
     def clear_notifications(self) -> None:
         self.notifications.clear()
         self._by_device.clear()
