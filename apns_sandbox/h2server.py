@@ -216,6 +216,8 @@ class ApnsConnection(asyncio.Protocol):
         self.pending_data.clear()
 
     def data_received(self, data: bytes) -> None:
+        if self.going_away:
+            return  # after our GOAWAY h2 would answer any frame with a second one (PROTOCOL_ERROR)
         conn = self.conn
         try:
             events = conn.receive_data(data)
