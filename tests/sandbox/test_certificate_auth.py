@@ -10,6 +10,7 @@ import ssl
 
 import h2.connection
 import h2.events
+import h2.exceptions
 import httpx
 import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
@@ -75,13 +76,14 @@ def test_certificate_of_the_other_environment_gets_goaway_like_apple(
         send_request(conn, 1, device, "")
         sock.sendall(conn.data_to_send())
         events = read_events(sock, conn, h2.events.ConnectionTerminated)
-        closed = _closed_by_server(sock)
+        closed, after = _closed_by_server(sock, conn)
 
     [goaway] = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
     assert (goaway.error_code, goaway.last_stream_id) == (0, 0)
     assert json.loads(goaway.additional_data) == {"reason": "BadCertificateEnvironment"}
     assert not any(isinstance(e, h2.events.ResponseReceived) for e in events)  # no per-request 403
     assert closed
+    assert after == []  # one GOAWAY only: the client's SETTINGS ACK must not draw a PROTOCOL_ERROR one
     assert sandbox.notifications(device) == []
     assert sandbox.stats()["rejected"]["BadCertificateEnvironment"] == before + 1
 
@@ -95,15 +97,20 @@ def test_certificate_of_the_other_environment_fails_an_http_client_with_the_reas
         apns_http("production", cert=certs["development"]).push(creds.prod_device)
 
 
-def _closed_by_server(sock: ssl.SSLSocket) -> bool:
-    """True once the server has closed the connection (EOF), within 5 s."""
+def _closed_by_server(sock: ssl.SSLSocket, conn: h2.connection.H2Connection) -> tuple[bool, list]:
+    """(whether the server closed the connection (EOF) within 5 s, frames it sent meanwhile)."""
     sock.settimeout(5)
+    raw = b""
     try:
-        while sock.recv(65535):
-            pass
+        while data := sock.recv(65535):
+            raw += data
     except (TimeoutError, ssl.SSLError, OSError):
-        return False
-    return True
+        return False, []
+    try:
+        events = conn.receive_data(raw) if raw else []
+    except h2.exceptions.ProtocolError as exc:  # e.g. a second GOAWAY after the first
+        events = [exc]
+    return True, events
 
 
 def test_topic_of_another_app_is_disallowed(creds: Creds, apns_http, certs) -> None:
