@@ -321,3 +321,13 @@ def test_inbox_filter_by_token_prefix_finds_one_device(crowd, tmp_path) -> None:
     assert page.text["stat-devices"] == "1 of 1"
     assert page.text["stat-total"] == "matching · 2,000 in all"
     assert "stat-total" not in page.hidden
+
+
+def test_inbox_says_what_is_wrong_with_a_bad_page_address(crowd, tmp_path) -> None:
+    sandbox, _, _ = crowd
+    url = sandbox.control_url + "/?offset=-3&live=poll"  # the page fetches /sandbox/inbox itself: 400
+
+    result = _chromium(tmp_path, "--dump-dom", "--virtual-time-budget=3000", url)
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert '<div class="empty-state">offset must be 0 or more</div>' in result.stdout
