@@ -146,15 +146,15 @@ class _H2Connection(H2Connection):
         limit = self.local_settings.max_concurrent_streams
         if stream_id in self.streams:
             return super()._receive_headers_frame(frame)
-        if self.open_inbound_streams < limit:
-            frames, events = super()._receive_headers_frame(frame)
-            self.unanswered.add(stream_id)  # counted now: the next frame may open another stream
-            return frames, events
-        self._admit_all = True
+        admit = self.open_inbound_streams < limit
+        self._admit_all = True  # decided here: h2 must not count (nor refuse) again
         try:
             frames, events = super()._receive_headers_frame(frame)
         finally:
             self._admit_all = False
+        if admit:
+            self.unanswered.add(stream_id)  # counted now: the next frame may open another stream
+            return frames, events
         self.reset_stream(stream_id, error_code=ErrorCodes.REFUSED_STREAM)
         self.refused += 1
         return frames, [e for e in events if getattr(e, "stream_id", None) != stream_id]
@@ -249,6 +249,9 @@ class ApnsConnection(asyncio.Protocol):
                 self._flush()
                 self._close_soon()
                 return
+        if conn.refused:
+            self.state.stats.refused_streams += conn.refused
+            conn.refused = 0
         self._flush()
 
     # --- plumbing ------------------------------------------------------------------------------

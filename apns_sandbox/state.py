@@ -248,6 +248,7 @@ class Stats:
     faults_injected: int = 0
     seen_messages: set[tuple[str, str]] = field(default_factory=set)
     provider_tokens: dict[str, ProviderTokenUse] = field(default_factory=dict)
+    refused_streams: int = 0  # RST_STREAM REFUSED_STREAM: over SETTINGS_MAX_CONCURRENT_STREAMS
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -257,6 +258,7 @@ class Stats:
             "duplicates": self.duplicates,
             "faultsInjected": self.faults_injected,
             "providerTokens": {k: u.distinct for k, u in self.provider_tokens.items()},
+            "refusedStreams": self.refused_streams,
         }
 
 

@@ -178,6 +178,7 @@ def test_provider_tokens_seen_are_counted_per_key(sandbox: SandboxProcess, apns_
 def test_streams_beyond_the_limit_are_refused_alone(strict: SandboxProcess) -> None:
     """RFC 9113 §5.1.2: the excess streams get RST_STREAM REFUSED_STREAM; the others complete."""
     bundle, key, device = _app(strict)
+    refused_before = strict.stats()["refusedStreams"]
     another = strict.create_device(bundle)  # `device` uses up its budget (DEVICE_BURST) here
     token = make_jwt(key)
     ctx = strict.ssl_context()
@@ -211,6 +212,7 @@ def test_streams_beyond_the_limit_are_refused_alone(strict: SandboxProcess) -> N
     assert any(isinstance(e, h2.events.ResponseReceived) and e.stream_id == 101 for e in later)
     assert len(strict.notifications(device)) == STREAM_LIMIT
     assert len(strict.notifications(another)) == 1
+    assert strict.stats()["refusedStreams"] == refused_before + 3
 
 
 def _request_headers(device: str, bundle: str, token: str) -> list[tuple[str, str]]:

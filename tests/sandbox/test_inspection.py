@@ -116,6 +116,7 @@ def test_clearing_notifications_resets_inbox_and_stats(tmp_path) -> None:
             "duplicates": 0,
             "faultsInjected": 0,
             "providerTokens": {},
+            "refusedStreams": 0,
         }
 
 
