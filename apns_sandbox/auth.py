@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import time
 from dataclasses import dataclass
 
@@ -32,7 +33,7 @@ def _b64url(part: str) -> bytes:
 class ProviderToken:
     key_id: str
     team_id: str
-    issued_at: int
+    issued_at: float  # seconds; Apple accepts a decimal `iat` (PyAPNs2 signs time.time())
     token: str
 
 
@@ -83,7 +84,10 @@ class TokenVerifier:
         if claims.get("iss") != key.team_id:
             return "InvalidProviderToken"
         iat = claims.get("iat")
-        if not isinstance(iat, int) or isinstance(iat, bool):
+        # A JSON number, integer or decimal, as Apple accepts it; not a string, bool, NaN or inf.
+        if isinstance(iat, bool) or not isinstance(iat, int | float):
+            return "InvalidProviderToken"
+        if isinstance(iat, float) and not math.isfinite(iat):
             return "InvalidProviderToken"
         if len(signature) != 64:
             return "InvalidProviderToken"

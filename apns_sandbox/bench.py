@@ -3,8 +3,10 @@
     python -m apns_sandbox.bench                      # starts its own sandbox in a temp dir
     python -m apns_sandbox.bench --control-url http://127.0.0.1:8025 -n 200000 -c 4 -m 100
 
-Sets up a p8 key and a device, then runs h2load with a JWT header against the production
-endpoint, and checks the sandbox counted every request.
+Sets up a p8 key and `--devices` devices (h2load sends to them in turn: one device alone would
+soon reach the sandbox's per-device budget, APNS_SANDBOX_DEVICE_BURST/RATE, and get 429s as from
+Apple), then runs h2load with a JWT header against the production endpoint, and checks the sandbox
+counted every request.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def _call(control_url: str, method: str, path: str, body: Any = None) -> Any:
 
 
 def run_h2load(
-    control_url: str, port: int, host: str, requests: int, clients: int, streams: int
+    control_url: str, port: int, host: str, requests: int, clients: int, streams: int, devices: int = 100
 ) -> dict[str, Any]:
     import jwt  # PyJWT: a project dependency (requirements.txt)
 
@@ -41,14 +43,19 @@ def run_h2load(
     if h2load is None:
         sys.exit("h2load not found: apt-get install -y nghttp2-client")
     key = _call(control_url, "POST", "/sandbox/credentials/p8", {"bundleIds": [BUNDLE]})
-    device = _call(control_url, "POST", "/sandbox/devices", {"bundleId": BUNDLE, "environment": "production"})
+    tokens = _call(
+        control_url,
+        "POST",
+        "/sandbox/devices",
+        {"bundleId": BUNDLE, "environment": "production", "count": devices},
+    )["deviceTokens"]
     token = jwt.encode(
         {"iss": key["teamId"], "iat": int(time.time())},
         key["p8"],
         algorithm="ES256",
         headers={"kid": key["keyId"]},
     )
-    before = _call(control_url, "GET", "/sandbox/stats")["byDevice"].get(device["deviceToken"], 0)
+    before = _counted(control_url, tokens)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump(
             {"aps": {"alert": {"title": "Bench", "body": "hello from h2load"}, "badge": 1}, "m": "bench"}, fh
@@ -70,14 +77,15 @@ def run_h2load(
         "apns-push-type: alert",
         "-d",
         payload,
-        f"https://{host}:{port}/3/device/{device['deviceToken']}",
+        *(f"https://{host}:{port}/3/device/{t}" for t in tokens),
     ]
-    shown = " ".join(command).replace(token, "<JWT>")
+    shown = " ".join(command[: len(command) - len(tokens)]).replace(token, "<JWT>")
+    shown += f" https://{host}:{port}/3/device/<token> ... ({len(tokens)} devices in turn)"
     out = subprocess.run(command, capture_output=True, text=True, check=False).stdout
     pathlib.Path(payload).unlink(missing_ok=True)
     finished = re.search(r"finished in ([\d.]+)s, ([\d.]+) req/s", out)
     codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
-    after = _call(control_url, "GET", "/sandbox/stats")["byDevice"].get(device["deviceToken"], 0)
+    after = _counted(control_url, tokens)
     return {
         "command": shown,
         "seconds": float(finished.group(1)) if finished else None,
@@ -87,6 +95,11 @@ def run_h2load(
         "countedBySandbox": after - before,
         "h2loadOutput": out if not finished else None,
     }
+
+
+def _counted(control_url: str, tokens: list[str]) -> int:
+    by_device = _call(control_url, "GET", "/sandbox/stats")["byDevice"]
+    return sum(by_device.get(t, 0) for t in tokens)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -99,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-n", "--requests", type=int, default=100_000)
     parser.add_argument("-c", "--clients", type=int, default=4)
     parser.add_argument("-m", "--streams", type=int, default=100, help="concurrent streams per connection")
+    parser.add_argument("--devices", type=int, default=100, help="device tokens to send to in turn")
     args = parser.parse_args(argv)
 
     sandbox = None
@@ -110,7 +124,9 @@ def main(argv: list[str] | None = None) -> None:
         control_url = sandbox.control_url
     try:
         port = args.port or _call(control_url, "GET", "/sandbox/health")["ports"]["production"]
-        result = run_h2load(control_url, port, args.host, args.requests, args.clients, args.streams)
+        result = run_h2load(
+            control_url, port, args.host, args.requests, args.clients, args.streams, args.devices
+        )
     finally:
         if sandbox is not None:
             sandbox.stop()

@@ -12,6 +12,7 @@ import importlib.resources
 import json
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -38,6 +39,12 @@ class Request:
         self.path: str = scope["path"]
         self.query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
         self.body = body
+
+    @classmethod
+    def of_query(cls, query: dict[str, str]) -> Request:
+        req = cls({"method": "GET", "path": "/"}, b"")
+        req.query = dict(query)
+        return req
 
     def json(self) -> Any:
         if not self.body.strip():
@@ -235,21 +242,28 @@ class ControlApp:
                     return Response(204)
                 _allow(m, "GET")
                 return Response.json(self.state.stats.to_json())
+            case ["provider-tokens"]:
+                _allow(m, "GET")
+                uses = self.state.stats.provider_tokens.values()
+                key_id, team_id = req.query.get("keyId"), req.query.get("teamId")
+                return Response.json(
+                    {
+                        "items": [
+                            u.to_json()
+                            for u in uses
+                            if (not key_id or u.key_id == key_id) and (not team_id or u.team_id == team_id)
+                        ]
+                    }
+                )
             case ["inbox"]:
                 _allow(m, "GET")
-                return Response.json(
-                    self._inbox(
-                        req.int_query("devices", 24) or 24,
-                        req.int_query("perDevice", 30) or 30,
-                        req.query.get("deviceToken"),
-                        req.query.get("bundleId"),
-                    )
-                )
+                return Response.json(self._inbox(InboxQuery.parse(req)))
             case ["reset"]:
                 _allow(m, "POST")
                 self.state.clear_notifications()
                 self.state.reset_stats()
                 self.state.clear_faults()
+                self.state.clear_device_budgets()
                 return Response(204)
         raise HttpError(404, "NotFound", f"no such path {req.path}")
 
@@ -336,41 +350,49 @@ class ControlApp:
         device = self.state.add_device(bundle_id, environment, name)
         return Response.json(device.to_json(), 201)
 
-    def _inbox(
-        self, max_devices: int, per_device: int, device_token: str | None = None, bundle_id: str | None = None
-    ) -> dict[str, Any]:
-        """The phones to draw: the most recently active devices first (then the newest)."""
+    def _inbox(self, query: InboxQuery) -> dict[str, Any]:
+        """One page of phones to draw: the most recently active devices first (then the newest),
+        filtered, with how many match and how many there are in all."""
         state = self.state
         by_device = state.stats.by_device
         devices = list(state.devices.values())
-        if device_token:
-            devices = [d for d in devices if d.token == device_token.lower()]
-        if bundle_id:
-            devices = [d for d in devices if d.bundle_id == bundle_id]
-
-        def recency(d: Any) -> tuple[int, int]:
-            last = state.list_notifications(d.token, 1)
-            return (last[0]["seq"] if last else 0, d.created_at_ms)
-
-        devices = sorted(devices, key=recency, reverse=True)[:max_devices]
+        if query.device_token:
+            devices = [d for d in devices if d.token == query.device_token.lower()]
+        if query.bundle_id:
+            devices = [d for d in devices if d.bundle_id == query.bundle_id]
+        if query.q:
+            q = query.q.lower()
+            devices = [
+                d
+                for d in devices
+                if d.token.startswith(q) or q in d.bundle_id.lower() or (d.name and q in d.name.lower())
+            ]
+        devices.sort(key=lambda d: (state.last_seq(d.token), d.created_at_ms), reverse=True)
+        page = devices[query.offset : query.offset + query.devices]
         return {
             "version": state.version,
             "totalDevices": len(state.devices),
+            "matchingDevices": len(devices),
+            "offset": query.offset,
+            "pageSize": query.devices,
             "stats": {"accepted": state.stats.accepted, "rejected": sum(state.stats.rejected.values())},
             "devices": [
                 {
                     **d.to_json(),
                     "received": by_device.get(d.token, 0),
-                    "notifications": state.list_notifications(d.token, per_device),
+                    "notifications": state.list_notifications(d.token, query.per_device),
                 }
-                for d in devices
+                for d in page
             ],
         }
 
     def _inbox_page(self, query: dict[str, str]) -> bytes:
         """The inbox with its first data inlined, so it draws before `load` (no extra round trip)."""
         page = importlib.resources.files("apns_sandbox").joinpath("static/inbox.html").read_text()
-        data = self._inbox(24, 30, query.get("deviceToken"), query.get("bundleId"))
+        try:
+            data: dict[str, Any] | None = self._inbox(InboxQuery.parse(Request.of_query(query)))
+        except HttpError:
+            data = None  # the page fetches /sandbox/inbox itself and shows the error
         initial = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
         return page.replace("/*INITIAL_DATA*/null", initial, 1).encode()
 
@@ -415,6 +437,40 @@ class ControlApp:
             watcher.cancel()
         with contextlib.suppress(Exception):  # the client may already be gone
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+@dataclass(frozen=True)
+class InboxQuery:
+    devices: int = 24  # page size
+    offset: int = 0
+    per_device: int = 30
+    q: str | None = None  # token prefix, or part of the bundle ID or device name
+    bundle_id: str | None = None
+    device_token: str | None = None
+
+    @classmethod
+    def parse(cls, req: Request) -> InboxQuery:
+        devices = req.int_query("devices", cls.devices)
+        offset = req.int_query("offset", cls.offset)
+        per_device = req.int_query("perDevice", cls.per_device)
+        assert devices is not None and offset is not None and per_device is not None
+        if not 1 <= devices <= 500:
+            raise HttpError(400, "InvalidQuery", "devices (the page size) must be from 1 to 500")
+        if offset < 0:
+            raise HttpError(400, "InvalidQuery", "offset must be 0 or more")
+        if not 1 <= per_device <= 1000:
+            raise HttpError(400, "InvalidQuery", "perDevice must be from 1 to 1000")
+        q = (req.query.get("q") or "").strip()
+        if len(q) > 200:
+            raise HttpError(400, "InvalidQuery", "q must be at most 200 characters")
+        return cls(
+            devices=devices,
+            offset=offset,
+            per_device=per_device,
+            q=q or None,
+            bundle_id=req.query.get("bundleId") or None,
+            device_token=req.query.get("deviceToken") or None,
+        )
 
 
 def _allow(method: str, *allowed: str) -> None:

@@ -43,6 +43,7 @@ _speedups.apply()
 _WINDOW = 16 * 1024 * 1024 - 1
 _JSON = b"application/json; charset=utf-8"
 _GOAWAY_DATA = b'{"reason":"Shutdown"}'
+_BAD_ENVIRONMENT_DATA = b'{"reason":"BadCertificateEnvironment"}'
 
 
 @dataclass
@@ -72,6 +73,7 @@ class ProviderEndpoint:
         *,
         max_concurrent_streams: int = 1000,
         token_update_min_interval_s: int = 1200,
+        token_update_lockout_s: float = 60.0,
     ) -> None:
         self.environment = environment
         self.state = state
@@ -79,6 +81,7 @@ class ProviderEndpoint:
         self.ssl_context = ssl_context
         self.max_concurrent_streams = max_concurrent_streams
         self.token_update_min_interval_s = token_update_min_interval_s
+        self.token_update_lockout_s = token_update_lockout_s
         self.connections: set[ApnsConnection] = set()
         self.server: asyncio.Server | None = None
 
@@ -112,22 +115,49 @@ def make_server_ssl_context(cert_path: str, key_path: str, ca_pem: bytes) -> ssl
 
 
 class _H2Connection(H2Connection):
-    """h2 counts open streams by scanning every stream on each new request (O(streams), ~0.2 ms
-    at 1000 in flight). The connection keeps an exact count of requests not yet answered, and the
-    full scan (which also frees closed streams) runs once every 64 requests.
+    """Two changes to h2's server side:
+
+    - h2 counts open streams by scanning every stream on each new request (O(streams), ~0.2 ms at
+      1000 in flight). The connection keeps an exact count of requests not yet answered, and the
+      full scan (which also frees closed streams) runs once every 64 requests.
+    - A stream beyond SETTINGS_MAX_CONCURRENT_STREAMS is refused alone with RST_STREAM
+      REFUSED_STREAM (RFC 9113 §5.1.2), where h2 would end the whole connection (GOAWAY
+      PROTOCOL_ERROR). Its header block is still decoded: HPACK state is per connection.
     """
 
     def __init__(self, config: H2Configuration) -> None:
         super().__init__(config)
         self.unanswered: set[int] = set()
+        self.refused = 0
         self._calls = 0
+        self._admit_all = False
 
     @property
     def open_inbound_streams(self) -> int:
+        if self._admit_all:
+            return 0
         self._calls += 1
         if self._calls & 63 == 0:
             return int(H2Connection.open_inbound_streams.fget(self))  # type: ignore[attr-defined]
         return len(self.unanswered)
+
+    def _receive_headers_frame(self, frame: Any) -> tuple[list[Any], list[Any]]:
+        stream_id = frame.stream_id
+        limit = self.local_settings.max_concurrent_streams
+        if stream_id in self.streams:
+            return super()._receive_headers_frame(frame)
+        admit = self.open_inbound_streams < limit
+        self._admit_all = True  # decided here: h2 must not count (nor refuse) again
+        try:
+            frames, events = super()._receive_headers_frame(frame)
+        finally:
+            self._admit_all = False
+        if admit:
+            self.unanswered.add(stream_id)  # counted now: the next frame may open another stream
+            return frames, events
+        self.reset_stream(stream_id, error_code=ErrorCodes.REFUSED_STREAM)
+        self.refused += 1
+        return frames, [e for e in events if getattr(e, "stream_id", None) != stream_id]
 
 
 class ApnsConnection(asyncio.Protocol):
@@ -149,7 +179,10 @@ class ApnsConnection(asyncio.Protocol):
         self.cert: PushCertificateInfo | None = None
         self.has_client_cert = False
         self._last_auth: str | None = None
+        # team ID -> (its current provider token on this connection, when it last changed)
         self._token_changes: dict[str, tuple[str, float]] = {}
+        self._keys_presented: set[str] = set()
+        self._locked_until = 0.0  # after a 429 TooManyProviderTokenUpdates (monotonic)
         self.closed = False
         self.going_away = False  # GOAWAY sent: answer nothing more on this connection
 
@@ -183,6 +216,8 @@ class ApnsConnection(asyncio.Protocol):
         self.pending_data.clear()
 
     def data_received(self, data: bytes) -> None:
+        if self.going_away:
+            return  # after our GOAWAY h2 would answer any frame with a second one (PROTOCOL_ERROR)
         conn = self.conn
         try:
             events = conn.receive_data(data)
@@ -202,7 +237,6 @@ class ApnsConnection(asyncio.Protocol):
                     conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             elif isinstance(event, RequestReceived):
                 self.streams[event.stream_id] = _Stream(list(event.headers))  # type: ignore[arg-type]
-                conn.unanswered.add(event.stream_id)
             elif isinstance(event, StreamEnded):
                 self._on_request(event.stream_id)
             elif isinstance(event, StreamReset):
@@ -215,6 +249,9 @@ class ApnsConnection(asyncio.Protocol):
                 self._flush()
                 self._close_soon()
                 return
+        if conn.refused:
+            self.state.stats.refused_streams += conn.refused
+            conn.refused = 0
         self._flush()
 
     # --- plumbing ------------------------------------------------------------------------------
@@ -228,13 +265,15 @@ class ApnsConnection(asyncio.Protocol):
         if self.transport is not None and not self.closed:
             asyncio.get_running_loop().call_later(0.05, self.transport.close)
 
-    def goaway(self, error_code: int = 0, last_stream_id: int | None = None) -> None:
+    def goaway(
+        self, error_code: int = 0, last_stream_id: int | None = None, debug_data: bytes = _GOAWAY_DATA
+    ) -> None:
         if self.closed or self.going_away:
             return
         self.going_away = True
         with contextlib.suppress(ProtocolError):
             self.conn.close_connection(
-                error_code=error_code, additional_data=_GOAWAY_DATA, last_stream_id=last_stream_id
+                error_code=error_code, additional_data=debug_data, last_stream_id=last_stream_id
             )
         self._flush()
         self._close_soon()
@@ -253,6 +292,13 @@ class ApnsConnection(asyncio.Protocol):
     def _on_request(self, stream_id: int) -> None:
         stream = self.streams.pop(stream_id, None)
         if stream is None or self.going_away:
+            return
+        cert = self.cert
+        if cert is not None and self.environment not in cert.environments:
+            # Apple does not answer the request: GOAWAY (NO_ERROR, last stream 0, the reason as
+            # debug data) and the connection is closed.
+            self.state.reject("BadCertificateEnvironment")
+            self.goaway(last_stream_id=0, debug_data=_BAD_ENVIRONMENT_DATA)
             return
         headers: dict[str, str] = {}
         names: list[str] = []
@@ -375,8 +421,6 @@ class ApnsConnection(asyncio.Protocol):
             cert = self.cert
             if cert is None:
                 raise Rejection("BadCertificate")
-            if self.environment not in cert.environments:
-                raise Rejection("BadCertificateEnvironment")
             return (
                 "certificate",
                 frozenset({cert.bundle_id}),
@@ -385,8 +429,13 @@ class ApnsConnection(asyncio.Protocol):
         authorization = headers.get("authorization")
         if not authorization:
             raise Rejection("MissingProviderToken")
+        if self._locked_until and time.monotonic() < self._locked_until:
+            raise Rejection("TooManyProviderTokenUpdates")
         token, key = self.endpoint.verifier.verify(authorization)
         if authorization != self._last_auth:
+            new_here = key.key_id not in self._keys_presented
+            self._keys_presented.add(key.key_id)
+            self.state.provider_token_seen(key.key_id, key.team_id, token.token, new_here)
             self._check_token_update(token)
             self._last_auth = authorization
         if key.environment is not None and key.environment != self.environment:
@@ -394,16 +443,22 @@ class ApnsConnection(asyncio.Protocol):
         return "token", key.bundle_ids, {"keyId": key.key_id, "teamId": key.team_id}
 
     def _check_token_update(self, token: ProviderToken) -> None:
+        """Apple counts provider-token updates per team on a connection: a new token (a refresh, or
+        another key of the same team) less than 20 minutes after the last change is refused, and
+        the connection then refuses everything for `token_update_lockout_s`."""
         interval = self.endpoint.token_update_min_interval_s
         if interval <= 0:
             return
         now = time.monotonic()
-        previous = self._token_changes.get(token.key_id)
+        previous = self._token_changes.get(token.team_id)
         if previous is not None and previous[0] == token.token:
             return
         if previous is not None and now - previous[1] < interval:
+            lockout = self.endpoint.token_update_lockout_s
+            if lockout > 0:
+                self._locked_until = now + lockout
             raise Rejection("TooManyProviderTokenUpdates")
-        self._token_changes[token.key_id] = (token.token, now)
+        self._token_changes[token.team_id] = (token.token, now)
 
     def _process(self, headers: dict[str, str], names: list[str], stream: _Stream, apns_id: str) -> _Outcome:
         rules.check_headers_unique(names)
@@ -440,6 +495,8 @@ class ApnsConnection(asyncio.Protocol):
             raise Rejection("DeviceTokenNotForTopic")
         if device.uninstalled_at_ms is not None:
             raise Rejection("Unregistered", device.uninstalled_at_ms)
+        if not self.state.take_device_budget(device.token):
+            raise Rejection("TooManyRequests")
         received = now_ms()
         self.state.record(
             {

@@ -34,7 +34,12 @@ SERVER_NAMES = [
 
 async def run(config: SandboxConfig, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
-    state = SandboxState(config.state_dir, max_notifications=config.max_notifications)
+    state = SandboxState(
+        config.state_dir,
+        max_notifications=config.max_notifications,
+        device_burst=config.device_burst,
+        device_rate=config.device_rate,
+    )
     cert_pem, key_pem = state.ca.issue_server_certificate([config.host, *SERVER_NAMES])
     cert_path, key_path = config.state_dir / "server.pem", config.state_dir / "server-key.pem"
     cert_path.write_bytes(cert_pem + state.ca.cert_pem)
@@ -50,6 +55,7 @@ async def run(config: SandboxConfig, stop: asyncio.Event | None = None) -> None:
             ssl_context,
             max_concurrent_streams=config.max_concurrent_streams,
             token_update_min_interval_s=config.token_update_min_interval_s,
+            token_update_lockout_s=config.token_update_lockout_s,
         )
         for env in ("production", "development")
     }

@@ -9,6 +9,7 @@ import asyncio
 import base64
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import pathlib
 import secrets
@@ -212,6 +213,32 @@ class Fault:
         }
 
 
+_MAX_TOKENS_REMEMBERED = 100_000  # per key: distinct provider tokens are exact up to this many
+
+
+@dataclass
+class ProviderTokenUse:
+    """The provider tokens (JWTs) seen for one p8 key: only digests are kept, never the tokens."""
+
+    key_id: str
+    team_id: str
+    first_seen_ms: int
+    last_new_token_ms: int
+    digests: set[bytes] = field(default_factory=set)
+    distinct: int = 0
+    connections: int = 0  # connections that presented a token of this key
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "keyId": self.key_id,
+            "teamId": self.team_id,
+            "distinctTokens": self.distinct,
+            "connections": self.connections,
+            "firstSeenAt": iso_ms(self.first_seen_ms),
+            "lastNewTokenAt": iso_ms(self.last_new_token_ms),
+        }
+
+
 @dataclass
 class Stats:
     accepted: int = 0
@@ -220,6 +247,8 @@ class Stats:
     duplicates: int = 0
     faults_injected: int = 0
     seen_messages: set[tuple[str, str]] = field(default_factory=set)
+    provider_tokens: dict[str, ProviderTokenUse] = field(default_factory=dict)
+    refused_streams: int = 0  # RST_STREAM REFUSED_STREAM: over SETTINGS_MAX_CONCURRENT_STREAMS
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -228,11 +257,20 @@ class Stats:
             "byDevice": dict(self.by_device),
             "duplicates": self.duplicates,
             "faultsInjected": self.faults_injected,
+            "providerTokens": {k: u.distinct for k, u in self.provider_tokens.items()},
+            "refusedStreams": self.refused_streams,
         }
 
 
 class SandboxState:
-    def __init__(self, state_dir: pathlib.Path, *, max_notifications: int = 200_000) -> None:
+    def __init__(
+        self,
+        state_dir: pathlib.Path,
+        *,
+        max_notifications: int = 200_000,
+        device_burst: int = 2000,
+        device_rate: float = 100.0,
+    ) -> None:
         self.state_dir = pathlib.Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.ca = pki.SandboxCA.load_or_create(self.state_dir)
@@ -250,6 +288,9 @@ class SandboxState:
         self._fault_seq = 0
         self.version = 0
         self._changed = asyncio.Event()
+        self.device_burst = device_burst
+        self.device_rate = device_rate
+        self._buckets: dict[str, list[float]] = {}  # device token -> [budget left, at (monotonic)]
 
     # --- persistence -------------------------------------------------------------------------
     def _load(self) -> None:
@@ -404,6 +445,43 @@ class SandboxState:
                 stats.seen_messages.add(key)
         self.touch()
 
+    def take_device_budget(self, token: str) -> bool:
+        """One notification from the device's token bucket; False: Apple's 429 TooManyRequests."""
+        burst = self.device_burst
+        if burst <= 0:
+            return True
+        now = time.monotonic()
+        bucket = self._buckets.get(token)
+        if bucket is None:
+            self._buckets[token] = [burst - 1, now]
+            return True
+        level = min(float(burst), bucket[0] + (now - bucket[1]) * self.device_rate)
+        bucket[1] = now
+        if level < 1:
+            bucket[0] = level
+            return False
+        bucket[0] = level - 1
+        return True
+
+    def clear_device_budgets(self) -> None:
+        self._buckets.clear()
+
+    def provider_token_seen(self, key_id: str, team_id: str, token: str, new_connection: bool) -> None:
+        """A connection presented a (verified) provider token it had not used just before."""
+        uses = self.stats.provider_tokens
+        use = uses.get(key_id)
+        now = now_ms()
+        if use is None:
+            use = uses[key_id] = ProviderTokenUse(key_id, team_id, now, now)
+        if new_connection:
+            use.connections += 1
+        digest = hashlib.sha256(token.encode()).digest()[:16]
+        if digest not in use.digests:
+            use.distinct += 1
+            use.last_new_token_ms = now
+            if len(use.digests) < _MAX_TOKENS_REMEMBERED:
+                use.digests.add(digest)
+
     def reject(self, reason: str) -> None:
         self.stats.rejected[reason] += 1
 
@@ -423,6 +501,11 @@ class SandboxState:
             out.append(next(it))
         out.reverse()
         return out
+
+    def last_seq(self, device_token: str) -> int:
+        """The sequence number of the device's newest kept notification (0: none)."""
+        kept = self._by_device.get(device_token)
+        return int(kept[-1]["seq"]) if kept else 0
 
     def clear_notifications(self) -> None:
         self.notifications.clear()

@@ -153,7 +153,7 @@ class SandboxProcess:
         self.request("DELETE", "/sandbox/faults")
 
     def reset(self) -> None:
-        """Forget received notifications, counters and faults (devices and keys stay)."""
+        """Forget received notifications, counters, faults and device budgets (devices and keys stay)."""
         self.request("POST", "/sandbox/reset")
 
     # --- lifecycle -----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import ssl
 import tempfile
@@ -44,6 +45,8 @@ from chalicelib.models.credentials import Credential
 from chalicelib.settings import Settings
 
 T = TypeVar("T")
+# GOAWAY reasons no reconnect can fix: Apple ends the connection instead of answering the request.
+_FATAL_GOAWAY_REASONS = frozenset({"BadCertificateEnvironment", "BadCertificate"})
 _loop: asyncio.AbstractEventLoop | None = None
 
 
@@ -73,7 +76,11 @@ class _StreamBookkeepingMixin:
     - acknowledge received DATA (aioapns never does: after ~64 KiB of error bodies, e.g. a burst
       of 410s, the server may send no more and requests stall until the idle timeout);
     - answer a request whose stream the server reset (aioapns ignores RST_STREAM: the request
-      would hang and its stream slot never come back) with status 0, which we retry later.
+      would hang and its stream slot never come back) with status 0, which we retry later;
+    - answer the waiting requests with 403 and the reason when APNs ends the connection with a
+      GOAWAY whose reason no reconnect fixes (a certificate of the other environment): aioapns
+      would reconnect, get the same GOAWAY and fail with MaxAttemptsExceeded, which reads like a
+      network problem and is retried for nothing.
     """
 
     request_streams: dict[int, str]
@@ -103,7 +110,7 @@ class _StreamBookkeepingMixin:
             elif isinstance(event, StreamReset):
                 self._on_stream_reset(event.stream_id)
             elif isinstance(event, ConnectionTerminated):
-                self.on_connection_terminated(event)  # type: ignore[attr-defined]
+                self.on_connection_terminated(event)
         self.flush()  # type: ignore[attr-defined]
 
     def _on_stream_reset(self, stream_id: int) -> None:
@@ -114,6 +121,17 @@ class _StreamBookkeepingMixin:
             if future is not None and not future.done():
                 future.set_result(NotificationResult(notification_id, "0", description="StreamReset"))
         self.free_channels.release()
+
+    def on_connection_terminated(self, event: ConnectionTerminated) -> None:
+        reason = _goaway_reason(event.additional_data)
+        if reason in _FATAL_GOAWAY_REASONS:
+            for notification_id, future in list(self.requests.items()):
+                if not future.done():
+                    future.set_result(NotificationResult(notification_id, "403", description=reason))
+            self.requests.clear()
+            self.request_streams.clear()
+            self.request_statuses.clear()
+        super().on_connection_terminated(event)  # type: ignore[misc]
 
     def on_stream_ended(self, stream_id: int) -> None:
         self.request_streams.pop(stream_id, None)
@@ -126,6 +144,18 @@ class _StreamBookkeepingMixin:
             # Timed out: a late answer must not find (and fail on) a cancelled future.
             self.requests.pop(request.notification_id, None)
             raise
+
+
+def _goaway_reason(data: bytes | None) -> str | None:
+    """The `reason` of a GOAWAY's debug data (APNs sends `{"reason": "..."}`), if any."""
+    if not data:
+        return None
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        return None
+    reason = parsed.get("reason") if isinstance(parsed, dict) else None
+    return reason if isinstance(reason, str) else None
 
 
 def protocol_class(settings: Settings, environment: str) -> type:

@@ -125,3 +125,23 @@ def test_a_reset_stream_answers_at_once_and_frees_its_slot(
     assert all(r.status in (0, 200) for r in results)
     conn = client.pool.connections[0]
     assert conn.free_channels._value == conn.free_channels.bound  # every slot is back
+
+
+def test_certificate_of_the_other_environment_fails_clearly(
+    sandbox: SandboxProcess, clients: ApnsClients
+) -> None:
+    """APNs answers a wrong-environment certificate with GOAWAY {"reason":"BadCertificateEnvironment"}
+    (no per-request answer): the client reports that reason as a 403, not a connection error to retry."""
+    from chalicelib.apns.outcomes import Action, classify
+
+    pem = sandbox.issue_client_pem(BUNDLE, "development").read_text()  # cert + key, one PEM
+    secret = {"type": "p12", "certificatePem": pem, "privateKeyPem": ""}
+    # upload validation would refuse this pairing; the send path must still say what is wrong
+    client = clients.get("app", credential("p12", "production", "wrong-env"), secret)
+    token = sandbox.create_device(BUNDLE, "production")
+
+    results = run(send_many(clients, client, [token], 3))
+
+    assert {(r.status, r.reason) for r in results} == {(403, "BadCertificateEnvironment")}
+    assert classify(403, "BadCertificateEnvironment") is Action.REFRESH_AUTH
+    assert sandbox.notifications(token) == []

@@ -157,3 +157,22 @@ def test_many_concurrent_notifications_on_one_connection(sandbox: SandboxProcess
     assert {r.status for r in results} == {"200"}
     stats = sandbox.stats()
     assert stats["byDevice"][device] == 1500
+
+
+def test_certificate_of_the_other_environment_ends_aioapns_connections(
+    sandbox: SandboxProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Apple's GOAWAY: aioapns logs the reason, retries on a new connection, then gives up."""
+    from aioapns.exceptions import MaxAttemptsExceeded
+
+    device = sandbox.create_device(BUNDLE, "production")
+    pem = sandbox.issue_client_pem(BUNDLE, "development")
+
+    async def main():
+        client = _client(sandbox, "production", client_cert=str(pem), max_connection_attempts=2)
+        return await _send(client, device)
+
+    with caplog.at_level("WARNING", logger="aioapns"), pytest.raises(MaxAttemptsExceeded):
+        asyncio.run(main())
+    assert "BadCertificateEnvironment" in caplog.text  # from the GOAWAY's debug data
+    assert sandbox.notifications(device) == []

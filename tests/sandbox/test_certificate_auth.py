@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
+import socket
 import ssl
 
+import h2.connection
+import h2.events
+import h2.exceptions
 import httpx
 import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
@@ -13,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from apns_sandbox.pki import APPLE_PUSH_OIDS
 
 from .conftest import BUNDLE, Creds
+from .test_http2 import read_events, send_request
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +57,60 @@ def test_topic_defaults_to_the_certificates_bundle_id(creds: Creds, apns_http, c
     assert response.status_code == 200, response.text
 
 
-def test_development_certificate_on_production_endpoint_is_refused(creds: Creds, apns_http, certs) -> None:
-    response = apns_http("production", cert=certs["development"]).push(creds.prod_device)
+@pytest.mark.parametrize(
+    ("endpoint", "cert_env"), [("production", "development"), ("development", "production")]
+)
+def test_certificate_of_the_other_environment_gets_goaway_like_apple(
+    sandbox, certs, endpoint: str, cert_env: str
+) -> None:
+    """Apple answers no request: GOAWAY NO_ERROR, last stream 0, debug data with the reason, close."""
+    before = sandbox.stats()["rejected"].get("BadCertificateEnvironment", 0)
+    ctx = sandbox.ssl_context()
+    ctx.load_cert_chain(str(certs[cert_env]))
+    host, port = sandbox.endpoint(endpoint)
+    device = sandbox.create_device(BUNDLE, endpoint)
+    sock = ctx.wrap_socket(socket.create_connection((host, port), timeout=5), server_hostname=host)
+    conn = h2.connection.H2Connection()
+    conn.initiate_connection()
+    with sock:
+        send_request(conn, 1, device, "")
+        sock.sendall(conn.data_to_send())
+        events = read_events(sock, conn, h2.events.ConnectionTerminated)
+        closed, after = _closed_by_server(sock, conn)
 
-    assert (response.status_code, response.json()["reason"]) == (403, "BadCertificateEnvironment")
+    [goaway] = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
+    assert (goaway.error_code, goaway.last_stream_id) == (0, 0)
+    assert json.loads(goaway.additional_data) == {"reason": "BadCertificateEnvironment"}
+    assert not any(isinstance(e, h2.events.ResponseReceived) for e in events)  # no per-request 403
+    assert closed
+    assert after == []  # one GOAWAY only: the client's SETTINGS ACK must not draw a PROTOCOL_ERROR one
+    assert sandbox.notifications(device) == []
+    assert sandbox.stats()["rejected"]["BadCertificateEnvironment"] == before + 1
+
+
+def test_certificate_of_the_other_environment_fails_an_http_client_with_the_reason(
+    creds: Creds, apns_http, certs
+) -> None:
+    with pytest.raises(
+        httpx.RemoteProtocolError, match="ConnectionTerminated error_code:0, last_stream_id:0"
+    ):
+        apns_http("production", cert=certs["development"]).push(creds.prod_device)
+
+
+def _closed_by_server(sock: ssl.SSLSocket, conn: h2.connection.H2Connection) -> tuple[bool, list]:
+    """(whether the server closed the connection (EOF) within 5 s, frames it sent meanwhile)."""
+    sock.settimeout(5)
+    raw = b""
+    try:
+        while data := sock.recv(65535):
+            raw += data
+    except (TimeoutError, ssl.SSLError, OSError):
+        return False, []
+    try:
+        events = conn.receive_data(raw) if raw else []
+    except h2.exceptions.ProtocolError as exc:  # e.g. a second GOAWAY after the first
+        events = [exc]
+    return True, events
 
 
 def test_topic_of_another_app_is_disallowed(creds: Creds, apns_http, certs) -> None:

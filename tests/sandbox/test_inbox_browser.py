@@ -204,3 +204,130 @@ def _read_png(data: bytes) -> tuple[int, int, list[list[tuple[int, ...]]]]:
         rows.append([tuple(line[x * channels : x * channels + 3]) for x in range(width)])
         previous = line
     return width, height, rows
+
+
+# --- the inbox at scale: 2,000 phones --------------------------------------------------------------
+
+CROWD = 2000
+
+
+@pytest.fixture(scope="module")
+def crowd(tmp_path_factory: pytest.TempPathFactory):
+    """Its own sandbox, so the counts are exactly ours: 2,000 phones, one of them busy (40 pushes)."""
+    from apns_sandbox.testing import start_sandbox
+
+    sb = start_sandbox(tmp_path_factory.mktemp("apns-sandbox-crowd"))
+    bundle = "com.example.crowd"
+    tokens = sb.request("POST", "/sandbox/devices", {"bundleId": bundle, "count": CROWD})["deviceTokens"]
+    key = sb.issue_p8([bundle])
+    busy = tokens[CROWD // 2]
+    _push(
+        sb,
+        key,
+        bundle,
+        busy,
+        [{"aps": {"alert": {"title": f"T{i}", "body": "hello " * 20}}} for i in range(40)],
+    )
+    yield sb, tokens, busy
+    sb.stop()
+
+
+class _Page(html.parser.HTMLParser):
+    """The inbox header's counters and, per phone, its token and whether its list overflows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text: dict[str, str] = {}
+        self.hidden: set[str] = set()
+        self.phones: list[str] = []
+        self.overflowing: list[str] = []
+        self.more_below_shown = 0
+        self.older: list[str] = []
+        self._id: str | None = None
+        self._older = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if a.get("id") in ("stat-devices", "stat-total", "page-range"):
+            self._id = a["id"]
+            if "hidden" in a:
+                self.hidden.add(self._id)  # type: ignore[arg-type]
+        if tag == "section" and a.get("data-device-token"):
+            self.phones.append(a["data-device-token"] or "")
+        classes = (a.get("class") or "").split()
+        if "notifs" in classes and a.get("data-overflowing") == "true":
+            self.overflowing.append(self.phones[-1])
+        if "more-below" in classes and "hidden" not in a:
+            self.more_below_shown += 1
+        self._older = "older" in classes or (self._older and tag == "a")
+
+    def handle_data(self, data: str) -> None:
+        if self._id:
+            self.text[self._id] = data.strip()
+            self._id = None
+        elif self._older and data.strip():
+            self.older.append(data.strip())
+            self._older = False
+
+
+def _open(sandbox: SandboxProcess, tmp_path: Path, path: str) -> _Page:
+    result = _chromium(tmp_path, "--dump-dom", "--window-size=1280,900", sandbox.control_url + path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    page = _Page()
+    page.feed(result.stdout)
+    return page
+
+
+def test_inbox_shows_a_page_of_the_newest_devices_out_of_2000(crowd, tmp_path) -> None:
+    sandbox, _, busy = crowd
+
+    page = _open(sandbox, tmp_path, "/")
+
+    assert page.text["stat-devices"] == "24 of 2,000"
+    assert "stat-total" in page.hidden  # no filter: nothing more to say
+    assert page.text["page-range"] == "1\u201324"
+    assert len(page.phones) == 24
+    assert page.phones[0] == busy  # the most recently active phone first
+
+
+def test_a_long_notification_list_scrolls_instead_of_being_clipped(crowd, tmp_path) -> None:
+    sandbox, _, busy = crowd
+
+    page = _open(sandbox, tmp_path, "/")
+
+    assert page.overflowing == [busy]  # 30 cards do not fit the screen: it scrolls
+    assert page.more_below_shown == 1  # ... and says so ("scroll for more")
+    assert page.older == ["10 older not shown · show more"]  # 40 received, the newest 30 drawn
+
+
+def test_inbox_pages_to_the_oldest_devices(crowd, tmp_path) -> None:
+    sandbox, tokens, _ = crowd
+
+    page = _open(sandbox, tmp_path, f"/?offset={CROWD - 8}")
+
+    assert page.text["stat-devices"] == "8 of 2,000"
+    assert page.text["page-range"] == "1,993\u20132,000"
+    assert len(page.phones) == 8
+    assert set(page.phones) <= set(tokens)
+
+
+def test_inbox_filter_by_token_prefix_finds_one_device(crowd, tmp_path) -> None:
+    sandbox, tokens, _ = crowd
+    wanted = tokens[7]
+
+    page = _open(sandbox, tmp_path, f"/?q={wanted[:12]}")
+
+    assert page.phones == [wanted]
+    assert page.text["stat-devices"] == "1 of 1"
+    assert page.text["stat-total"] == "matching · 2,000 in all"
+    assert "stat-total" not in page.hidden
+
+
+def test_inbox_says_what_is_wrong_with_a_bad_page_address(crowd, tmp_path) -> None:
+    sandbox, _, _ = crowd
+    url = sandbox.control_url + "/?offset=-3&live=poll"  # the page fetches /sandbox/inbox itself: 400
+
+    result = _chromium(tmp_path, "--dump-dom", "--virtual-time-budget=3000", url)
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert '<div class="empty-state">offset must be 0 or more</div>' in result.stdout

@@ -115,6 +115,8 @@ def test_clearing_notifications_resets_inbox_and_stats(tmp_path) -> None:
             "byDevice": {},
             "duplicates": 0,
             "faultsInjected": 0,
+            "providerTokens": {},
+            "refusedStreams": 0,
         }
 
 
@@ -211,3 +213,27 @@ def test_ctrl_c_stops_the_sandbox_cleanly(tmp_path) -> None:
 
     assert sb.process.returncode == 0
     assert "APNs sandbox stopped." in sb.log_path.read_text()
+
+
+def test_inbox_api_filters_pages_and_counts(sandbox: SandboxProcess) -> None:
+    bundle = unique_bundle()
+    tokens = sandbox.request("POST", "/sandbox/devices", {"bundleId": bundle, "count": 30})["deviceTokens"]
+
+    first = sandbox.request("GET", f"/sandbox/inbox?q={bundle[-8:]}&devices=20")
+    second = sandbox.request("GET", f"/sandbox/inbox?q={bundle[-8:]}&devices=20&offset=20")
+    one = sandbox.request("GET", f"/sandbox/inbox?q={tokens[3][:10].upper()}")
+
+    assert (first["matchingDevices"], len(first["devices"]), first["offset"]) == (30, 20, 0)
+    assert first["totalDevices"] >= 30
+    assert (second["matchingDevices"], len(second["devices"]), second["offset"]) == (30, 10, 20)
+    paged = [d["deviceToken"] for d in first["devices"] + second["devices"]]
+    assert sorted(paged) == sorted(tokens)  # every device exactly once across the two pages
+    assert [d["deviceToken"] for d in one["devices"]] == [tokens[3]]
+
+
+@pytest.mark.parametrize("query", ["devices=0", "devices=501", "offset=-1", "perDevice=0", "devices=x"])
+def test_inbox_api_refuses_bad_paging(sandbox: SandboxProcess, query: str) -> None:
+    response = httpx.get(f"{sandbox.control_url}/sandbox/inbox?{query}")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "InvalidQuery"
