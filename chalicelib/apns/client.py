@@ -67,7 +67,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 class _StreamBookkeepingMixin:
-    """Four fixes to aioapns' protocol, measured against the sandbox:
+    """Fixes to aioapns' protocol, measured against the sandbox:
 
     - one provider token per key shared by every connection and container (``provider_token``),
       instead of a fresh JWT per connection, which Apple throttles per team;
@@ -75,6 +75,8 @@ class _StreamBookkeepingMixin:
       long-lived connection kept one entry per successful send);
     - acknowledge received DATA (aioapns never does: after ~64 KiB of error bodies, e.g. a burst
       of 410s, the server may send no more and requests stall until the idle timeout);
+    - never answer a request whose future was cancelled by its timeout in the same loop step
+      (aioapns would raise InvalidStateError inside the protocol and lose the connection);
     - answer a request whose stream the server reset (aioapns ignores RST_STREAM: the request
       would hang and its stream slot never come back) with status 0, which we retry later;
     - answer the waiting requests with 403 and the reason when APNs ends the connection with a
@@ -99,9 +101,12 @@ class _StreamBookkeepingMixin:
     def data_received(self, data: bytes) -> None:
         for event in self.conn.receive_data(data):
             if isinstance(event, ResponseReceived):
-                self.on_response_received(dict(event.headers))  # type: ignore[attr-defined]
+                headers = dict(event.headers)
+                self._drop_if_done(headers.get(b"apns-id", b"").decode())
+                self.on_response_received(headers)  # type: ignore[attr-defined]
             elif isinstance(event, DataReceived):
                 self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                self._drop_if_done(self.request_streams.get(event.stream_id))
                 self.on_data_received(event.data, event.stream_id)  # type: ignore[attr-defined]
             elif isinstance(event, RemoteSettingsChanged):
                 self.on_remote_settings_changed(event.changed_settings)  # type: ignore[attr-defined]
@@ -112,6 +117,15 @@ class _StreamBookkeepingMixin:
             elif isinstance(event, ConnectionTerminated):
                 self.on_connection_terminated(event)
         self.flush()  # type: ignore[attr-defined]
+
+    def _drop_if_done(self, notification_id: str | None) -> None:
+        """A request that timed out in this very loop step has a cancelled future that aioapns
+        would set_result on (InvalidStateError, and the whole connection dies): forget it first."""
+        if not notification_id:
+            return
+        future = self.requests.get(notification_id)
+        if future is not None and future.done():
+            del self.requests[notification_id]
 
     def _on_stream_reset(self, stream_id: int) -> None:
         notification_id = self.request_streams.pop(stream_id, None)
