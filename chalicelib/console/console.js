@@ -51,12 +51,20 @@ function fillRows(table, rows) {
   body.replaceChildren(...rows);
 }
 
-/** Key/value list of every field of an object (nested objects as JSON): future fields show up too. */
+/** Key/value list of every field of an object: future fields show up too. Nested objects are
+ *  spread one level ("summary.sent"), lists and deeper values shown as JSON. */
 function fillDefinitions(dl, object) {
   const parts = [];
-  for (const [key, value] of Object.entries(object || {})) {
+  const add = (key, value) => {
     const text = value !== null && typeof value === "object" ? JSON.stringify(value) : String(value);
     parts.push(el("dt", {}, key), el("dd", { "data-field": key }, text));
+  };
+  for (const [key, value] of Object.entries(object || {})) {
+    if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+      for (const [inner, innerValue] of Object.entries(value)) add(`${key}.${inner}`, innerValue);
+    } else {
+      add(key, value);
+    }
   }
   dl.replaceChildren(...parts);
 }

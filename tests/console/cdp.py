@@ -166,5 +166,8 @@ class Browser:
         self.send("DOM.setFileInputFiles", files=[str(path)], nodeId=node)
 
     def screenshot(self, path: Path) -> None:
-        data = self.send("Page.captureScreenshot", format="png")["data"]
+        """The page down to the end of its content (at most one screen)."""
+        width, height = self.js("[innerWidth, Math.min(innerHeight, document.body.scrollHeight + 16)]")
+        clip = {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}
+        data = self.send("Page.captureScreenshot", format="png", clip=clip)["data"]
         path.write_bytes(base64.b64decode(data))
