@@ -144,6 +144,15 @@ def test_console_end_to_end(local_stack: LocalStack, browser: Browser, tmp_path:
     browser.fill("#filter-status", "failed")
     assert browser.js("document.querySelectorAll('#report-table tbody tr').length") == 0
     assert browser.text("#report-count") == "0 of 1 loaded"
+    browser.fill("#filter-status", "")
+    browser.fill("#report-user-id", "carol")  # the user search: carol was no recipient
+    browser.click("#report-form button[type=submit]")
+    browser.wait_for(
+        "document.querySelector('#report-count').textContent === '0 of 0 loaded'", "carol's part"
+    )
+    browser.fill("#report-user-id", "bob")
+    browser.click("#report-form button[type=submit]")
+    browser.wait_for("document.querySelector('#report-count').textContent === '1 of 1 loaded'", "bob's part")
 
     # The phone got it (the sandbox), as the report says.
     items = local_stack.call("GET", f"{sandbox}/sandbox/notifications?deviceToken={token}")["items"]
@@ -188,6 +197,45 @@ def test_console_shows_field_errors_for_a_p8_upload(
 
     assert "10" in message  # "... 10 characters ..."
     assert browser.text("#upload-form [data-error-for='(form)']") == ""
+
+    # Corrected, it is uploaded; then deleted after a confirmation.
+    browser.fill("#cred-key-id", key["keyId"])
+    browser.click("#upload-form button[type=submit]")
+    result = browser.wait_for("document.querySelector('#upload-result').textContent", "the upload result")
+    cert_id = result.split("certificate ID ")[1].split(" ")[0]
+    row = f'tr[data-certificate-id="{cert_id}"]'
+    browser.wait_for(f"!!document.querySelector('{row}')", "the .p8 in the list")
+    assert "never" in browser.text(row)
+    browser.click(f"{row} button.danger")
+    browser.wait_for(f"!document.querySelector('{row}')", "the .p8 to be gone")
+    assert any(f"Delete credential {cert_id}" in d for d in browser.dialogs)
+
+
+def test_a_certificate_expiring_within_30_days_is_flagged(
+    local_stack: LocalStack, browser: Browser, tmp_path: Path
+) -> None:
+    issued = local_stack.call(
+        "POST",
+        f"{local_stack.sandbox}/sandbox/credentials/p12",
+        {"bundleId": BUNDLE, "environment": "development", "password": "pw", "validDays": 10},
+    )
+    p12 = tmp_path / "dev.p12"
+    p12.write_bytes(base64.b64decode(issued["p12"]))
+    browser.click("#tabs button[data-page=credentials]")
+    browser.click("#upload-form input[value=p12]")
+    browser.fill("#cred-name", "dev-cert")
+    browser.fill("#cred-environment", "development")
+    browser.choose_file("#cred-file", p12)
+    browser.fill("#cred-password", "pw")
+    browser.click("#upload-form button[type=submit]")
+
+    result = browser.wait_for("document.querySelector('#upload-result').textContent", "the upload result")
+
+    cert_id = result.split("certificate ID ")[1].split(" ")[0]
+    row = f'tr[data-certificate-id="{cert_id}"]'
+    browser.wait_for(f"!!document.querySelector('{row}')", "the certificate in the list")
+    assert "development" in browser.text(row)
+    assert "expires soon" in browser.text(f"{row} .expiring")
 
 
 def test_reload_signs_out(local_stack: LocalStack, browser: Browser) -> None:
