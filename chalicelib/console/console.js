@@ -258,6 +258,7 @@ async function rotateKey(app) {
   if (!ok) return;
   try {
     const rotated = await operator("POST", `/v1/apps/${seg(app.appId)}/secret-key/rotate`, {});
+    session.tokens.delete(app.appId); // mint the console's next token with the new key
     revealSecret(
       `New secret key of ${app.name} (${app.appId})`,
       rotated.secretKey,
