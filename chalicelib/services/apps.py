@@ -93,9 +93,10 @@ class AppService:
         return KeyRotated(secret_key=new_key, previous_valid_until=_at(until_ms))
 
     def console_token(self, app_id: str, body: TokenRequest) -> TokenIssued:
-        key = self.secret_key(app_id)
-        if key is None or not self.exists(app_id):
+        keys = self.signing_keys(app_id)  # the current key, as fresh as the verifying side reads it
+        if keys is None or not self.exists(app_id):
             raise NotFound(f"app '{app_id}' does not exist")
+        key = keys[0]
         now_s = self.clock_ms() // 1000
         token = mint_token(key, app_id, CONSOLE_SUBJECT, body.role, body.ttl_seconds, now_s=now_s)
         return TokenIssued(token=token, expires_at=_at((now_s + body.ttl_seconds) * 1000))
