@@ -75,7 +75,7 @@ class Services:
         key = self.operator_key()
         if key is None and not self.settings.operator_key_secret_id and not self.settings.is_local:
             raise NotConfigured("no operator key is configured: set OPERATOR_KEY_SECRET_ID")
-        return authenticate(header, key, self.apps.secret_key)
+        return authenticate(header, key, self.apps.signing_keys)
 
 
 @lru_cache(maxsize=1)

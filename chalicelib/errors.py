@@ -73,3 +73,15 @@ class NotConfigured(ServiceError):
 
     status = 503
     code = "NotConfigured"
+
+
+EXCERPT_CHARS = 40
+
+
+def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
+    """A short, cut quotation of a caller's input for an error message: never the whole of it
+    (a 250,000-character time zone must not come back in a 500 KB answer)."""
+    text = value if isinstance(value, str) else type(value).__name__
+    if len(text) <= limit:
+        return repr(text)
+    return repr(text[:limit]) + f"... ({len(text)} characters)"

@@ -171,6 +171,7 @@ def main() -> int:
 APNs offline push: local stack is up (logs in .local/logs/)
 
   API (chalice local)            http://127.0.0.1:{api_port}      OpenAPI: /openapi.json
+  Operator console               http://127.0.0.1:{api_port}/console  (sign in with OPERATOR_KEY)
   AWS emulator (moto server)     {emulator.url}
       table {env["TABLE_NAME"]}; queues {env["INTAKE_QUEUE_NAME"]}, {env["SEND_QUEUE_NAME"]} (+ -dlq)
   APNs sandbox production        https://127.0.0.1:{prod_port}   (HTTP/2 + TLS)

@@ -15,7 +15,7 @@ import json
 import os
 import sys
 
-from chalicelib.services.auth import mint_token
+from chalicelib.services.auth import MAX_TOKEN_LIFETIME_S, mint_token
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,10 +25,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--app", required=True, help="the appId")
     parser.add_argument("--user", required=True, help="the token's sub: a user ID, or the IM server's name")
     parser.add_argument("--role", choices=["user", "admin"], default="user")
-    parser.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default 3600)")
+    parser.add_argument(
+        "--ttl", type=int, default=3600, help="seconds until it expires (default 3600, at most 30 days)"
+    )
     parser.add_argument("--secret", help="the app's secretKey (default: read it from the local stack)")
     parser.add_argument("--prefix", default=os.environ.get("SECRETS_PREFIX", "apns-push/local/"))
     args = parser.parse_args(argv)
+    if not 0 < args.ttl <= MAX_TOKEN_LIFETIME_S:
+        parser.error(
+            f"--ttl must be 1..{MAX_TOKEN_LIFETIME_S} seconds: the API refuses tokens valid for over 30 days"
+        )
 
     secret = args.secret
     if secret is None:

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.api.gateway import sam_gateway_responses
 from devstack.resources import MAX_RECEIVE_COUNT, TTL_ATTRIBUTE, table_definition
 
 API_HANDLER = "api_handler"  # chalice's name for the function behind the REST API
@@ -147,6 +148,9 @@ def merge_template(spec: StageSpec) -> dict[str, Any]:
         },
         "RestAPI": {
             "Properties": {
+                # API Gateway's own answers (no route, too large, throttled, function failed) in the
+                # API's error shape: chalicelib/api/gateway.py, which the local stack answers too.
+                "GatewayResponses": sam_gateway_responses(),
                 "MethodSettings": [
                     {
                         "ResourcePath": "/*",
@@ -154,7 +158,7 @@ def merge_template(spec: StageSpec) -> dict[str, Any]:
                         "ThrottlingRateLimit": spec.limits.api_rate_limit,
                         "ThrottlingBurstLimit": spec.limits.api_burst_limit,
                     }
-                ]
+                ],
             }
         },
     }

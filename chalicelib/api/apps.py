@@ -1,9 +1,18 @@
-"""POST /v1/apps (operator key)."""
+"""Apps (operator key): create and list them, mint short-lived admin tokens for the console, rotate
+an app's token-signing key."""
 
 from chalicelib.api import router
 from chalicelib.api.routing import ApiRequest
 from chalicelib.deps import services
-from chalicelib.models.apps import AppCreate, AppCreated
+from chalicelib.models.apps import (
+    AppCreate,
+    AppCreated,
+    AppList,
+    KeyRotated,
+    KeyRotation,
+    TokenIssued,
+    TokenRequest,
+)
 from chalicelib.services.auth import Access
 
 
@@ -19,3 +28,45 @@ from chalicelib.services.auth import Access
 )
 def create_app(req: ApiRequest) -> AppCreated:
     return services().apps.create(req.body)
+
+
+@router.operation(
+    "GET",
+    "/v1/apps",
+    summary="List the apps",
+    tag="Apps",
+    access=Access.OPERATOR,
+    response=AppList,
+)
+def list_apps(req: ApiRequest) -> AppList:
+    return services().apps.list_all()
+
+
+@router.operation(
+    "POST",
+    "/v1/apps/{appId}/tokens",
+    summary="Mint a short-lived admin token (the operator console's)",
+    tag="Apps",
+    access=Access.OPERATOR,
+    body=TokenRequest,
+    response=TokenIssued,
+    status=201,
+    errors=(404,),
+)
+def issue_token(req: ApiRequest) -> TokenIssued:
+    return services().apps.console_token(req.params["appId"], req.body)
+
+
+@router.operation(
+    "POST",
+    "/v1/apps/{appId}/secret-key/rotate",
+    summary="Rotate the app's token-signing key (the previous one works for a grace period)",
+    tag="Apps",
+    access=Access.OPERATOR,
+    body=KeyRotation,
+    body_required=False,
+    response=KeyRotated,
+    errors=(404,),
+)
+def rotate_secret_key(req: ApiRequest) -> KeyRotated:
+    return services().apps.rotate_key(req.params["appId"], req.body)

@@ -114,7 +114,7 @@ def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
             )
     if op.body is not None:
         out["requestBody"] = {
-            "required": True,
+            "required": op.body_required,
             "content": {"application/json": {"schema": _schema_ref(op.body, components, "validation")}},
         }
     ok: dict[str, Any] = {"description": "OK" if op.status < 300 else "Done"}

@@ -78,6 +78,7 @@ class Operation:
     status: int = 200
     query: type[BaseModel] | None = None
     errors: tuple[int, ...] = ()
+    body_required: bool = True  # False: an empty body means {} (every field has a default)
     _adapter: TypeAdapter[Any] | None = field(default=None, compare=False, repr=False)
 
 
@@ -106,6 +107,7 @@ class Router:
         status: int = 200,
         query: type[BaseModel] | None = None,
         errors: tuple[int, ...] = (),
+        body_required: bool = True,
     ) -> Callable[[Callable[[ApiRequest], Any]], Callable[[ApiRequest], Any]]:
         def register(func: Callable[[ApiRequest], Any]) -> Callable[[ApiRequest], Any]:
             op = Operation(
@@ -120,6 +122,7 @@ class Router:
                 status=status,
                 query=query,
                 errors=errors,
+                body_required=body_required,
                 _adapter=TypeAdapter(body) if body is not None else None,
             )
             OPERATIONS.append(op)
@@ -175,6 +178,8 @@ def _path_params(raw: dict[str, str]) -> dict[str, Any]:
 
 
 def _body(op: Operation, raw: bytes | None) -> Any:
+    if (raw is None or not raw.strip()) and not op.body_required:
+        raw = b"{}"
     if raw is None or not raw.strip():
         raise ValidationFailed("this request needs a JSON body (Content-Type: application/json)")
     if len(raw) > MAX_BODY_BYTES:
@@ -240,7 +245,10 @@ def conform_chalice_errors(event: Any, get_response: Callable[[Any], Response]) 
     if response.status_code >= 400 and isinstance(body, dict) and set(body) == {"Code", "Message"}:
         code = str(body["Code"])
         hint = _CHALICE_ERROR_HINTS.get(code)
-        message = f"{body['Message']}: {hint}" if hint else str(body["Message"])
+        # Chalice quotes the request (e.g. the Content-Type header) in its message: cut it short.
+        text = str(body["Message"])
+        text = text if len(text) <= 80 else text[:80] + "..."
+        message = f"{text}: {hint}" if hint else text
         response.body = {"error": {"code": code.removesuffix("Error") or code, "message": message}}
         response.headers["Content-Type"] = "application/json"
     return response

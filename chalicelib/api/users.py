@@ -118,6 +118,18 @@ for _kind, _param in (("groups", "groupId"), ("users", "otherUserId")):
 
 
 @router.operation(
+    "GET",
+    USER + "/app-state",
+    summary="Read app state and badge",
+    tag="App state",
+    access=Access.USER,
+    response=AppState,
+)
+def get_app_state(req: ApiRequest) -> dict[str, Any]:
+    return services().users.app_state(req.params["appId"], req.params["userId"])
+
+
+@router.operation(
     "PUT",
     USER + "/app-state",
     summary="Report background (with unread count) or foreground",

@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic.json_schema import WithJsonSchema
 
+from chalicelib.errors import excerpt
 from chalicelib.models.base import ENTITY_ID_PATTERN, ApiModel
 from chalicelib.models.push_config import SOUND_DEFAULT, SOUND_NONE, validate_sound_name
 
@@ -432,7 +433,7 @@ class MessageEvent(ApiModel):
         # bool is an int in Python and "1763790000" would be coerced: both hide a bug upstream.
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(
-                f"sendTime must be a JSON integer of epoch seconds (e.g. 1763790000), got {value!r}"
+                f"sendTime must be a JSON integer of epoch seconds (e.g. 1763790000), got {excerpt(value)}"
             )
         return value
 
@@ -440,9 +441,7 @@ class MessageEvent(ApiModel):
     @classmethod
     def _seconds(cls, value: int) -> int:
         if value >= 100_000_000_000:  # year 5138 in seconds, or 1973 in milliseconds
-            raise ValueError(
-                f"sendTime {value} looks like milliseconds: send epoch seconds (e.g. {value // 1000})"
-            )
+            raise ValueError("sendTime looks like milliseconds: send epoch seconds (e.g. 1763790000)")
         return value
 
     @field_validator("to", mode="before")

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import Field, field_validator, model_validator
 
+from chalicelib.errors import excerpt
 from chalicelib.models.base import ApiModel
 
 DisplayStyle = Literal["simpleBanner", "messageSummary"]
@@ -39,10 +40,10 @@ def validate_timezone(value: str) -> str:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(
-            f"unknown time zone {value!r}: use an IANA name such as 'Asia/Shanghai' or 'Europe/Berlin'"
+            f"unknown time zone {excerpt(value)}: use an IANA name such as 'Asia/Shanghai' or 'Europe/Berlin'"
         ) from None
     if value not in available_timezones() and value != "UTC":
-        raise ValueError(f"unknown time zone {value!r}: use an IANA name such as 'Asia/Shanghai'")
+        raise ValueError(f"unknown time zone {excerpt(value)}: use an IANA name such as 'Asia/Shanghai'")
     return value
 
 

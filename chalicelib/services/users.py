@@ -85,6 +85,9 @@ class UserService:
 
     # ---- app state -----------------------------------------------------------------------------
 
+    def app_state(self, app_id: str, user_id: str) -> dict[str, Any]:
+        return self.users.get(app_id, user_id).state.dump()
+
     def set_app_state(self, app_id: str, user_id: str, body: AppStateIn) -> dict[str, Any]:
         now = self.clock_ms()
         if body.state == "background":

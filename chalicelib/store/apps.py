@@ -49,6 +49,20 @@ class AppRepository:
             )
         ]
 
+    def list_apps(self) -> list[dict[str, Any]]:
+        """Every app's item (appId, name, createdAt): the registry, then BatchGetItem of 100 keys."""
+        ids = self.app_ids()
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(ids), items.BATCH_GET_LIMIT):
+            keys = [items.app_key(a) for a in ids[start : start + items.BATCH_GET_LIMIT]]
+            request: dict[str, Any] = {self.table: {"Keys": keys}}
+            while request:
+                resp = self.client.batch_get_item(RequestItems=request)
+                for item in resp.get("Responses", {}).get(self.table, []):
+                    found.append({**items.from_item(item), "appId": item["pk"]["S"][2:]})
+                request = dict(resp.get("UnprocessedKeys") or {})
+        return found
+
     def get_app(self, app_id: str) -> dict[str, Any] | None:
         resp = self.client.get_item(TableName=self.table, Key=items.app_key(app_id))
         return items.from_item(resp["Item"]) if "Item" in resp else None

@@ -37,9 +37,12 @@ class SecretStore:
         self._cache.pop(name, None)
         return resp["ARN"]
 
-    def get(self, name: str) -> dict[str, Any] | None:
+    def get(self, name: str, *, fresh: bool = False, max_age_s: float | None = None) -> dict[str, Any] | None:
+        """The secret's value; from the cache unless ``fresh`` or the cached copy is older than
+        ``max_age_s`` (default: the cache TTL)."""
         cached = self._cache.get(name)
-        if cached and time.monotonic() - cached[0] < self.cache_ttl_s:
+        max_age = self.cache_ttl_s if max_age_s is None else min(max_age_s, self.cache_ttl_s)
+        if cached and not fresh and time.monotonic() - cached[0] < max_age:
             return cached[1]
         try:
             resp = self.client.get_secret_value(SecretId=name)

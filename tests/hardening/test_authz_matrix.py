@@ -21,7 +21,7 @@ from tests.hardening.openapi_ops import Op, operations
 OK = "ok"  # passed authentication and authorization: a 2xx, or a 4xx from validation / lookup
 
 # The rule: (caller, operation access level) -> the expected answer.
-#   operator = POST /v1/apps only; admin = credentials, messages, groups;
+#   operator = apps (create, list, console tokens, key rotation); admin = credentials, messages, groups;
 #   user = devices, push-config, app-state (a user token for the user in the path, or an admin token).
 EXPECTED: dict[str, dict[str, int | str]] = {
     #                        operator  admin  user
@@ -95,6 +95,9 @@ class Matrix:
             return None
         samples: dict[str, Any] = {
             "create_app": {"name": "Authz"},
+            "issue_token": {"role": "admin", "ttlSeconds": 600},
+            # a 400 once past auth: rotating the key here would end the other callers' tokens
+            "rotate_secret_key": {"graceSeconds": -1},
             "upload_credential": {"type": "p8", "name": "x", "environment": "production"},  # 400
             "submit_message": {
                 "messageId": "m-authz",

@@ -94,6 +94,7 @@ class World:
     credential_id: int
     device_token: str
     message_id: str
+    operator_app_id: str = ""  # the app operator operations get: rotating keys there spares app_id's
     session: requests.Session = field(default_factory=requests.Session)
     statuses: dict[str, Counter[int]] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)
@@ -273,6 +274,7 @@ def world(chalice_local: Local, sandbox: SandboxProcess) -> Iterator[World]:
         },
     )
     w.message_id = accepted["messageId"]
+    w.operator_app_id = _call(base, "POST", "/v1/apps", OPERATOR_KEY, {"name": "Fuzz keys"})["appId"]
     yield w
     _report(w)
 
@@ -316,6 +318,8 @@ def prepare(case: Any, w: World) -> None:
         keep_generated = _pick(case, name, 8 if name == "appId" else 3)
         if not keep_generated and name in real:
             params[name] = real[name]
+            if name == "appId" and access == "operator":
+                params[name] = w.operator_app_id  # key rotations must not end the fuzz tokens' key
     if params != (case.path_parameters or {}):
         case.path_parameters = params  # assignment: schemathesis revalidates the case's metadata
     if access == "operator":

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -192,6 +193,29 @@ def test_api_is_throttled(template: dict[str, Any]) -> None:
     (setting,) = api["Properties"]["MethodSettings"]
     assert (setting["ResourcePath"], setting["HttpMethod"]) == ("/*", "*")
     assert 0 < setting["ThrottlingRateLimit"] <= setting["ThrottlingBurstLimit"]
+
+
+def test_api_gateways_own_answers_are_in_the_api_error_shape(template: dict[str, Any]) -> None:
+    """No route (API Gateway's 403 "Missing Authentication Token") becomes our 404, a body over
+    10 MB our 413, and every other 4xx / 5xx API Gateway answers itself {"error": {code, message}}."""
+    (api,) = resources_of(template, "AWS::Serverless::Api").values()
+    responses = api["Properties"]["GatewayResponses"]
+    assert responses["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == 404
+    assert responses["REQUEST_TOO_LARGE"]["StatusCode"] == 413
+    assert {"DEFAULT_4XX", "DEFAULT_5XX", "THROTTLED"} <= set(responses)
+    for kind, response in responses.items():
+        body = json.loads(response["ResponseTemplates"]["application/json"])
+        assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, kind
+        assert response["ResponseParameters"]["Headers"]["Content-Type"] == "'application/json'", kind
+
+
+def test_console_is_packaged_and_routed(template: dict[str, Any], built: dict[str, Path], stage: str) -> None:
+    (api,) = resources_of(template, "AWS::Serverless::Api").values()
+    paths = api["Properties"]["DefinitionBody"]["paths"]
+    assert {"/console", "/console/{asset}"} <= set(paths)
+    names = zipfile.ZipFile(built[stage].parent / "deployment.zip").namelist()
+    for name in ("index.html", "console.js", "console.css"):
+        assert f"chalicelib/console/{name}" in names
 
 
 # ---- IAM ----------------------------------------------------------------------------------------

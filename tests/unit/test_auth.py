@@ -14,8 +14,12 @@ SECRETS = {"app-000000000001": "k" * 43, "app-000000000002": "z" * 43}
 OPERATOR = "operator-key-0123456789"
 
 
+def keys(app_id: str) -> list[str] | None:
+    return [SECRETS[app_id]] if app_id in SECRETS else None
+
+
 def auth(header: str | None) -> Principal:
-    return authenticate(header, OPERATOR, SECRETS.get)
+    return authenticate(header, OPERATOR, keys)
 
 
 def test_operator_key() -> None:
@@ -51,7 +55,7 @@ def test_app_token(role: str) -> None:
         (
             "Bearer "
             + jwt.encode(
-                {"app": "app-000000000001", "sub": "bob", "exp": time.time() + 3600},
+                {"app": "app-000000000001", "sub": "bob", "exp": int(time.time()) + 3600},
                 SECRETS["app-000000000001"],
             ),
             "'role'",
@@ -59,14 +63,14 @@ def test_app_token(role: str) -> None:
         (
             "Bearer "
             + jwt.encode(
-                {"sub": "bob", "exp": time.time() + 3600, "role": "user"}, SECRETS["app-000000000001"]
+                {"sub": "bob", "exp": int(time.time()) + 3600, "role": "user"}, SECRETS["app-000000000001"]
             ),
             "'app'",
         ),
         (
             "Bearer "
             + jwt.encode(
-                {"app": "app-000000000001", "sub": "b", "exp": time.time() + 3600, "role": "root"},
+                {"app": "app-000000000001", "sub": "b", "exp": int(time.time()) + 3600, "role": "root"},
                 SECRETS["app-000000000001"],
             ),
             "'role'",
@@ -74,7 +78,7 @@ def test_app_token(role: str) -> None:
         (
             "Bearer "
             + jwt.encode(
-                {"app": "app-000000000001", "sub": "b", "exp": time.time() + 3600, "role": "user"},
+                {"app": "app-000000000001", "sub": "b", "exp": int(time.time()) + 3600, "role": "user"},
                 SECRETS["app-000000000001"],
                 algorithm="HS512",
             ),
@@ -89,7 +93,7 @@ def test_bad_credentials_are_401(header: str | None, needle: str) -> None:
 
 def test_unsigned_token_is_refused() -> None:
     token = jwt.encode(
-        {"app": "app-000000000001", "sub": "b", "exp": time.time() + 3600, "role": "admin"},
+        {"app": "app-000000000001", "sub": "b", "exp": int(time.time()) + 3600, "role": "admin"},
         None,
         algorithm="none",
     )
@@ -132,12 +136,63 @@ def test_authorization_matrix(
 def test_app_claim_must_look_like_an_app_id_before_any_lookup(claim: str) -> None:
     looked_up: list[str] = []
 
-    def secret(app_id: str) -> str | None:
+    def secret(app_id: str) -> list[str] | None:
         looked_up.append(app_id)
         return None
 
-    token = jwt.encode({"app": claim, "sub": "b", "exp": time.time() + 3600, "role": "user"}, "k" * 43)
+    token = jwt.encode({"app": claim, "sub": "b", "exp": int(time.time()) + 3600, "role": "user"}, "k" * 43)
     with pytest.raises(Unauthorized, match="not an app ID") as exc:
         authenticate("Bearer " + token, OPERATOR, secret)
     assert looked_up == []
     assert claim not in exc.value.message
+
+
+# ---- exp limits (API.md "Operator access"): integer seconds, at most 30 days ahead ----------------
+
+
+def _signed(exp: object) -> str:
+    claims = {"app": "app-000000000001", "sub": "bob", "role": "user", "exp": exp}
+    return jwt.encode(claims, SECRETS["app-000000000001"], algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    "exp",
+    [253402300799, int(time.time()) + 30 * 86400 + 120],  # the year 9999; 30 days and 2 minutes
+    ids=["year-9999", "just-over-30-days"],
+)
+def test_exp_more_than_30_days_ahead_is_refused(exp: int) -> None:
+    with pytest.raises(Unauthorized, match="more than 30 days ahead"):
+        auth("Bearer " + _signed(exp))
+
+
+def test_exp_just_under_30_days_is_accepted() -> None:
+    assert auth("Bearer " + _signed(int(time.time()) + 30 * 86400 - 120)).user_id == "bob"
+
+
+@pytest.mark.parametrize(
+    "exp", [str(int(time.time()) + 600), float(int(time.time()) + 600), True, None, [1]], ids=repr
+)
+def test_exp_must_be_an_integer(exp: object) -> None:
+    with pytest.raises(Unauthorized, match="'exp'"):
+        auth("Bearer " + _signed(exp))
+
+
+def test_exp_checked_before_the_app_key_is_looked_up() -> None:
+    looked_up: list[str] = []
+
+    def keys_of(app_id: str) -> list[str] | None:
+        looked_up.append(app_id)
+        return ["k" * 43]
+
+    with pytest.raises(Unauthorized):
+        authenticate("Bearer " + _signed(253402300799), OPERATOR, keys_of)
+    assert looked_up == []
+
+
+def test_token_signed_with_any_valid_key_is_accepted_and_others_refused() -> None:
+    old, new = "o" * 43, "n" * 43
+    app = "app-000000000001"
+    both = authenticate("Bearer " + mint_token(old, app, "bob"), OPERATOR, lambda a: [new, old])
+    assert both.user_id == "bob"
+    with pytest.raises(Unauthorized, match="previous key"):
+        authenticate("Bearer " + mint_token(old, app, "bob"), OPERATOR, lambda a: [new])
