@@ -28,7 +28,14 @@ from chalicelib.errors import NotFound
 from chalicelib.models.credentials import Credential
 from chalicelib.models.sending import SendChunk
 from chalicelib.services.credentials import CredentialService
-from chalicelib.services.policy import Decision, DeviceView, Recipient, decide, message_skip_reason
+from chalicelib.services.policy import (
+    Decision,
+    DeviceView,
+    Recipient,
+    conversations_of,
+    decide,
+    message_skip_reason,
+)
 from chalicelib.services.render import Notification, render_for
 from chalicelib.settings import Settings
 from chalicelib.store.deliveries import ChunkRef, DeliveryRecord, DeliveryRepository
@@ -147,7 +154,9 @@ class SendService:
                 DeliveryRecord(u, None, "skipped", str(skip_all), at_ms=now_ms) for u in chunk.recipients
             ], []
 
-        users = await self._db(report, self.users.batch_get, chunk.app_id, chunk.recipients)
+        users = await self._db(
+            report, self.users.batch_get, chunk.app_id, chunk.recipients, conversations_of(event)
+        )
         sender_display = chunk.sender_display_name
         now = datetime.fromtimestamp(now_ms / 1000, UTC)
         records: list[DeliveryRecord] = []
@@ -197,9 +206,10 @@ class SendService:
         rendered: dict[tuple[Any, ...], Notification] = {}
         for decision, user in pushed:
             cfg = user.config
-            key = (cfg.language, cfg.display_style, cfg.c2c_sound, cfg.group_sound)
+            mention = event.mention_of(decision.user_id)
+            key = (cfg.language, cfg.display_style, cfg.c2c_sound, cfg.group_sound, mention)
             if key not in rendered:
-                rendered[key] = render_for(event, cfg, sender_display_name=sender_display)
+                rendered[key] = render_for(event, cfg, sender_display_name=sender_display, mention=mention)
             for device in decision.targets:
                 targets.append(
                     (_Target(decision.user_id, device, badges.get(decision.user_id)), rendered[key])
@@ -451,6 +461,7 @@ def _recipient(user: UserRecord, only: dict[str, list[str]] | None) -> Recipient
             DeviceView(d.device_token, d.certificate_id, d.push_enabled, d.invalid_reason) for d in devices
         ),
         logged_out=user.logged_out,
+        conversations=user.conversations,
     )
 
 

@@ -308,6 +308,7 @@ def test_json_schema_is_camel_case_and_describes_every_field() -> None:
         "forcePush",
         "onlineUserOnly",
         "priority",
+        "mentions",
         "offlineUsers",
     }
     assert schema["required"] == ["messageId", "sendTime", "sender", "to", "elems"]

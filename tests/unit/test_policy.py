@@ -304,7 +304,12 @@ def test_force_push_overrides_only_the_recipients_quiet_settings(
 
 
 def test_force_push_overrides_exactly_dnd_and_mutes() -> None:
-    assert {SkipReason.DND, SkipReason.MUTED_GROUP, SkipReason.MUTED_USER} == FORCE_PUSH_OVERRIDES
+    assert {
+        SkipReason.DND,
+        SkipReason.MUTED_GROUP,
+        SkipReason.MUTED_USER,
+        SkipReason.MENTION_ONLY,
+    } == FORCE_PUSH_OVERRIDES
 
 
 def test_rule_order_reports_the_first_reason() -> None:
@@ -328,6 +333,7 @@ def test_rule_order_reports_the_first_reason() -> None:
         "openPushOff",
         "mutedGroup",
         "mutedUser",
+        "mentionOnly",
         "dnd",
     ]
     steps = [
@@ -376,6 +382,7 @@ def test_skip_reasons_are_the_strings_the_deliveries_api_reports() -> None:
         "openPushOff",
         "mutedGroup",
         "mutedUser",
+        "mentionOnly",
         "dnd",
     }
     assert {str(r) for r in DeviceSkipReason} == {"pushDisabled", "invalidToken"}
