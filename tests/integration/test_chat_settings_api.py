@@ -204,9 +204,7 @@ def test_lease_bad_input(app_ctx: AppContext, body: dict[str, Any]) -> None:
 
 
 def presence(app_ctx: AppContext, users: list[dict[str, Any]], token: str | None = None) -> Any:
-    return app_ctx.api.call(
-        "PUT", app_ctx.path("/presence"), {"users": users}, token=token or app_ctx.admin
-    )
+    return app_ctx.api.call("PUT", app_ctx.path("/presence"), {"users": users}, token=token or app_ctx.admin)
 
 
 def test_bulk_presence_writes_each_users_state(app_ctx: AppContext) -> None:

@@ -355,3 +355,17 @@ def test_mentions_name_who_is_mentioned_in_groups_only() -> None:
     # a queued record round-trips its mentions
     queued = QueuedMessageEvent.model_validate(body(appId="app-1", to=GROUP_TO, mentions={"all": True}))
     assert QueuedMessageEvent.model_validate_json(json.dumps(queued.dump())).mention_of("x") == "all"
+
+
+def test_each_chunk_carries_only_its_own_recipients_mentions() -> None:
+    from chalicelib.services.fanout import _for_chunk
+
+    event = MessageEvent.model_validate(
+        body(to=GROUP_TO, mentions={"userIds": ["bob", "zed"], "all": True}, offlineUsers=["carol"])
+    )
+    chunk = _for_chunk(event, ["bob", "carol"])
+    assert chunk.mentions is not None and chunk.mentions.user_ids == ["bob"] and chunk.mentions.all
+    assert chunk.offline_users == ["carol"]
+    assert (chunk.mention_of("bob"), chunk.mention_of("carol")) == ("me", "all")
+    other = _for_chunk(event, ["dave"])
+    assert other.mentions is not None and other.mentions.user_ids == [] and other.offline_users is None
