@@ -114,7 +114,8 @@ def create_devices(sandbox: Any, n: int) -> list[str]:
 
 
 def seed_users(ddb: Any, table: str, app_id: str, cert_id: int, tokens: list[str]) -> list[str]:
-    """One user per token, written with BatchWriteItem (the API's per-device transaction is for people)."""
+    """One user per token (user item + state item), written with BatchWriteItem (the API's per-device
+    transaction is for people)."""
     from chalicelib.store import items
 
     now = int(time.time() * 1000)
@@ -125,9 +126,6 @@ def seed_users(ddb: Any, table: str, app_id: str, cert_id: int, tokens: list[str
             **items.user_key(app_id, user),
             **items.to_item(
                 {
-                    "appState": "background",
-                    "badge": 3,
-                    "stateAt": now,
                     items.DEVICE_PREFIX + token: {
                         "certificateId": cert_id,
                         "bundleId": BUNDLE,
@@ -139,6 +137,11 @@ def seed_users(ddb: Any, table: str, app_id: str, cert_id: int, tokens: list[str
             ),
         }
         requests.append({"PutRequest": {"Item": item}})
+        state = {
+            **items.state_key(app_id, user),
+            **items.to_item({"appState": "background", "badge": 3, "stateAt": now}),
+        }
+        requests.append({"PutRequest": {"Item": state}})
     items.batch_write(ddb, table, requests)
     return users
 
