@@ -425,6 +425,8 @@ def _conversation_item(app_id: str, user_id: str, setting: ConversationSetting) 
     }
     if setting.until is not None:
         item["until"] = {"N": str(setting.until)}
+        # The table's TTL removes a lapsed setting some time later; until then the rules ignore it.
+        item["ttl"] = {"N": str(setting.until)}
     return item
 
 
