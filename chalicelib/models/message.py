@@ -438,8 +438,8 @@ class MessageEvent(ApiModel):
         default=False,
         validation_alias=AliasChoices("forcePush", "em_force_notification"),
         description="Agora em_force_notification: push even to recipients in do-not-disturb hours or who "
-        "muted the group or the sender. Does not override openPush off, logout, onlineUserOnly or "
-        "disablePush.",
+        "set the group or the sender to none or mentionOnly (muted). Does not override openPush off, "
+        "logout, foreground, onlineUserOnly or disablePush.",
     )
     online_user_only: bool = Field(
         default=False,

@@ -222,8 +222,10 @@ class ConversationSettingIn(ApiModel):
 
     remind_type: RemindType = Field(
         description="`all` = every message is pushed (clears the setting); `mentionOnly` = a group pushes "
-        "only messages that mention the user (a one-to-one conversation pushes nothing); `none` = no "
-        "push for this conversation (c2c: neither for that user's messages in groups)."
+        "only messages that mention the user (skip reason mentionOnly); a one-to-one conversation set so "
+        "pushes nothing (mentionOnly), and does not change how that user's group messages are pushed; "
+        "`none` = no push for this conversation, mentions included (mutedGroup; c2c: mutedUser, also for "
+        "that user's messages in groups). A forced push (forcePush) gets through both."
     )
     until: int | None = Field(
         default=None,
