@@ -2,7 +2,7 @@
 
 1. pipeline: N notifications (N/100 chunks of 100 recipients, 10 chunks per SQS
    batch as Lambda would hand them over) through ``handle_send_records``: the
-   chunk ledger, one BatchGetItem per chunk against the emulator, badge
+   chunk ledger, the recipients' BatchGetItem calls against the emulator, badge
    increments, rendering, aioapns over HTTP/2 + TLS to the sandbox, delivery
    records.
 2. raw aioapns: the same number of pre-built notifications, one client, the
