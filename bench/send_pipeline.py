@@ -2,7 +2,7 @@
 
 1. pipeline: N notifications (N/100 chunks of 100 recipients, 10 chunks per SQS
    batch as Lambda would hand them over) through ``handle_send_records``: the
-   chunk ledger, one BatchGetItem per chunk against the emulator, badge
+   chunk ledger, the recipients' BatchGetItem calls against the emulator, badge
    increments, rendering, aioapns over HTTP/2 + TLS to the sandbox, delivery
    records.
 2. raw aioapns: the same number of pre-built notifications, one client, the
@@ -114,7 +114,8 @@ def create_devices(sandbox: Any, n: int) -> list[str]:
 
 
 def seed_users(ddb: Any, table: str, app_id: str, cert_id: int, tokens: list[str]) -> list[str]:
-    """One user per token, written with BatchWriteItem (the API's per-device transaction is for people)."""
+    """One user per token (user item + state item), written with BatchWriteItem (the API's per-device
+    transaction is for people)."""
     from chalicelib.store import items
 
     now = int(time.time() * 1000)
@@ -125,9 +126,6 @@ def seed_users(ddb: Any, table: str, app_id: str, cert_id: int, tokens: list[str
             **items.user_key(app_id, user),
             **items.to_item(
                 {
-                    "appState": "background",
-                    "badge": 3,
-                    "stateAt": now,
                     items.DEVICE_PREFIX + token: {
                         "certificateId": cert_id,
                         "bundleId": BUNDLE,
@@ -139,6 +137,11 @@ def seed_users(ddb: Any, table: str, app_id: str, cert_id: int, tokens: list[str
             ),
         }
         requests.append({"PutRequest": {"Item": item}})
+        state = {
+            **items.state_key(app_id, user),
+            **items.to_item({"appState": "background", "badge": 3, "stateAt": now}),
+        }
+        requests.append({"PutRequest": {"Item": state}})
     items.batch_write(ddb, table, requests)
     return users
 

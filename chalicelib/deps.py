@@ -84,7 +84,12 @@ def services() -> Services:
     ddb = aws.dynamodb(settings)
     secrets = SecretStore(aws.secretsmanager(settings), settings.secrets_prefix)
     app_repo = AppRepository(ddb, settings.table_name)
-    user_repo = UserRepository(ddb, settings.table_name, max_devices=settings.max_devices_per_user)
+    user_repo = UserRepository(
+        ddb,
+        settings.table_name,
+        max_devices=settings.max_devices_per_user,
+        default_lease_s=settings.foreground_lease_default_s,
+    )
     credentials = CredentialService(app_repo, secrets, settings.trusted_push_issuers_file)
     groups = GroupRepository(ddb, settings.table_name)
     deliveries = DeliveryRepository(ddb, settings.table_name, ttl_s=settings.delivery_ttl_days * 86400)
@@ -94,7 +99,7 @@ def services() -> Services:
         secrets=secrets,
         apps=AppService(app_repo, secrets),
         credentials=credentials,
-        users=UserService(user_repo, credentials),
+        users=UserService(user_repo, credentials, default_lease_s=settings.foreground_lease_default_s),
         user_repo=user_repo,
         app_repo=app_repo,
         groups=groups,

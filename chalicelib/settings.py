@@ -90,6 +90,14 @@ class Settings(BaseModel):
         le=1000,
         description="... or as soon as this many wait: what a crash can resend is bounded by both.",
     )
+    foreground_lease_default_s: int = Field(
+        300,
+        alias="FOREGROUND_LEASE_DEFAULT_S",
+        ge=10,
+        le=86_400,
+        description="How long a foreground report holds when it names no leaseSeconds; then the user "
+        "counts as offline (pushed) until the app reports again.",
+    )
     metrics_namespace: str = Field("ApnsPush", alias="POWERTOOLS_METRICS_NAMESPACE")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="LOG_LEVEL")
 

@@ -23,18 +23,20 @@ def seed_users(
     prefix: str = "user",
     badge: int = 3,
 ) -> list[str]:
-    """One background user per token (``<prefix>000000`` ...), each with that device; their IDs."""
+    """One background user per token (``<prefix>000000`` ...), each with that device (a user item and
+    a state item, as chalicelib/store/users.py keeps them); their IDs."""
     now = int(time.time() * 1000)
     users = [f"{prefix}{i:06d}" for i in range(len(tokens))]
     requests = []
     for user, token in zip(users, tokens, strict=True):
+        state = {
+            **items.state_key(app_id, user),
+            **items.to_item({"appState": "background", "badge": badge, "stateAt": now}),
+        }
         item = {
             **items.user_key(app_id, user),
             **items.to_item(
                 {
-                    "appState": "background",
-                    "badge": badge,
-                    "stateAt": now,
                     items.DEVICE_PREFIX + token: {
                         "certificateId": cert_id,
                         "bundleId": bundle_id,
@@ -45,7 +47,7 @@ def seed_users(
                 }
             ),
         }
-        requests.append({"PutRequest": {"Item": item}})
+        requests += [{"PutRequest": {"Item": item}}, {"PutRequest": {"Item": state}}]
     items.batch_write(ddb, table, requests)
     return users
 

@@ -39,6 +39,11 @@ _STATUS_TEXT = {
 _PARAM_SCHEMAS: dict[str, dict[str, Any]] = {
     "deviceToken": {"type": "string", "pattern": "^([0-9a-fA-F]{2}){32,100}$"},
     "certificateId": {"type": "integer", "minimum": 1},
+    "kind": {
+        "type": "string",
+        "enum": ["group", "c2c"],
+        "description": "group: conversationId is the group ID; c2c: it is the other user's ID.",
+    },
 }
 
 

@@ -46,6 +46,15 @@ def _certificate_id(value: str) -> int:
     return int(value)
 
 
+def _conversation_kind(value: str) -> str:
+    if value not in ("group", "c2c"):
+        raise ValueError(
+            "kind must be 'group' (conversationId = the group ID) or 'c2c' (conversationId = the other "
+            "user's ID)"
+        )
+    return value
+
+
 PATH_PARAMS: dict[str, Callable[[str], Any]] = {
     "appId": _id("appId"),
     "userId": _id("userId"),
@@ -54,6 +63,8 @@ PATH_PARAMS: dict[str, Callable[[str], Any]] = {
     "messageId": _id("messageId"),
     "deviceToken": normalize_token,
     "certificateId": _certificate_id,
+    "kind": _conversation_kind,
+    "conversationId": _id("conversationId"),
 }
 
 
@@ -171,7 +182,7 @@ def _path_params(raw: dict[str, str]) -> dict[str, Any]:
             out[name] = PATH_PARAMS.get(name, str)(value)
         except ValueError as exc:
             # A malformed ID can name nothing that exists: 404 for resources, but say why.
-            if name in ("deviceToken", "certificateId"):
+            if name in ("deviceToken", "certificateId", "kind"):
                 raise ValidationFailed(str(exc), details={"field": name}) from None
             raise NotFound(str(exc), details={"field": name}) from None
     return out

@@ -6,11 +6,22 @@ from chalicelib.api import router
 from chalicelib.api.routing import ApiRequest
 from chalicelib.deps import services
 from chalicelib.models.devices import Device, DeviceList, DeviceRegistration
-from chalicelib.models.push_config import AppState, AppStateIn, PushConfig, PushConfigPatch
+from chalicelib.models.push_config import (
+    AppState,
+    AppStateIn,
+    ConversationSetting,
+    ConversationSettingIn,
+    ConversationSettingList,
+    PresenceBulk,
+    PresenceResult,
+    PushConfig,
+    PushConfigPatch,
+)
 from chalicelib.services.auth import Access
 
 USER = "/v1/apps/{appId}/users/{userId}"
 CONFIG = USER + "/push-config"
+CONVERSATION = CONFIG + "/conversations/{kind}/{conversationId}"
 
 
 @router.operation(
@@ -130,9 +141,66 @@ def get_app_state(req: ApiRequest) -> dict[str, Any]:
 
 
 @router.operation(
+    "GET",
+    CONFIG + "/conversations",
+    summary="List the conversation settings in force",
+    tag="Push configuration",
+    access=Access.USER,
+    response=ConversationSettingList,
+)
+def list_conversation_settings(req: ApiRequest) -> ConversationSettingList:
+    return services().users.conversation_settings(req.params["appId"], req.params["userId"])
+
+
+@router.operation(
+    "GET",
+    CONVERSATION,
+    summary="Read one conversation's setting (all when none is in force)",
+    tag="Push configuration",
+    access=Access.USER,
+    response=ConversationSetting,
+    errors=(400,),
+)
+def get_conversation_setting(req: ApiRequest) -> ConversationSetting:
+    p = req.params
+    return services().users.conversation_setting(p["appId"], p["userId"], p["kind"], p["conversationId"])
+
+
+@router.operation(
+    "PUT",
+    CONVERSATION,
+    summary="Set a conversation to all / mentionOnly / none, optionally until a time",
+    tag="Push configuration",
+    access=Access.USER,
+    body=ConversationSettingIn,
+    response=ConversationSetting,
+    errors=(400,),
+)
+def put_conversation_setting(req: ApiRequest) -> ConversationSetting:
+    p = req.params
+    return services().users.set_conversation(
+        p["appId"], p["userId"], p["kind"], p["conversationId"], req.body
+    )
+
+
+@router.operation(
+    "DELETE",
+    CONVERSATION,
+    summary="Clear a conversation's setting (back to all)",
+    tag="Push configuration",
+    access=Access.USER,
+    status=204,
+    errors=(400,),
+)
+def delete_conversation_setting(req: ApiRequest) -> None:
+    p = req.params
+    services().users.delete_conversation(p["appId"], p["userId"], p["kind"], p["conversationId"])
+
+
+@router.operation(
     "PUT",
     USER + "/app-state",
-    summary="Report background (with unread count) or foreground",
+    summary="Report background (with unread count) or foreground (a lease)",
     tag="App state",
     access=Access.USER,
     body=AppStateIn,
@@ -141,3 +209,17 @@ def get_app_state(req: ApiRequest) -> dict[str, Any]:
 )
 def put_app_state(req: ApiRequest) -> dict[str, Any]:
     return services().users.set_app_state(req.params["appId"], req.params["userId"], req.body)
+
+
+@router.operation(
+    "PUT",
+    "/v1/apps/{appId}/presence",
+    summary="Report many users' app state at once (the IM server)",
+    tag="App state",
+    access=Access.ADMIN,
+    body=PresenceBulk,
+    response=PresenceResult,
+    errors=(400,),
+)
+def put_presence(req: ApiRequest) -> PresenceResult:
+    return services().users.set_presence(req.params["appId"], req.body)

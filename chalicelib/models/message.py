@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -135,6 +136,36 @@ class Sender(ApiModel):
         description="The sender's name card in the target group (Tencent 群名片): shown before the "
         "nickname in group notifications `nameCard(groupName):content`. Ignored for one-to-one messages.",
     )
+
+
+MAX_MENTIONS = 1000
+Mention = Literal["me", "all"]
+
+
+class Mentions(ApiModel):
+    """Who a group message @-mentions (Tencent GroupAtInfo, Agora em_at_list)."""
+
+    user_ids: Annotated[list[UserId], _unique_ids("mentions.userIds")] = Field(
+        default_factory=list,
+        max_length=MAX_MENTIONS,
+        description=f"The users the message @-mentions (at most {MAX_MENTIONS:,}, each once): their "
+        "notification starts with [有人@我] / [@Me] and gets through a group set to mentionOnly.",
+    )
+    all: bool = Field(
+        default=False,
+        description='@all (Tencent AT_ALL_TAG, Agora em_at_list "ALL"): every recipient is mentioned; '
+        "those not listed in userIds read [@所有人] / [@All].",
+    )
+
+    @cached_property
+    def _listed(self) -> frozenset[str]:
+        return frozenset(self.user_ids)
+
+    def of(self, user_id: str) -> Mention | None:
+        """``me`` when the user is listed, else ``all`` when everyone is mentioned, else None."""
+        if user_id in self._listed:
+            return "me"
+        return "all" if self.all else None
 
 
 class C2CTarget(ApiModel):
@@ -408,8 +439,8 @@ class MessageEvent(ApiModel):
         default=False,
         validation_alias=AliasChoices("forcePush", "em_force_notification"),
         description="Agora em_force_notification: push even to recipients in do-not-disturb hours or who "
-        "muted the group or the sender. Does not override openPush off, logout, onlineUserOnly or "
-        "disablePush.",
+        "set the group or the sender to none or mentionOnly (muted). Does not override openPush off, "
+        "logout, foreground, onlineUserOnly or disablePush.",
     )
     online_user_only: bool = Field(
         default=False,
@@ -419,6 +450,13 @@ class MessageEvent(ApiModel):
         default="high",
         description="`high` = apns-priority 10 (deliver now), `normal` = 5 (APNs may delay it to save "
         "power). Default high: a chat message is expected at once.",
+    )
+    mentions: Mentions | None = Field(
+        default=None,
+        description="Group messages only (ignored on one-to-one messages): who the message @-mentions. "
+        "A mentioned recipient's body starts with [有人@我] / [@Me] ([@所有人] / [@All] when only `all` "
+        "applies); a mention gets through a conversation set to mentionOnly, not through none, "
+        "do-not-disturb (unless forcePush), openPush off, logout or foreground.",
     )
     offline_users: Annotated[list[UserId], _unique_ids("offlineUsers")] | None = Field(
         default=None,
@@ -484,6 +522,12 @@ class MessageEvent(ApiModel):
     @property
     def apns_priority(self) -> int:
         return APNS_PRIORITY[self.priority]
+
+    def mention_of(self, user_id: str) -> Mention | None:
+        """How this message mentions ``user_id``: ``me``, ``all`` or None (always None one-to-one)."""
+        if self.mentions is None or not isinstance(self.to, GroupTarget):
+            return None
+        return self.mentions.of(user_id)
 
 
 class QueuedMessageEvent(MessageEvent):

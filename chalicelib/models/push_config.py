@@ -9,10 +9,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from pydantic import Field, field_validator, model_validator
 
 from chalicelib.errors import excerpt
-from chalicelib.models.base import ApiModel
+from chalicelib.models.base import ENTITY_ID_PATTERN, ApiModel
 
 DisplayStyle = Literal["simpleBanner", "messageSummary"]
 Language = Literal["zh", "en"]
+UserIdField = Annotated[str, Field(min_length=1, max_length=128, pattern=ENTITY_ID_PATTERN)]
 Hour = Annotated[
     int, Field(ge=0, le=24, description="Hour of the day, 0-24 (24 = midnight at the end of the day).")
 ]
@@ -124,11 +125,25 @@ class PushConfigPatch(ApiModel):
         return self
 
 
+LEASE_MIN_S = 10
+LEASE_MAX_S = 86_400
+
+
 class AppStateIn(ApiModel):
-    """``{state: background, unreadCount}`` or ``{state: foreground}`` (Tencent doBackground/doForeground)."""
+    """``{state: background, unreadCount}`` or ``{state: foreground, leaseSeconds?}`` (Tencent
+    doBackground/doForeground). Foreground is a lease: it holds ``leaseSeconds``, then the user counts
+    as offline again unless the app reports again."""
 
     state: Literal["background", "foreground"]
     unread_count: int | None = Field(default=None, ge=0, le=1_000_000)
+    lease_seconds: int | None = Field(
+        default=None,
+        ge=LEASE_MIN_S,
+        le=LEASE_MAX_S,
+        description=f"foreground only: how long it holds, {LEASE_MIN_S}-{LEASE_MAX_S:,} s (default "
+        "FOREGROUND_LEASE_DEFAULT_S, 300). An app killed or crashed in the foreground counts as offline "
+        "once it passes; report again to renew it.",
+    )
 
     @model_validator(mode="after")
     def _count_only_in_background(self) -> AppStateIn:
@@ -140,6 +155,11 @@ class AppStateIn(ApiModel):
             raise ValueError(
                 "unreadCount is only meaningful with state 'background'; drop it for 'foreground'"
             )
+        if self.state == "background" and self.lease_seconds is not None:
+            raise ValueError(
+                "leaseSeconds is only meaningful with state 'foreground' (how long it holds); drop it "
+                "for 'background'"
+            )
         return self
 
 
@@ -149,3 +169,90 @@ class AppState(ApiModel):
     state: Literal["background", "foreground", "unknown"] = "unknown"
     badge: int = 0
     updated_at: int | None = None
+    foreground_until: int | None = Field(
+        default=None,
+        description="foreground only: epoch ms when the foreground lease ends; after it the user counts "
+        "as offline (pushed) until the app reports again.",
+    )
+
+
+MAX_PRESENCE_ENTRIES = 500
+
+
+class PresenceEntry(AppStateIn):
+    """One user's app state as the IM server sees it (it holds the long connections)."""
+
+    user_id: UserIdField
+
+
+class PresenceBulk(ApiModel):
+    """``PUT /v1/apps/{appId}/presence``: up to 500 users' app state in one call."""
+
+    users: list[PresenceEntry] = Field(
+        min_length=1,
+        max_length=MAX_PRESENCE_ENTRIES,
+        description=f"1-{MAX_PRESENCE_ENTRIES} entries, each user once; the same rules as app-state. "
+        "Split larger updates into several calls.",
+    )
+
+    @field_validator("users")
+    @classmethod
+    def _each_user_once(cls, users: list[PresenceEntry]) -> list[PresenceEntry]:
+        seen: set[str] = set()
+        for i, entry in enumerate(users):
+            if entry.user_id in seen:
+                raise ValueError(f"users[{i}] repeats userId {entry.user_id!r}: list each user once")
+            seen.add(entry.user_id)
+        return users
+
+
+class PresenceResult(ApiModel):
+    updated: int = Field(description="How many users' state was written.")
+
+
+# ---- conversation settings (Agora silent mode, Tencent receive options) ----------------------------
+
+RemindType = Literal["all", "mentionOnly", "none"]
+ConversationKind = Literal["group", "c2c"]
+CONVERSATION_KINDS: tuple[ConversationKind, ...] = ("group", "c2c")
+MAX_UNTIL_AHEAD_S = 366 * 86_400
+
+
+class ConversationSettingIn(ApiModel):
+    """``PUT .../push-config/conversations/{kind}/{conversationId}``."""
+
+    remind_type: RemindType = Field(
+        description="`all` = every message is pushed (clears the setting); `mentionOnly` = a group pushes "
+        "only messages that mention the user (skip reason mentionOnly); a one-to-one conversation set so "
+        "pushes nothing (mentionOnly), and does not change how that user's group messages are pushed; "
+        "`none` = no push for this conversation, mentions included (mutedGroup; c2c: mutedUser, also for "
+        "that user's messages in groups). A forced push (forcePush) gets through both."
+    )
+    until: int | None = Field(
+        default=None,
+        ge=0,
+        description="When the setting lapses by itself, in epoch seconds: in the future and at most 366 "
+        "days ahead. null or absent = until changed. Not allowed with `all`.",
+    )
+
+    @model_validator(mode="after")
+    def _until_needs_a_setting(self) -> ConversationSettingIn:
+        if self.remind_type == "all" and self.until is not None:
+            raise ValueError(
+                "until has no meaning with remindType 'all' (it clears the setting): drop until, or "
+                "set 'mentionOnly' / 'none' until that time"
+            )
+        return self
+
+
+class ConversationSetting(ApiModel):
+    """One conversation's notification setting; ``all`` is what a conversation without one has."""
+
+    kind: ConversationKind = Field(description="`group`, or `c2c` (one-to-one).")
+    conversation_id: str = Field(description="The group ID, or for c2c the other user's ID.")
+    remind_type: RemindType
+    until: int | None = Field(default=None, description="Epoch seconds when it lapses; null = until changed.")
+
+
+class ConversationSettingList(ApiModel):
+    items: list[ConversationSetting] = Field(description="The settings in force now (lapsed ones omitted).")

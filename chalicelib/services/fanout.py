@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from chalicelib import clock
 from chalicelib.errors import NotFound
-from chalicelib.models.message import GroupTarget, MessageEvent, QueuedMessageEvent
+from chalicelib.models.message import GroupTarget, Mentions, MessageEvent, QueuedMessageEvent
 from chalicelib.models.sending import SendChunk
 from chalicelib.store.apps import AppRepository
 from chalicelib.store.deliveries import ChunkRef, DeliveryRepository
@@ -76,17 +76,13 @@ class FanoutService:
         self.deliveries.put_chunks(app_id, event.message_id, chunks, now)
         # Agora's updatePushDisplayName: the sender's own setting, read once per message, not per chunk.
         display_name = self.users.get(app_id, event.sender.user_id).config.display_name if chunks else None
-        offline = set(event.offline_users or ())
         bodies = [
             SendChunk(
                 app_id=app_id,
                 message_id=event.message_id,
                 index=ref.index,
                 attempt=0,
-                # Each chunk carries only its own recipients' offline flags: records stay small.
-                event=event.model_copy(update={"offline_users": [u for u in users if u in offline] or None})
-                if offline
-                else event,
+                event=_for_chunk(event, users),
                 recipients=users,
                 sender_display_name=display_name,
             ).model_dump_json(by_alias=True, exclude_none=True)
@@ -118,3 +114,17 @@ class FanoutService:
         if card is None:
             return event
         return event.model_copy(update={"sender": event.sender.model_copy(update={"name_card": card})})
+
+
+def _for_chunk(event: MessageEvent, users: list[str]) -> MessageEvent:
+    """Each chunk carries only its own recipients' offline flags and mentions: records stay small
+    (1,000 mentioned IDs would otherwise travel in every chunk of the message)."""
+    update: dict[str, object] = {}
+    if event.offline_users:
+        offline = set(event.offline_users)
+        update["offline_users"] = [u for u in users if u in offline] or None
+    if event.mentions is not None and event.mentions.user_ids:
+        listed = set(event.mentions.user_ids)
+        # A new object, not model_copy: Mentions caches its ID set.
+        update["mentions"] = Mentions(user_ids=[u for u in users if u in listed], all=event.mentions.all)
+    return event.model_copy(update=update) if update else event

@@ -14,7 +14,14 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from chalicelib.models.message import CustomElem, MessageEvent
-from chalicelib.models.push_config import AppState, DoNotDisturb, PushConfig
+from chalicelib.models.push_config import (
+    AppState,
+    ConversationKind,
+    ConversationSetting,
+    DoNotDisturb,
+    PushConfig,
+    RemindType,
+)
 
 
 class SkipReason(StrEnum):
@@ -30,6 +37,7 @@ class SkipReason(StrEnum):
     OPEN_PUSH_OFF = "openPushOff"
     MUTED_GROUP = "mutedGroup"
     MUTED_USER = "mutedUser"
+    MENTION_ONLY = "mentionOnly"
     DND = "dnd"
 
 
@@ -60,6 +68,9 @@ class Recipient:
     state: AppState
     devices: tuple[DeviceView, ...]
     logged_out: bool = False
+    # The stored settings of the conversations this message concerns (its group, its sender), as read;
+    # lapsed ones are ignored by the rules.
+    conversations: tuple[ConversationSetting, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +128,59 @@ def in_dnd_window(dnd: DoNotDisturb, now: datetime) -> bool:
     return hour >= start or hour < end
 
 
+def conversations_of(event: MessageEvent) -> tuple[tuple[ConversationKind, str], ...]:
+    """The conversation settings that decide this message for every recipient, as (kind, id): a group
+    message its group and the sender's one-to-one conversation (a muted user stays muted in groups),
+    a one-to-one message that conversation. The send path reads exactly these, per recipient."""
+    sender: tuple[ConversationKind, str] = ("c2c", event.sender.user_id)
+    group_id = event.group_id
+    return (("group", group_id), sender) if group_id is not None else (sender,)
+
+
+def in_force(setting: ConversationSetting, now: datetime) -> bool:
+    """A setting holds until ``until`` (epoch seconds) and lapses by itself at that instant: nothing has
+    to run to end it, every send compares with its own ``now``."""
+    return setting.until is None or setting.until > now.timestamp()
+
+
+def remind_type(
+    recipient: Recipient, kind: ConversationKind, conversation_id: str, now: datetime
+) -> RemindType:
+    """The recipient's setting for one conversation now: a stored setting in force, else a mute kept
+    the old way (the mutedGroups / mutedUsers sets of the user item = a permanent ``none``), else
+    ``all``."""
+    for setting in recipient.conversations:
+        if setting.kind == kind and setting.conversation_id == conversation_id:
+            # A stored setting replaces an old-style mute of the same conversation, lapsed or not.
+            return setting.remind_type if in_force(setting, now) else "all"
+    legacy = recipient.config.muted_groups if kind == "group" else recipient.config.muted_users
+    return "none" if conversation_id in legacy else "all"
+
+
+def muted_lists(
+    settings: list[ConversationSetting], config: PushConfig, now: datetime
+) -> tuple[list[str], list[str]]:
+    """mutedGroups and mutedUsers as the API shows them: the ``none`` settings in force (timed ones
+    too, while they hold), plus mutes kept the old way that no stored setting replaces."""
+    out: dict[str, set[str]] = {"group": set(), "c2c": set()}
+    stored = {(s.kind, s.conversation_id) for s in settings}
+    for s in settings:
+        if s.remind_type == "none" and in_force(s, now):
+            out[s.kind].add(s.conversation_id)
+    for kind, legacy in (("group", config.muted_groups), ("c2c", config.muted_users)):
+        out[kind].update(c for c in legacy if (kind, c) not in stored)
+    return sorted(out["group"]), sorted(out["c2c"])
+
+
+def foreground_now(state: AppState, now: datetime) -> bool:
+    """Foreground is a lease: it holds until ``foregroundUntil`` (epoch ms), then the user counts as
+    offline, so an app killed or crashed in the foreground is pushed again (seed 003). A state without
+    a lease end (never stored that way) holds."""
+    if state.state != "foreground":
+        return False
+    return state.foreground_until is None or state.foreground_until > now.timestamp() * 1000
+
+
 # --- the rules: each returns its reason when it applies, else None ------------------------------
 
 
@@ -158,9 +222,10 @@ def check_logged_out(event: MessageEvent, recipient: Recipient, now: datetime) -
 
 def check_foreground(event: MessageEvent, recipient: Recipient, now: datetime) -> SkipReason | None:
     """An app in the foreground gets the message over its long connection, unless the IM server says the
-    user is offline (``offlineUsers``). "background" and "unknown" (never reported) both count as offline.
+    user is offline (``offlineUsers``) or the foreground lease has passed. "background" and "unknown"
+    (never reported) both count as offline.
     """
-    if recipient.state.state != "foreground":
+    if not foreground_now(recipient.state, now):
         return None
     if event.offline_users is not None and recipient.user_id in event.offline_users:
         return None
@@ -179,16 +244,35 @@ def check_open_push_off(event: MessageEvent, recipient: Recipient, now: datetime
 
 
 def check_muted_group(event: MessageEvent, recipient: Recipient, now: datetime) -> SkipReason | None:
-    """The user muted this group (Agora updatePushServiceForGroups / noPushGroups)."""
+    """The user set this group to ``none`` (Agora silent mode NONE, updatePushServiceForGroups /
+    noPushGroups), for good or until a time that has not come: a mention does not get through."""
     group_id = event.group_id
-    if group_id is not None and group_id in recipient.config.muted_groups:
+    if group_id is not None and remind_type(recipient, "group", group_id, now) == "none":
         return SkipReason.MUTED_GROUP
     return None
 
 
 def check_muted_user(event: MessageEvent, recipient: Recipient, now: datetime) -> SkipReason | None:
-    """The user muted the sender (Agora updatePushServiceForUsers / noPushUIds), in any conversation."""
-    return SkipReason.MUTED_USER if event.sender.user_id in recipient.config.muted_users else None
+    """The user set the one-to-one conversation with the sender to ``none`` (Agora
+    updatePushServiceForUsers / noPushUIds): none of the sender's messages, in any conversation."""
+    if remind_type(recipient, "c2c", event.sender.user_id, now) == "none":
+        return SkipReason.MUTED_USER
+    return None
+
+
+def check_mention_only(event: MessageEvent, recipient: Recipient, now: datetime) -> SkipReason | None:
+    """``mentionOnly`` (Agora MENTION_ONLY, Tencent "receive but only @ notifies"): a group set so pushes
+    only messages that mention the recipient (listed, or @all); a one-to-one conversation set so pushes
+    nothing (a one-to-one message mentions nobody). The sender's c2c ``mentionOnly`` concerns that
+    conversation only, not the sender's messages in groups."""
+    group_id = event.group_id
+    if group_id is not None:
+        if remind_type(recipient, "group", group_id, now) != "mentionOnly":
+            return None
+        return None if event.mention_of(recipient.user_id) else SkipReason.MENTION_ONLY
+    if remind_type(recipient, "c2c", event.sender.user_id, now) == "mentionOnly":
+        return SkipReason.MENTION_ONLY
+    return None
 
 
 def check_dnd(event: MessageEvent, recipient: Recipient, now: datetime) -> SkipReason | None:
@@ -210,15 +294,17 @@ RULES: tuple[tuple[SkipReason, Rule], ...] = (
     (SkipReason.OPEN_PUSH_OFF, check_open_push_off),
     (SkipReason.MUTED_GROUP, check_muted_group),
     (SkipReason.MUTED_USER, check_muted_user),
+    (SkipReason.MENTION_ONLY, check_mention_only),
     (SkipReason.DND, check_dnd),
 )
 
 # What a forced push (Agora em_force_notification) ignores. Seed (Agora): "设置强制推送后,用户发送消息时会
 # 忽略接收方的免打扰设置" -- the receiver's do-not-disturb settings, which in Agora's push manager are the
-# quiet hours and the per-group / per-user "免打扰" lists. Not openPush off (the user turned push off
+# quiet hours and the per-group / per-user "免打扰" lists, so also the weaker mentionOnly (a forced push gets
+# through `none`, so it gets through "only when mentioned" too). Not openPush off (the user turned push off
 # entirely), not logout, not a foreground app, not the message's own onlineUserOnly / disablePush.
 FORCE_PUSH_OVERRIDES: frozenset[SkipReason] = frozenset(
-    {SkipReason.MUTED_GROUP, SkipReason.MUTED_USER, SkipReason.DND}
+    {SkipReason.MUTED_GROUP, SkipReason.MUTED_USER, SkipReason.MENTION_ONLY, SkipReason.DND}
 )
 
 # Rules that depend on the message alone: the fan-out can stop before reading any recipient.
@@ -245,8 +331,8 @@ def decide(event: MessageEvent, recipient: Recipient, *, now: datetime) -> Decis
 
     Runs the rules in ``RULES`` order and reports the first that applies: sender, onlineUserOnly,
     disablePush, customWithoutDesc, loggedOut, foreground, noDevice, openPushOff, mutedGroup,
-    mutedUser, dnd. A forced push skips the rules in ``FORCE_PUSH_OVERRIDES`` (mutedGroup,
-    mutedUser, dnd). Devices skipped one by one are reported in ``device_skips`` either way.
+    mutedUser, mentionOnly, dnd. A forced push skips the rules in ``FORCE_PUSH_OVERRIDES`` (mutedGroup,
+    mutedUser, mentionOnly, dnd). Devices skipped one by one are reported in ``device_skips`` either way.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware (e.g. datetime.now(timezone.utc))")

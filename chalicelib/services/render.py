@@ -17,6 +17,7 @@ from chalicelib.models.message import (
     GroupTarget,
     ImageElem,
     LocationElem,
+    Mention,
     MessageEvent,
     Priority,
     SoundElem,
@@ -48,6 +49,13 @@ PLACEHOLDERS: dict[str, dict[type, str]] = {
 
 # Agora: "AgoraPushDisplayStyleSimpleBanner: 显示"您有一条新消息"".
 SIMPLE_BANNER: dict[str, str] = {"zh": "您有一条新消息", "en": "You have a new message"}
+
+
+# Tencent's @ reminders as the IM apps show them; "me" wins over "all" for a user who is both.
+MENTION_PREFIXES: dict[str, dict[str, str]] = {
+    "zh": {"me": "[有人@我]", "all": "[@所有人]"},
+    "en": {"me": "[@Me]", "all": "[@All]"},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +130,12 @@ def summary(event: MessageEvent, *, language: Language, sender_display_name: str
     return text if label is None else f"{label}:{space}{text}"
 
 
+def mention_prefix(mention: Mention | None, language: Language) -> str:
+    """What stands before the body of a mentioned recipient: [有人@我] / [@Me] when named, [@所有人] /
+    [@All] when only @all applies, nothing otherwise."""
+    return "" if mention is None else MENTION_PREFIXES[language][mention]
+
+
 def resolve_sound(message_sound: str | None, user_sound: str | None) -> str | None:
     """Per-message sound > the recipient's c2c/group sound > "default"; "push.no_sound" -> no sound."""
     sound = message_sound or user_sound or SOUND_DEFAULT
@@ -146,6 +160,7 @@ def render(
     recipient_c2c_sound: str | None = None,
     recipient_group_sound: str | None = None,
     sender_display_name: str | None = None,
+    mention: Mention | None = None,
 ) -> Notification:
     """The notification one recipient sees for ``event``.
 
@@ -153,6 +168,7 @@ def render(
     it hides whatever the message says, desc included) > offlinePushInfo.desc (replaces the whole
     body: "desc 设置后,推送内容会变成 desc 内容") > the Tencent summary. offlinePushInfo.title is
     the alert title on top of that body ("title 设置后,会在默认的推送内容上多展示 title 内容").
+    A mention's prefix stands before whichever body it is: ``[有人@我]Lead(Dev):hi``.
     """
     info = event.offline_push_info
     if display_style == "simpleBanner":
@@ -161,6 +177,7 @@ def render(
         body = info.desc
     else:
         body = summary(event, language=language, sender_display_name=sender_display_name)
+    body = mention_prefix(mention, language) + body
     is_group = isinstance(event.to, GroupTarget)
     return Notification(
         title=info.title,
@@ -177,8 +194,15 @@ def render(
     )
 
 
-def render_for(event: MessageEvent, config: PushConfig, *, sender_display_name: str | None) -> Notification:
-    """``render`` with the recipient's settings taken from their stored push config."""
+def render_for(
+    event: MessageEvent,
+    config: PushConfig,
+    *,
+    sender_display_name: str | None,
+    mention: Mention | None = None,
+) -> Notification:
+    """``render`` with the recipient's settings taken from their stored push config; ``mention`` is how
+    the message mentions this recipient (``event.mention_of(user_id)``)."""
     return render(
         event,
         language=config.language,
@@ -186,4 +210,5 @@ def render_for(event: MessageEvent, config: PushConfig, *, sender_display_name: 
         recipient_c2c_sound=config.c2c_sound,
         recipient_group_sound=config.group_sound,
         sender_display_name=sender_display_name,
+        mention=mention,
     )

@@ -1,7 +1,8 @@
 """Sending one chunk: who gets pushed, what it says, APNs, and what became of every recipient.
 
 Per chunk attempt: claim its lease (a redelivered chunk sends nothing), read
-every recipient in one round of BatchGetItem, decide and render with the pure
+every recipient (user, state and conversation-setting items) in one
+concurrent round of BatchGetItem calls, decide and render with the pure
 rule modules, add 1 to each pushed user's badge atomically and save the
 badges given, send every device's notification concurrently over the
 credential's HTTP/2 connections, act on APNs' answers through the outcome
@@ -37,7 +38,14 @@ from chalicelib.models.credentials import Credential
 from chalicelib.models.sending import SendChunk
 from chalicelib.services.checkpoint import Checkpointer
 from chalicelib.services.credentials import CredentialService
-from chalicelib.services.policy import Decision, DeviceView, Recipient, decide, message_skip_reason
+from chalicelib.services.policy import (
+    Decision,
+    DeviceView,
+    Recipient,
+    conversations_of,
+    decide,
+    message_skip_reason,
+)
 from chalicelib.services.render import Notification, render_for
 from chalicelib.settings import Settings
 from chalicelib.store.deliveries import ChunkAttempt, ChunkRef, DeliveryRepository
@@ -190,7 +198,7 @@ class SendService:
                 if o.key not in done
             ], []
 
-        users = await self._db(self.users.batch_get, chunk.app_id, chunk.recipients)
+        users = await self._db(self.users.batch_get, chunk.app_id, chunk.recipients, conversations_of(event))
         sender_display = chunk.sender_display_name
         now = datetime.fromtimestamp(now_ms / 1000, UTC)
         skips: list[Outcome] = []
@@ -221,9 +229,10 @@ class SendService:
         rendered: dict[tuple[Any, ...], Notification] = {}
         for decision, user in pushed:
             cfg = user.config
-            key = (cfg.language, cfg.display_style, cfg.c2c_sound, cfg.group_sound)
+            mention = event.mention_of(decision.user_id)
+            key = (cfg.language, cfg.display_style, cfg.c2c_sound, cfg.group_sound, mention)
             if key not in rendered:
-                rendered[key] = render_for(event, cfg, sender_display_name=sender_display)
+                rendered[key] = render_for(event, cfg, sender_display_name=sender_display, mention=mention)
             index = position[decision.user_id]
             for device in decision.targets:
                 targets.append(
@@ -482,6 +491,7 @@ def _recipient(user: UserRecord, only: dict[str, list[str]] | None) -> Recipient
             DeviceView(d.device_token, d.certificate_id, d.push_enabled, d.invalid_reason) for d in devices
         ),
         logged_out=user.logged_out,
+        conversations=user.conversations,
     )
 
 

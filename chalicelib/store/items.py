@@ -9,13 +9,18 @@ Single table, generic keys ``pk``/``sk``:
 | credential id counter| ``A#<appId>``              | ``COUNTER``      |
 | credential metadata  | ``A#<appId>``              | ``C#<id:012d>``  |
 | credential name      | ``A#<appId>``              | ``CN#<name>``    |
-| user (config, state, badge, devices ``d#<token>``) | ``U#<appId>#<userId>`` | ``U`` |
+| user (config, devices ``d#<token>``) | ``U#<appId>#<userId>`` | ``U`` |
+| user state (appState, stateAt, foregroundUntil, badge) | ``U#<appId>#<userId>`` | ``S`` |
+| conversation setting (remindType, until) | ``U#<appId>#<userId>`` | ``CV#group#<gid>``, ``CV#c2c#<uid>`` |
 | device token owner   | ``T#<appId>#<token>``      | ``T``            |
 | group member         | ``G#<appId>#<groupId>``    | ``M#<userId>``   |
 | delivery (per message x device) | ``M#<appId>#<messageId>`` | ``D#<userId>#<token>`` |
 
-One item per user holds everything the send path needs, so 100 recipients are
-one BatchGetItem.
+A send reads, per recipient, the user item, the small state item and the one or two
+conversation settings the message concerns (``CV#group#<gid>`` and ``CV#c2c#<senderId>``):
+exact keys in BatchGetItem calls of 100, so a user with settings for 2,000 conversations costs
+no more per push than one with none. The badge lives in the state item, so its ``ADD`` per push
+writes a few dozen bytes (1 write unit) whatever the user item's size.
 """
 
 from __future__ import annotations
@@ -60,6 +65,21 @@ def credential_name_key(app_id: str, name: str) -> dict[str, Any]:
 
 def user_key(app_id: str, user_id: str) -> dict[str, Any]:
     return key(f"U#{app_id}#{user_id}", "U")
+
+
+def state_key(app_id: str, user_id: str) -> dict[str, Any]:
+    return key(f"U#{app_id}#{user_id}", "S")
+
+
+CONVERSATION_PREFIX = "CV#"
+
+
+def conversation_sk(kind: str, conversation_id: str) -> str:
+    return f"{CONVERSATION_PREFIX}{kind}#{conversation_id}"
+
+
+def conversation_key(app_id: str, user_id: str, kind: str, conversation_id: str) -> dict[str, Any]:
+    return key(f"U#{app_id}#{user_id}", conversation_sk(kind, conversation_id))
 
 
 def token_key(app_id: str, token: str) -> dict[str, Any]:

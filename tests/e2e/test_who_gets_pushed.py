@@ -6,6 +6,7 @@ sandbox and the delivery report (Then).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -64,6 +65,33 @@ def _logout(a: PushApp) -> Any:
     return a.call("DELETE", "/users/bob/devices", user="bob")
 
 
+def _group_set_to(remind: str, until_in_s: int | None = None) -> Setup:
+    def given(a: PushApp) -> Any:
+        until = None if until_in_s is None else int(time.time()) + until_in_s
+        body = {"remindType": remind, "until": until}
+        resp = a.call("PUT", "/users/bob/push-config/conversations/group/g1", body, user="bob")
+        assert resp.status_code == 200, resp.body
+        return resp
+
+    return given
+
+
+def _alice_set_to_mention_only(a: PushApp) -> Any:
+    body = {"remindType": "mentionOnly"}
+    return a.call("PUT", "/users/bob/push-config/conversations/c2c/alice", body, user="bob")
+
+
+def _mention_only_and(setup: Setup) -> Setup:
+    def given(a: PushApp) -> Any:
+        _group_set_to("mentionOnly")(a)
+        return setup(a)
+
+    return given
+
+
+BOB_MENTIONED = {"mentions": {"userIds": ["bob"]}}
+
+
 CASES: list[tuple[str, Setup, dict[str, Any], dict[str, Any], str]] = [
     # name, given, to, message extras, reason
     ("foreground", _foreground, {"userId": "bob"}, {}, "foreground"),
@@ -96,6 +124,15 @@ CASES: list[tuple[str, Setup, dict[str, Any], dict[str, Any], str]] = [
         "openPushOff",
     ),
     ("forcePushStillRespectsLogout", _logout, {"userId": "bob"}, {"forcePush": True}, "loggedOut"),
+    # Version 2: conversation settings and mentions (API.md)
+    ("mentionOnlyWithoutMention", _group_set_to("mentionOnly"), GROUP, {}, "mentionOnly"),
+    ("mentionOnlyOneToOne", _alice_set_to_mention_only, {"userId": "bob"}, BOB_MENTIONED, "mentionOnly"),
+    ("timedNone", _group_set_to("none", 3600), GROUP, {}, "mutedGroup"),
+    ("mentionDoesNotPassNone", _group_set_to("none"), GROUP, BOB_MENTIONED, "mutedGroup"),
+    ("mentionDoesNotPassDnd", _mention_only_and(_dnd_now), GROUP, BOB_MENTIONED, "dnd"),
+    ("mentionDoesNotPassOpenPushOff", _mention_only_and(_open_push_off), GROUP, BOB_MENTIONED, "openPushOff"),
+    ("mentionDoesNotPassLogout", _mention_only_and(_logout), GROUP, BOB_MENTIONED, "loggedOut"),
+    ("mentionDoesNotPassForeground", _mention_only_and(_foreground), GROUP, BOB_MENTIONED, "foreground"),
 ]
 
 
@@ -136,7 +173,9 @@ def test_device_push_disabled_is_skipped_per_device(stack: Stack, push_app: Push
 
 
 @pytest.mark.parametrize(
-    "given", [_dnd_now, _mute_group, _mute_alice], ids=["dnd", "mutedGroup", "mutedUser"]
+    "given",
+    [_dnd_now, _mute_group, _mute_alice, _group_set_to("mentionOnly"), _group_set_to("none", 3600)],
+    ids=["dnd", "mutedGroup", "mutedUser", "mentionOnly", "timedNone"],
 )
 def test_force_push_ignores_dnd_and_mutes(stack: Stack, push_app: PushApp, given: Setup) -> None:
     token = push_app.device("bob")

@@ -86,6 +86,8 @@ class Matrix:
             "messageId": "m-authz",
             "deviceToken": DEVICE,
             "certificateId": self.victim_id if op.method == "DELETE" else self.credential_id,
+            "kind": "group",
+            "conversationId": "g1",
         }
         return op.path.format(**{name: values.get(name, "x1") for name in op.path_params})
 
@@ -110,6 +112,8 @@ class Matrix:
             "register_device": {"certificateId": self.credential_id},
             "patch_push_config": {"openPush": True},
             "put_app_state": {"state": "background", "unreadCount": 1},
+            "put_conversation_setting": {"remindType": "mentionOnly"},
+            "put_presence": {"users": [{"userId": OWN_USER, "state": "foreground"}]},
         }
         return samples.get(op.operation_id, {})
 

@@ -113,6 +113,8 @@ class World:
             "messageId": self.message_id,
             "deviceToken": self.device_token,
             "certificateId": self.credential_id,
+            "kind": "group",
+            "conversationId": "fuzz-group",
         }
 
 

@@ -308,6 +308,7 @@ def test_json_schema_is_camel_case_and_describes_every_field() -> None:
         "forcePush",
         "onlineUserOnly",
         "priority",
+        "mentions",
         "offlineUsers",
     }
     assert schema["required"] == ["messageId", "sendTime", "sender", "to", "elems"]
@@ -323,3 +324,48 @@ def test_json_schema_is_camel_case_and_describes_every_field() -> None:
     assert undocumented == []
     queued = QueuedMessageEvent.model_json_schema(by_alias=True)
     assert "appId" in queued["required"]
+
+
+GROUP_TO = {"groupId": "g1", "members": ["bob", "carol"]}
+
+
+@pytest.mark.parametrize(
+    ("mentions", "fragment"),
+    [
+        ({"userIds": ["bob", "bob"]}, "lists 'bob' more than once"),
+        ({"userIds": [f"u{i}" for i in range(1001)]}, "at most 1000 items"),
+        ({"userIds": ["a b"]}, "is not valid"),
+        ({"all": "maybe"}, "valid boolean"),
+        ({"userIds": ["bob"], "everyone": True}, "Extra inputs"),
+    ],
+    ids=["duplicate", "too-many", "bad-id", "all-not-bool", "unknown-field"],
+)
+def test_mentions_are_validated(mentions: dict[str, Any], fragment: str) -> None:
+    (message,) = errors(body(to=GROUP_TO, mentions=mentions))
+    assert message.startswith("mentions.") and fragment in message
+
+
+def test_mentions_name_who_is_mentioned_in_groups_only() -> None:
+    event = MessageEvent.model_validate(body(to=GROUP_TO, mentions={"userIds": ["bob"], "all": True}))
+    assert (event.mention_of("bob"), event.mention_of("carol")) == ("me", "all")
+    named = MessageEvent.model_validate(body(to=GROUP_TO, mentions={"userIds": ["bob"]}))
+    assert (named.mention_of("bob"), named.mention_of("carol")) == ("me", None)
+    one_to_one = MessageEvent.model_validate(body(mentions={"userIds": ["bob"]}))
+    assert one_to_one.mention_of("bob") is None
+    # a queued record round-trips its mentions
+    queued = QueuedMessageEvent.model_validate(body(appId="app-1", to=GROUP_TO, mentions={"all": True}))
+    assert QueuedMessageEvent.model_validate_json(json.dumps(queued.dump())).mention_of("x") == "all"
+
+
+def test_each_chunk_carries_only_its_own_recipients_mentions() -> None:
+    from chalicelib.services.fanout import _for_chunk
+
+    event = MessageEvent.model_validate(
+        body(to=GROUP_TO, mentions={"userIds": ["bob", "zed"], "all": True}, offlineUsers=["carol"])
+    )
+    chunk = _for_chunk(event, ["bob", "carol"])
+    assert chunk.mentions is not None and chunk.mentions.user_ids == ["bob"] and chunk.mentions.all
+    assert chunk.offline_users == ["carol"]
+    assert (chunk.mention_of("bob"), chunk.mention_of("carol")) == ("me", "all")
+    other = _for_chunk(event, ["dave"])
+    assert other.mentions is not None and other.mentions.user_ids == [] and other.offline_users is None

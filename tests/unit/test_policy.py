@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from chalicelib.models.message import MessageEvent
-from chalicelib.models.push_config import AppState, DoNotDisturb, PushConfig
+from chalicelib.models.push_config import AppState, ConversationSetting, DoNotDisturb, PushConfig
 from chalicelib.services.policy import (
     FORCE_PUSH_OVERRIDES,
     RULES,
@@ -17,9 +18,14 @@ from chalicelib.services.policy import (
     DeviceView,
     Recipient,
     SkipReason,
+    conversations_of,
     decide,
+    foreground_now,
     in_dnd_window,
+    in_force,
     message_skip_reason,
+    muted_lists,
+    remind_type,
     split_devices,
 )
 
@@ -304,7 +310,12 @@ def test_force_push_overrides_only_the_recipients_quiet_settings(
 
 
 def test_force_push_overrides_exactly_dnd_and_mutes() -> None:
-    assert {SkipReason.DND, SkipReason.MUTED_GROUP, SkipReason.MUTED_USER} == FORCE_PUSH_OVERRIDES
+    assert {
+        SkipReason.DND,
+        SkipReason.MUTED_GROUP,
+        SkipReason.MUTED_USER,
+        SkipReason.MENTION_ONLY,
+    } == FORCE_PUSH_OVERRIDES
 
 
 def test_rule_order_reports_the_first_reason() -> None:
@@ -328,6 +339,7 @@ def test_rule_order_reports_the_first_reason() -> None:
         "openPushOff",
         "mutedGroup",
         "mutedUser",
+        "mentionOnly",
         "dnd",
     ]
     steps = [
@@ -376,6 +388,206 @@ def test_skip_reasons_are_the_strings_the_deliveries_api_reports() -> None:
         "openPushOff",
         "mutedGroup",
         "mutedUser",
+        "mentionOnly",
         "dnd",
     }
     assert {str(r) for r in DeviceSkipReason} == {"pushDisabled", "invalidToken"}
+
+
+# ---- Version 2: presence lease, conversation settings, mentions ---------------------------------
+
+NOON_S = int(NOON_UTC.timestamp())
+NOON_MS = NOON_S * 1000
+
+
+def setting(kind: str, conversation_id: str, remind: str, until: int | None = None) -> ConversationSetting:
+    return ConversationSetting.model_validate(
+        {"kind": kind, "conversationId": conversation_id, "remindType": remind, "until": until}
+    )
+
+
+def bob_with(*settings: ConversationSetting, **kwargs: Any) -> Recipient:
+    return replace(bob(**kwargs), conversations=settings)
+
+
+# (foreground lease end relative to now in ms, offlineUsers, expected)
+LEASE_CASES = [
+    (+1, None, SkipReason.FOREGROUND),
+    (+300_000, None, SkipReason.FOREGROUND),
+    (0, None, None),  # the lease ends at foregroundUntil: at that instant the user is offline
+    (-1, None, None),
+    (-30 * 86_400_000, None, None),  # the case: a foreground report 30 days old
+    (+300_000, ["bob"], None),
+]
+
+
+@pytest.mark.parametrize(
+    ("until_delta_ms", "offline_users", "expected"),
+    LEASE_CASES,
+    ids=["just-held", "held", "ends-now", "just-lapsed", "thirty-days-old", "server-says-offline"],
+)
+def test_foreground_is_a_lease(
+    until_delta_ms: int, offline_users: list[str] | None, expected: SkipReason | None
+) -> None:
+    # Given bob's app reported foreground with a lease ending at NOON + delta
+    state = AppState(state="foreground", foreground_until=NOON_MS + until_delta_ms)
+    recipient = replace(bob(), state=state)
+    message = event(offlineUsers=offline_users) if offline_users is not None else event()
+    # When a message comes at noon, Then he is skipped only while the lease holds
+    assert foreground_now(state, NOON_UTC) is (until_delta_ms > 0)
+    assert decide(message, recipient, now=NOON_UTC).skip_reason == expected
+    # and a forced push changes nothing about it (the app shows the message itself)
+    forced = event(forcePush=True, offlineUsers=offline_users) if offline_users else event(forcePush=True)
+    assert decide(forced, recipient, now=NOON_UTC).skip_reason == expected
+
+
+def test_conversations_of_a_message() -> None:
+    # A group message is decided by its group and by the sender's one-to-one conversation
+    assert conversations_of(group_event()) == (("group", "g1"), ("c2c", "alice"))
+    # A one-to-one message by that conversation only
+    assert conversations_of(event()) == (("c2c", "alice"),)
+
+
+# (setting until relative to now in s, in force?)
+@pytest.mark.parametrize(
+    ("until_delta_s", "expected"),
+    [(None, True), (3600, True), (1, True), (0, False), (-1, False)],
+    ids=["until-changed", "an-hour-left", "a-second-left", "ends-now", "lapsed"],
+)
+def test_a_setting_lapses_by_itself(until_delta_s: int | None, expected: bool) -> None:
+    until = None if until_delta_s is None else NOON_S + until_delta_s
+    muted = setting("group", "g1", "none", until)
+    assert in_force(muted, NOON_UTC) is expected
+    reason = decide(group_event(), bob_with(muted), now=NOON_UTC).skip_reason
+    assert reason == (SkipReason.MUTED_GROUP if expected else None)
+
+
+# API.md "Conversation settings" and "Mentions": (group setting, sender's c2c setting, the message,
+# expected). `group(...)` builds a group message, `c2c(...)` a one-to-one one.
+def group(**extra: Any) -> MessageEvent:
+    return group_event(**extra)
+
+
+def c2c(**extra: Any) -> MessageEvent:
+    return event(**extra)
+
+
+BOB_MENTIONED = {"mentions": {"userIds": ["bob"]}}
+ALL_MENTIONED = {"mentions": {"all": True}}
+CAROL_MENTIONED = {"mentions": {"userIds": ["carol"]}}
+
+REMIND_CASES: list[tuple[str, str | None, str | None, MessageEvent, SkipReason | None]] = [
+    ("group-all", "all", None, group(), None),
+    ("group-mentionOnly-not-mentioned", "mentionOnly", None, group(), SkipReason.MENTION_ONLY),
+    ("group-mentionOnly-other-mentioned", "mentionOnly", None, group(**CAROL_MENTIONED), "mentionOnly"),
+    ("group-mentionOnly-mentioned", "mentionOnly", None, group(**BOB_MENTIONED), None),
+    ("group-mentionOnly-at-all", "mentionOnly", None, group(**ALL_MENTIONED), None),
+    ("group-mentionOnly-forced", "mentionOnly", None, group(forcePush=True), None),
+    ("group-none", "none", None, group(), SkipReason.MUTED_GROUP),
+    ("group-none-mentioned", "none", None, group(**BOB_MENTIONED), SkipReason.MUTED_GROUP),
+    ("group-none-at-all", "none", None, group(**ALL_MENTIONED), SkipReason.MUTED_GROUP),
+    ("group-none-forced", "none", None, group(forcePush=True), None),
+    ("c2c-mentionOnly", None, "mentionOnly", c2c(), SkipReason.MENTION_ONLY),
+    ("c2c-mentionOnly-mentions-ignored", None, "mentionOnly", c2c(**BOB_MENTIONED), "mentionOnly"),
+    ("c2c-mentionOnly-forced", None, "mentionOnly", c2c(forcePush=True), None),
+    ("c2c-mentionOnly-is-not-a-group-rule", None, "mentionOnly", group(), None),
+    ("c2c-none", None, "none", c2c(), SkipReason.MUTED_USER),
+    ("c2c-none-mutes-in-groups", None, "none", group(**BOB_MENTIONED), SkipReason.MUTED_USER),
+    ("c2c-none-other-sender", None, "none", c2c(sender={"userId": "carol"}), None),
+    ("group-none-wins-over-c2c-none", "none", "none", group(), SkipReason.MUTED_GROUP),
+    ("c2c-none-wins-over-group-mentionOnly", "mentionOnly", "none", group(), SkipReason.MUTED_USER),
+]
+
+
+@pytest.mark.parametrize(
+    ("group_remind", "c2c_remind", "message", "expected"),
+    [c[1:] for c in REMIND_CASES],
+    ids=[c[0] for c in REMIND_CASES],
+)
+def test_conversation_settings_and_mentions(
+    group_remind: str | None, c2c_remind: str | None, message: MessageEvent, expected: SkipReason | None
+) -> None:
+    # Given bob's settings for group g1 and for his one-to-one conversation with alice
+    settings = []
+    if group_remind is not None:
+        settings.append(setting("group", "g1", group_remind))
+    if c2c_remind is not None:
+        settings.append(setting("c2c", "alice", c2c_remind))
+    # When alice's message comes, Then the contract's reason (or a push)
+    assert decide(message, bob_with(*settings), now=NOON_UTC).skip_reason == expected
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ({"config": dnd(0, 24)}, SkipReason.DND),
+        ({"config": {"openPush": False}}, SkipReason.OPEN_PUSH_OFF),
+        ({"logged_out": True}, SkipReason.LOGGED_OUT),
+        ({"state": "foreground"}, SkipReason.FOREGROUND),
+    ],
+    ids=["dnd", "openPushOff", "loggedOut", "foreground"],
+)
+def test_a_mention_gets_through_mention_only_and_nothing_else(
+    given: dict[str, Any], expected: SkipReason
+) -> None:
+    # Given bob set g1 to mentionOnly and is also in this situation
+    recipient = bob_with(setting("group", "g1", "mentionOnly"), **given)
+    # When a message mentions him (by name or @all), Then the other rule still stops it
+    for mentions in (BOB_MENTIONED, ALL_MENTIONED):
+        assert decide(group(**mentions), recipient, now=NOON_UTC).skip_reason == expected
+    # and only a forced push gets through do-not-disturb
+    forced = decide(group(forcePush=True, **BOB_MENTIONED), recipient, now=NOON_UTC).skip_reason
+    assert forced == (None if expected == SkipReason.DND else expected)
+
+
+def test_a_timed_setting_lapses_back_to_all() -> None:
+    # Given bob set g1 to mentionOnly for an hour
+    recipient = bob_with(setting("group", "g1", "mentionOnly", NOON_S + 3600))
+    # Then unmentioned messages are skipped during that hour and pushed from its end on
+    assert decide(group(), recipient, now=NOON_UTC).skip_reason == SkipReason.MENTION_ONLY
+    later = datetime.fromtimestamp(NOON_S + 3600, UTC)
+    assert decide(group(), recipient, now=later).pushed
+
+
+@pytest.mark.parametrize(
+    ("legacy", "stored", "expected"),
+    [
+        ({"mutedGroups": ["g1"]}, None, SkipReason.MUTED_GROUP),
+        ({"mutedUsers": ["alice"]}, None, SkipReason.MUTED_USER),
+        ({"mutedGroups": ["g1"]}, setting("group", "g1", "none", NOON_S - 1), None),
+        ({"mutedGroups": ["g1"]}, setting("group", "g1", "mentionOnly"), SkipReason.MENTION_ONLY),
+    ],
+    ids=["old-group-set", "old-user-set", "stored-lapsed-replaces-old", "stored-replaces-old"],
+)
+def test_mutes_kept_the_old_way_are_permanent_none(
+    legacy: dict[str, Any], stored: ConversationSetting | None, expected: SkipReason | None
+) -> None:
+    recipient = bob_with(*([stored] if stored else []), config=legacy)
+    assert decide(group(), recipient, now=NOON_UTC).skip_reason == expected
+
+
+def test_muted_lists_are_the_none_settings_in_force() -> None:
+    # Given settings of every kind, some timed, some lapsed, and an old-style mute set
+    settings = [
+        setting("group", "g1", "none"),
+        setting("group", "g2", "none", NOON_S + 60),
+        setting("group", "g3", "none", NOON_S),  # lapsed just now
+        setting("group", "g4", "mentionOnly"),
+        setting("c2c", "carol", "none"),
+        setting("c2c", "dave", "mentionOnly", NOON_S + 60),
+    ]
+    legacy = PushConfig.model_validate({"mutedGroups": ["g0", "g3"], "mutedUsers": ["erin"]})
+    # Then mutedGroups / mutedUsers list exactly the `none` in force, old-style ones included
+    groups, users = muted_lists(settings, legacy, NOON_UTC)
+    assert groups == ["g0", "g1", "g2"]
+    assert users == ["carol", "erin"]
+    # And remind_type agrees for each conversation
+    recipient = bob_with(*settings, config=legacy.dump())
+    assert [remind_type(recipient, "group", g, NOON_UTC) for g in ("g0", "g1", "g2", "g3", "g4", "g5")] == [
+        "none",
+        "none",
+        "none",
+        "all",
+        "mentionOnly",
+        "all",
+    ]

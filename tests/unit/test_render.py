@@ -298,3 +298,76 @@ def test_render_for_reads_the_recipients_push_config() -> None:
     assert (notification.body, notification.sound) == ("Denny: [image]", "ding.caf")
     banner = render_for(event(), PushConfig(display_style="simpleBanner"), sender_display_name="Boss")
     assert banner.body == "您有一条新消息"
+
+
+# ---- mentions (API.md "Mentions") ------------------------------------------------------------------
+
+LEAD_IN_DEV = {"userId": "alice", "nickname": "Alice", "nameCard": "Lead"}
+
+
+def mentioning(mentions: dict[str, Any] | None, **extra: Any) -> MessageEvent:
+    data: dict[str, Any] = {
+        "sender": LEAD_IN_DEV,
+        "to": {"groupId": "g1", "groupName": "Dev", "members": ["bob", "carol"]},
+        "elems": [{"type": "text", "text": "hi"}],
+    }
+    if mentions is not None:
+        data["mentions"] = mentions
+    data.update(extra)
+    return event(**data)
+
+
+# (language, display style, mentions, desc, expected body for bob)
+MENTION_CASES = [
+    ("zh", "messageSummary", {"userIds": ["bob"]}, None, "[有人@我]Lead(Dev):hi"),
+    ("en", "messageSummary", {"userIds": ["bob"]}, None, "[@Me]Lead (Dev): hi"),
+    ("zh", "messageSummary", {"all": True}, None, "[@所有人]Lead(Dev):hi"),
+    ("en", "messageSummary", {"all": True}, None, "[@All]Lead (Dev): hi"),
+    ("zh", "messageSummary", {"userIds": ["bob"], "all": True}, None, "[有人@我]Lead(Dev):hi"),
+    ("en", "messageSummary", {"userIds": ["carol"], "all": True}, None, "[@All]Lead (Dev): hi"),
+    ("zh", "messageSummary", {"userIds": ["carol"]}, None, "Lead(Dev):hi"),
+    ("zh", "messageSummary", {"userIds": [], "all": False}, None, "Lead(Dev):hi"),
+    ("zh", "messageSummary", None, None, "Lead(Dev):hi"),
+    ("zh", "simpleBanner", {"userIds": ["bob"]}, None, "[有人@我]您有一条新消息"),
+    ("en", "simpleBanner", {"all": True}, None, "[@All]You have a new message"),
+    ("en", "messageSummary", {"userIds": ["bob"]}, "Standup in 5", "[@Me]Standup in 5"),
+]
+
+
+@pytest.mark.parametrize(
+    ("language", "style", "mentions", "desc", "expected"),
+    MENTION_CASES,
+    ids=[
+        "zh-me",
+        "en-me",
+        "zh-all",
+        "en-all",
+        "me-wins-over-all",
+        "all-when-someone-else-is-named",
+        "someone-else",
+        "empty-mentions",
+        "no-mentions",
+        "zh-simple-banner",
+        "en-simple-banner-all",
+        "desc",
+    ],
+)
+def test_mention_prefix(
+    language: Language, style: str, mentions: dict[str, Any] | None, desc: str | None, expected: str
+) -> None:
+    # Given a group message with these mentions
+    info = {"offlinePushInfo": {"desc": desc}} if desc else {}
+    message = mentioning(mentions, **info)
+    # When rendered for bob in his language and display style
+    config = PushConfig.model_validate({"language": language, "displayStyle": style})
+    notification = render_for(message, config, sender_display_name=None, mention=message.mention_of("bob"))
+    # Then the prefix stands before the rest of the body
+    assert notification.body == expected
+
+
+def test_mentions_are_ignored_on_one_to_one_messages() -> None:
+    # Given a one-to-one message that carries mentions anyway
+    message = event(mentions={"userIds": ["vinson"], "all": True})
+    # Then nobody is mentioned and the body has no prefix
+    assert message.mention_of("vinson") is None
+    assert render(message, mention=message.mention_of("vinson")).body == "Denny:Text message"
