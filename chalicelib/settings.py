@@ -69,7 +69,7 @@ class Settings(BaseModel):
         description="After this, a chunk claimed by a crashed invocation is retaken.",
     )
     send_max_unrecorded: int = Field(
-        24,
+        20,
         alias="SEND_MAX_UNRECORDED",
         ge=1,
         le=10_000,
@@ -84,7 +84,7 @@ class Settings(BaseModel):
         description="A chunk's outcomes are written at most this long after they are known ...",
     )
     send_checkpoint_outcomes: int = Field(
-        12,
+        16,
         alias="SEND_CHECKPOINT_OUTCOMES",
         ge=1,
         le=1000,

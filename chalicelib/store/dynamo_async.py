@@ -14,6 +14,7 @@ benchmark can meter these calls like boto3's.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import base64
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ class AsyncDynamo:
                 timeout=aiohttp.ClientTimeout(total=10, connect=3),
                 connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=60),
             )
+            atexit.register(_close_at_exit, loop, session)
             self._client = Client(
                 AIOHTTP(session),
                 Credentials.auto(),
@@ -65,6 +67,12 @@ class AsyncDynamo:
             )
             self._loop = loop
         return self._client
+
+
+def _close_at_exit(loop: asyncio.AbstractEventLoop, session: Any) -> None:
+    """Tools and tests end their process; Lambda never does. Close quietly if the loop allows."""
+    if not session.closed and not loop.is_closed() and not loop.is_running():
+        loop.run_until_complete(session.close())
 
 
 def _wire(value: Any) -> Any:

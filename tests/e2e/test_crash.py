@@ -9,60 +9,18 @@ when the process died; such a copy has the same apns-id, badge and collapse-id.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
-import pytest
 
 from chalicelib.settings import load_settings
 from devstack.seed import bulk_devices, seed_users
-from tests.e2e.conftest import BUNDLE, PushApp, Stack
+from tests.e2e.conftest import BUNDLE, Poller, PushApp, Stack
 
-ROOT = Path(__file__).resolve().parents[2]
 MAX_DUPLICATE_SHARE = 0.02
 MAX_UNRECORDED = load_settings().send_max_unrecorded  # the bound per crashed invocation
-
-
-class Poller:
-    """`python -m devstack.poller` as its own process group, killable mid-flight."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env = {k: v for k, v in env.items() if not k.startswith("_")}
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        out = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "devstack.poller"],
-            cwd=ROOT,
-            env={**os.environ, **self.env, "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING"},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            self.proc.wait(10)
-
-
-@pytest.fixture
-def poller(stack: Stack, tmp_path: Path) -> Iterator[Poller]:
-    p = Poller(stack.env, tmp_path / "poller.log")
-    yield p
-    p.kill()
-    time.sleep(1.5)  # a killed poller's long poll (1 s) still ends in the emulator: let it lapse
-    stack.pump(timeout_s=60)  # leave the queues empty for the next test
 
 
 def group_of(push_app: PushApp, stack: Stack, n: int, prefix: str) -> tuple[list[str], dict[str, str]]:
