@@ -1,8 +1,10 @@
 """Checkpoints of a chunk's outcomes while it is being sent.
 
 Outcomes are written as they come, in pages: one write when ``max_outcomes``
-are waiting or ``interval_s`` after the first one waits, whichever is first,
-with at most one write in flight. A send that dies loses only what was not
+sends' outcomes are waiting or ``interval_s`` after the first outcome waits,
+whichever is first, with at most one write in flight. Outcomes known without
+sending (skips) ride along in the next page: they hold no permit, and many
+in one page cost less than one page each. A send that dies loses only what was not
 written yet, so a takeover resends only the devices that were in flight or
 answered since the last page: the duplicate window is bounded by the
 checkpoint, not by the invocation.
@@ -44,7 +46,7 @@ class Checkpointer:
             self._release(self._permits)
             self._permits = [False] * len(self._pending)
             return
-        if len(self._pending) >= self.max_outcomes:
+        if holds_permit and self._permits.count(True) >= self.max_outcomes:
             self._kick()
         elif self._timer is None and self._task is None:
             self._timer = asyncio.get_running_loop().call_later(self.interval_s, self._kick)

@@ -141,7 +141,7 @@ def test_a_user_is_found_in_the_chunk_whose_range_holds_it(user: str, chunk: int
     assert DeliveryRepository.chunk_of(["a", "m", "t"], user) == chunk
 
 
-def test_checkpoints_write_every_n_outcomes_and_the_rest_on_close() -> None:
+def test_checkpoints_write_every_n_sends_and_the_rest_on_close() -> None:
     pages: list[tuple[int, list[Outcome]]] = []
 
     async def write(seq: int, batch: list[Outcome]) -> None:
@@ -150,16 +150,18 @@ def test_checkpoints_write_every_n_outcomes_and_the_rest_on_close() -> None:
 
     async def main() -> Checkpointer:
         cp = Checkpointer(write, seq=2, interval_s=10, max_outcomes=3)
+        cp.extend([Outcome(100 + i, None, "skipped", "dnd") for i in range(5)])  # no page of their own
         for i in range(7):
-            cp.add(Outcome(i, None, "skipped", "dnd"))
+            cp.add(Outcome(i, TOKEN_A, "sent"), holds_permit=True)
             await asyncio.sleep(0.01)
         await cp.close()
         return cp
 
     cp = asyncio.run(main())
     assert [seq for seq, _ in pages] == [2, 3, 4]
-    assert [o.index for _, batch in pages for o in batch] == list(range(7))
-    assert len(cp.written) == 7 and cp.seq == 5
+    assert [o.index for _, batch in pages for o in batch] == [100, 101, 102, 103, 104, *range(7)]
+    assert len(pages[0][1]) == 8  # the skips rode along with the first three sends
+    assert len(cp.written) == 12 and cp.seq == 5
 
 
 def test_checkpoints_write_after_the_interval_without_waiting_for_n() -> None:
