@@ -116,21 +116,29 @@ def test_requests_run_inside_moto_one_at_a_time(monkeypatch: pytest.MonkeyPatch)
 
 
 def others_run_during_a_long_poll(url: str, wait_s: int, monkeypatch: pytest.MonkeyPatch) -> bool:
-    """A ReceiveMessage long poll on an empty queue; meanwhile a PutItem. Did the put finish while
+    """A ReceiveMessage long poll on an empty queue; meanwhile a PutItem. Did moto run the put while
     the poll was still waiting?  (Then a SendMessage ends the poll, which must receive it.)"""
     import moto.sqs.models as sqs_models
 
     sqs = client("sqs", url)
     ddb, table = new_table(url)
     queue = sqs.create_queue(QueueName=f"q-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    waiting = threading.Event()
+    waiting, poll_over = threading.Event(), threading.Event()
     wait_for_messages = sqs_models.Queue.wait_for_messages
+    receive_message = sqs_models.SQSBackend.receive_message
 
     def signalling_wait(self: Any, timeout: int) -> None:
         waiting.set()
         wait_for_messages(self, timeout)
 
+    def signalling_receive(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return receive_message(self, *args, **kwargs)
+        finally:
+            poll_over.set()
+
     monkeypatch.setattr(sqs_models.Queue, "wait_for_messages", signalling_wait)
+    monkeypatch.setattr(sqs_models.SQSBackend, "receive_message", signalling_receive)
     received: list[Any] = []
     poll = threading.Thread(
         target=lambda: received.extend(
@@ -140,7 +148,7 @@ def others_run_during_a_long_poll(url: str, wait_s: int, monkeypatch: pytest.Mon
     poll.start()
     assert waiting.wait(30)
     ddb.put_item(TableName=table, Item=item("during-the-poll"))
-    put_during_poll = poll.is_alive()
+    put_during_poll = not poll_over.is_set()
     sqs.send_message(QueueUrl=queue, MessageBody="wake up")
     poll.join()
     monkeypatch.undo()
