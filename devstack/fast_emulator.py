@@ -471,19 +471,28 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(proc.pid, sig)  # the child is a session (and group) leader
 
 
+def emulator_command(port: int) -> list[str]:
+    # ``-m``, not the file path: as a script, devstack/ would come first on sys.path
+    # and a module named like a standard one would shadow the standard library.
+    return [sys.executable, "-m", "devstack.fast_emulator", "-H", "127.0.0.1", "-p", str(port)]
+
+
+def emulator_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    base = dict(os.environ if base is None else base)
+    return {
+        **base,
+        "MOTO_ALLOW_NONEXISTENT_REGION": "true",
+        "PYTHONPATH": os.pathsep.join(filter(None, [_REPO_ROOT, base.get("PYTHONPATH")])),
+    }
+
+
 def start_emulator(port: int | None = None, quiet: bool = True) -> Emulator:
     port = port or free_port()
     proc = subprocess.Popen(
-        # ``-m``, not the file path: as a script, devstack/ would come first on sys.path
-        # and a module named like a standard one would shadow the standard library.
-        [sys.executable, "-m", "devstack.fast_emulator", "-H", "127.0.0.1", "-p", str(port)],
+        emulator_command(port),
         stdout=subprocess.DEVNULL if quiet else None,
         stderr=subprocess.DEVNULL if quiet else None,
-        env={
-            **os.environ,
-            "MOTO_ALLOW_NONEXISTENT_REGION": "true",
-            "PYTHONPATH": os.pathsep.join(filter(None, [_REPO_ROOT, os.environ.get("PYTHONPATH")])),
-        },
+        env=emulator_env(),
         start_new_session=True,
     )
     emulator = FastEmulator(port=port, proc=proc)

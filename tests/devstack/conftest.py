@@ -89,30 +89,32 @@ def local_api(tmp_path: Path) -> Iterator[LocalApi]:
     creds = {"region_name": "us-east-1", "aws_access_key_id": "local", "aws_secret_access_key": "local"}
     ddb = boto3.client("dynamodb", endpoint_url=emulator.url, **creds)
     sqs = boto3.client("sqs", endpoint_url=emulator.url, **creds)
-    resources.create_all(ddb, sqs, env["TABLE_NAME"], env["INTAKE_QUEUE_NAME"], env["SEND_QUEUE_NAME"])
     port = free_port()
-    with (tmp_path / "api.log").open("ab") as log:
-        api = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "devstack.api",
-                "--no-autoreload",
-                "--stage",
-                "local",
-                "--port",
-                str(port),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    api: subprocess.Popen[bytes] | None = None
     try:
+        resources.create_all(ddb, sqs, env["TABLE_NAME"], env["INTAKE_QUEUE_NAME"], env["SEND_QUEUE_NAME"])
+        with (tmp_path / "api.log").open("ab") as log:
+            api = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "devstack.api",
+                    "--no-autoreload",
+                    "--stage",
+                    "local",
+                    "--port",
+                    str(port),
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         wait_http(f"http://127.0.0.1:{port}/openapi.json", timeout_s=60, proc=api)
         yield LocalApi(url=f"http://127.0.0.1:{port}", emulator=emulator, table=env["TABLE_NAME"], ddb=ddb)
     finally:
-        api.terminate()
-        api.wait(10)
+        if api is not None:
+            api.terminate()
+            api.wait(10)
         emulator.stop()
