@@ -24,19 +24,22 @@ def pinned(environ: Mapping[str, str]) -> dict[str, str]:
     return {name: environ[name] for name in PASSTHROUGH if environ.get(name)}
 
 
-def main(argv: list[str] | None = None) -> None:
-    from chalice.cli import main as chalice_main
-    from chalice.cli.factory import CLIFactory
-
-    overrides = pinned(os.environ)
-    load_chalice_app = CLIFactory.load_chalice_app
+def overriding(load_chalice_app: Any, overrides: dict[str, str]) -> Any:
+    """``CLIFactory.load_chalice_app`` with ``overrides`` applied over the stage's variables."""
 
     def load_with_overrides(self: Any, environment_variables: Any = None, *args: Any, **kwargs: Any) -> Any:
         if environment_variables is not None:
             environment_variables = {**environment_variables, **overrides}
         return load_chalice_app(self, environment_variables, *args, **kwargs)
 
-    CLIFactory.load_chalice_app = load_with_overrides  # type: ignore[method-assign]
+    return load_with_overrides
+
+
+def main(argv: list[str] | None = None) -> None:
+    from chalice.cli import main as chalice_main
+    from chalice.cli.factory import CLIFactory
+
+    CLIFactory.load_chalice_app = overriding(CLIFactory.load_chalice_app, pinned(os.environ))  # type: ignore[method-assign]
     sys.argv = ["chalice", "local", *(sys.argv[1:] if argv is None else argv)]
     sys.exit(chalice_main())
 

@@ -296,11 +296,44 @@ def test_a_port_in_use_is_one_line_saying_how_to_fix_it(tmp_path: Path) -> None:
     assert not (tmp_path / "logs").exists()
 
 
-def test_the_send_tuning_environment_wins_over_the_stage_config() -> None:
-    from devstack.api import PASSTHROUGH, pinned
+def test_the_send_tuning_environment_wins_over_the_stage_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given a stage that sets SEND_LEASE_S and MAX_SEND_ATTEMPTS, when `chalice local` (through
+    devstack.api) loads the app with SEND_LEASE_S=7 in its environment, the app sees 7."""
+    from chalice import Chalice
+    from chalice.cli.factory import CLIFactory
 
-    environ = {"SEND_LEASE_S": "7", "MAX_SEND_ATTEMPTS": "2", "RETRY_BASE_DELAY_S": "", "OTHER": "x"}
-    assert pinned(environ) == {"SEND_LEASE_S": "7", "MAX_SEND_ATTEMPTS": "2"}
+    from devstack.api import PASSTHROUGH, overriding, pinned
+
+    (tmp_path / ".chalice").mkdir()
+    (tmp_path / ".chalice" / "config.json").write_text(
+        json.dumps(
+            {
+                "version": "2.0",
+                "app_name": "t",
+                "stages": {
+                    "local": {"environment_variables": {"SEND_LEASE_S": "120", "MAX_SEND_ATTEMPTS": "9"}}
+                },
+            }
+        )
+    )
+    monkeypatch.setitem(sys.modules, "app", type("AppModule", (), {"app": Chalice("t")}))
+
+    def loaded_environment(load_chalice_app: Any) -> dict[str, str]:
+        environ = {"SEND_LEASE_S": "7", "RETRY_BASE_DELAY_S": ""}
+        monkeypatch.setattr(CLIFactory, "load_chalice_app", load_chalice_app)
+        config = CLIFactory(str(tmp_path), environ=environ).create_config_obj(chalice_stage_name="local")
+        assert config.chalice_app is not None
+        return environ
+
+    load_chalice_app = CLIFactory.load_chalice_app
+    assert loaded_environment(load_chalice_app)["SEND_LEASE_S"] == "120"  # chalice local as is
+    seen = loaded_environment(
+        overriding(load_chalice_app, pinned({"SEND_LEASE_S": "7", "RETRY_BASE_DELAY_S": ""}))
+    )
+    assert seen["SEND_LEASE_S"] == "7"
+    assert seen["MAX_SEND_ATTEMPTS"] == "9"  # not given: the stage's value
     assert set(PASSTHROUGH) == {
         "SEND_LEASE_S",
         "MAX_SEND_ATTEMPTS",
