@@ -235,6 +235,23 @@ def test_a_killed_poller_is_started_again_and_the_queued_work_gets_done(running_
     assert stack.proc.poll() is None
 
 
+def test_a_killed_emulator_comes_back_empty_with_the_api_and_poller_and_says_so(
+    running_stack: RunningStack,
+) -> None:
+    stack = running_stack
+    call("POST", f"{stack.api}/v1/apps", {"name": "Before"}, token=OPERATOR_KEY)
+    api = child_pid(stack, "devstack.api")
+
+    os.kill(child_pid(stack, "devstack.fast_emulator"), signal.SIGKILL)
+
+    line = stack.wait_for_line("the emulator exited (signal SIGKILL)")
+    assert "it held ALL the service's state in memory" in line
+    stack.wait_for_line("the emulator is back, with api, poller")
+    assert child_pid(stack, "devstack.api") != api
+    # the table and queues are there again: the API works, on an empty store
+    assert call("POST", f"{stack.api}/v1/apps", {"name": "After"}, token=OPERATOR_KEY)["appId"]
+
+
 def test_sigterm_twice_stops_every_child_and_frees_every_port(running_stack: RunningStack) -> None:
     stack = running_stack
     children = descendants(stack.proc.pid)
