@@ -426,8 +426,8 @@ def serve(host: str, port: int, server: str = "auto") -> None:
             interface=Interfaces.WSGI,
             factory=True,
             workers=1,
-            # moto's handlers block (SQS long polling holds a thread for up to
-            # WaitTimeSeconds), so allow plenty of concurrent requests.
+            # SQS long polls hold a thread for up to WaitTimeSeconds (outside moto's lock),
+            # so allow plenty of concurrent requests; the rest queue on the lock.
             blocking_threads=int(os.environ.get("FAST_EMULATOR_THREADS", "64")),
             workers_kill_timeout=5,
             log_enabled=False,
