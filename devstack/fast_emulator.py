@@ -1,12 +1,24 @@
-"""A faster embedded AWS emulator: moto's full server app with its hot spots removed.
+"""The embedded AWS emulator: moto's full server app, safe under concurrency, memory bounded, faster.
 
 Same interface as ``devstack.emulator`` (``start_emulator(port, quiet) -> Emulator``)
 and the same thing underneath: moto's complete WSGI application
 (``DomainDispatcherApplication(create_backend_app)``, every service, ``/moto-api/``),
 served over HTTP on loopback by one child process, so all clients share its state.
 
-What differs is only how much CPU each request costs.  ``apply_patches()`` removes
-per-request work in moto that does not change any response:
+Correctness and memory (each patch is tested in ``tests/devstack/test_fast_emulator.py``
+against moto's unpatched behaviour):
+
+* **One request at a time** (``SerializedApp``): moto is not thread-safe, and the server
+  runs requests on many threads.  An SQS long poll waits *outside* the lock
+  (``_patch_sqs_long_poll``), so a poller waiting 20 s for messages stalls nobody.
+* **Rollback snapshots of touched items only** (``_patch_transact_write_items``): moto
+  deep-copied whole tables for every TransactWriteItems and, when one was cancelled,
+  put the copies back in place of the tables.
+* **No record of every item version ever made** (``_patch_instance_tracking``): moto's
+  model-instance tracker kept every DynamoDB item and SQS message it created, forever.
+
+Speed: ``apply_patches()`` also removes per-request work in moto that does not change
+any response:
 
 * ``moto.backends.list_of_moto_modules`` lists moto's package directory (``listdir``
   plus one ``stat`` per entry) on *every* request to route it; the listing is static,
@@ -18,12 +30,11 @@ per-request work in moto that does not change any response:
   (90 % of a 100-key BatchGetItem).  A subclass serializes the ``AttributeValue``
   shape directly when the value is the plain ``{type: value}`` dict moto produces,
   and defers to the generic code for anything else, so output is byte-identical.
-* ``TransactWriteItems`` deep-copied the whole table once *per item* of the
-  transaction (100 copies for 100 puts) for its rollback snapshot; only the last copy
-  was ever kept, and all copies are taken before any write, so one copy per table is
-  the same snapshot.
 * The per-request access log line of werkzeug's dev server is not formatted/written
   (it went to /dev/null with ``quiet=True`` anyway).
+
+Limits measured with ``python -m devstack.emulator_limits`` are in the README
+("Emulator limits").
 
 Serve by hand with ``python -m devstack.fast_emulator -H 127.0.0.1 -p PORT [--server granian|werkzeug]``.
 """
@@ -34,9 +45,11 @@ import argparse
 import contextlib
 import functools
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 from typing import Any
 
 from devstack.emulator import Emulator, free_port, wait_http
@@ -169,10 +182,18 @@ def _patch_dynamodb_serializer() -> None:
 
 
 def _patch_transact_write_items() -> None:
-    """Take the rollback snapshot of each table once per transaction, not once per item.
+    """A transaction's rollback snapshot holds copies of the items it touches, not of whole tables.
 
-    The fix is applied to moto's own source text of the method, so the method stays
-    moto's code; if that text changed in another moto version, nothing is patched.
+    moto deep-copies every table a transaction names (once per *item* of the
+    transaction) before writing, and on cancellation puts those copies back in
+    place of the tables: on a 10,000-item table that is ~10 MB and ~0.2 s per
+    transaction, and a cancelled one throws away every write other requests made
+    meanwhile.  Here the snapshot of a table is a ``TouchedItems``: copies of the
+    (at most 100) items the transaction names, put back one by one on rollback.
+
+    The change is made to moto's own source text of the method (three spots), so
+    the method stays moto's code; if that text differs in another moto version,
+    nothing is patched and a warning says so.
     """
     import inspect
     import textwrap
@@ -182,24 +203,180 @@ def _patch_transact_write_items() -> None:
     original = models.DynamoDBBackend.transact_write_items
     if getattr(original, "_fast_emulator", False):
         return
-    old = "if table_name and table_name in self.tables:"
-    new = "if table_name and table_name in self.tables and table_name not in original_table_state:"
     try:
         source = textwrap.dedent(inspect.getsource(original))
     except (OSError, TypeError):
+        source = ""
+    once = "if table_name and table_name in self.tables:"
+    snapshot = re.compile(r"copy\.deepcopy\(\s*self\.tables\[table_name\]\s*\)")
+    restore = "self.tables[table_name] = original_table_state[table_name]"
+    if source.count(once) != 1 or len(snapshot.findall(source)) != 1 or source.count(restore) != 2:
+        _warn("moto's DynamoDBBackend.transact_write_items changed: rollback snapshots stay whole tables")
         return
-    if source.count(old) != 1:
-        return
+    source = source.replace(once, once[:-1] + " and table_name not in original_table_state:")
+    source = snapshot.sub(
+        "_fast_emulator_TouchedItems(self.tables[table_name], table_name, transact_items)", source
+    )
+    source = source.replace(restore, "original_table_state[table_name].restore()")
+    models._fast_emulator_TouchedItems = TouchedItems  # type: ignore[attr-defined]
     namespace: dict[str, Any] = {}
-    exec(  # noqa: S102 (moto's own method source with one condition changed)
-        compile(source.replace(old, new), inspect.getsourcefile(original) or "<moto>", "exec"),
-        models.__dict__,
-        namespace,
+    exec(  # noqa: S102 (moto's own method source with the snapshot narrowed)
+        compile(source, inspect.getsourcefile(original) or "<moto>", "exec"), models.__dict__, namespace
     )
     patched = namespace["transact_write_items"]
     patched.__qualname__ = original.__qualname__
     patched._fast_emulator = True
+    patched.__wrapped__ = original
     models.DynamoDBBackend.transact_write_items = patched  # type: ignore[method-assign]
+
+
+class TouchedItems:
+    """Rollback snapshot of one table for one transaction: a copy of each item the transaction names
+    (or "absent"), restored in place, newest first, if the transaction is cancelled."""
+
+    def __init__(self, table: Any, table_name: str, transact_items: list[dict[str, Any]]) -> None:
+        import copy
+
+        from moto.dynamodb.models.dynamo_type import DynamoType
+
+        self.table = table
+        self.saved: list[tuple[Any, Any, Any]] = []
+        for entry in transact_items:
+            for op in entry.values():
+                if not isinstance(op, dict) or op.get("TableName") != table_name:
+                    continue
+                key = op.get("Key") or op.get("Item") or {}
+                try:
+                    hash_key = DynamoType(key[table.hash_key_attr])
+                    range_key = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+                    current = table.get_item(hash_key, range_key)
+                except Exception:  # noqa: S112 (a malformed key: moto refuses that operation unwritten)
+                    continue
+                self.saved.append((hash_key, range_key, copy.deepcopy(current)))
+        shard = table.stream_shard
+        self.stream_records = len(shard.items) if shard is not None else 0
+
+    def restore(self) -> None:
+        items = self.table.items
+        for hash_key, range_key, item in reversed(self.saved):
+            if range_key is None:
+                if item is None:
+                    items.pop(hash_key, None)
+                else:
+                    items[hash_key] = item
+            elif item is None:
+                if hash_key in items:
+                    items[hash_key].pop(range_key, None)
+            else:
+                items[hash_key][range_key] = item
+        shard = self.table.stream_shard
+        if shard is not None:  # as moto's whole-table restore did: no stream records of a cancelled write
+            del shard.items[self.stream_records :]
+
+
+def _patch_instance_tracking() -> None:
+    """Stop moto keeping every DynamoDB item and SQS message it ever made.
+
+    moto's ``BaseModel.__new__`` appends each instance of every model class to a
+    class-level list (``instances_tracked``, for the ``/moto-api/`` dashboard) that
+    is never pruned.  DynamoDB ``Item``s are made on every put, update and copy and
+    SQS ``Message``s on every receive (a copy per message), so the list keeps every
+    version of every item ever written: memory grows with traffic, not with data.
+    Those two classes are left out of the list; everything else is still tracked.
+    """
+    from moto.core.common_models import BaseModel
+    from moto.dynamodb.models.dynamo_type import Item
+    from moto.sqs.models import Message
+
+    if getattr(BaseModel.__new__, "_fast_emulator", False):
+        return
+    untracked = (Item, Message)
+
+    def new(cls: type, *args: Any, **kwargs: Any) -> Any:
+        instance = object.__new__(cls)
+        if not issubclass(cls, untracked):
+            cls.instances_tracked.append(instance)  # type: ignore[attr-defined]
+        return instance
+
+    new._fast_emulator = True  # type: ignore[attr-defined]
+    new.__wrapped__ = BaseModel.__dict__["__new__"]  # type: ignore[attr-defined]
+    BaseModel.__new__ = staticmethod(new)  # type: ignore[method-assign,assignment]
+
+
+# ---- one request at a time inside moto ------------------------------------------------------------
+
+_MOTO_LOCK = threading.Lock()
+_holder = threading.local()
+
+
+class SerializedApp:
+    """WSGI middleware: moto handles one request at a time.
+
+    moto's backends are plain dicts and lists without locks; requests on many
+    server threads at once fail ("dictionary changed size during iteration") or
+    interleave inside a transaction.  Every request therefore runs under one lock,
+    except while an SQS ReceiveMessage long poll waits for messages (see
+    ``_patch_sqs_long_poll``).  The response is produced inside the lock, so
+    nothing of moto runs outside it.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        with _MOTO_LOCK:
+            _holder.held = True
+            try:
+                result = self.app(environ, start_response)
+                try:
+                    return list(result)
+                finally:
+                    close = getattr(result, "close", None)
+                    if close is not None:
+                        close()
+            finally:
+                _holder.held = False
+
+
+def _patch_sqs_long_poll() -> None:
+    """An SQS long poll waits with moto's lock released.
+
+    moto's ``receive_message`` scans the queue and, finding nothing, calls
+    ``Queue.wait_for_messages(1)`` in a loop until ``WaitTimeSeconds`` is over.
+    Holding the request lock there would stop every other request (and so the
+    SendMessage that would end the wait) for up to 20 s.  The patched wait takes
+    the queue's condition, releases the request lock, waits to be notified (moto
+    notifies on every SendMessage) or for the timeout, and takes the lock back
+    before moto scans again.  It also waits when visible messages could not be
+    delivered (a busy FIFO group), where moto's ``wait_for`` would return at once
+    and spin.
+    """
+    import moto.sqs.models as sqs_models
+
+    original = sqs_models.Queue.wait_for_messages
+    if getattr(original, "_fast_emulator", False):
+        return
+
+    def wait_for_messages(self: Any, timeout: int) -> None:
+        if not getattr(_holder, "held", False):  # moto used in-process, without the middleware
+            original(self, timeout)
+            return
+        condition = self._messages_lock
+        condition.acquire()
+        _MOTO_LOCK.release()  # a sender takes the lock, then the condition: no wake-up is lost
+        try:
+            condition.wait(timeout)
+        finally:
+            condition.release()
+            _MOTO_LOCK.acquire()  # never while holding the condition (senders take it the other way round)
+
+    wait_for_messages._fast_emulator = True  # type: ignore[attr-defined]
+    wait_for_messages.__wrapped__ = original  # type: ignore[attr-defined]
+    sqs_models.Queue.wait_for_messages = wait_for_messages  # type: ignore[method-assign]
+
+
+def _warn(message: str) -> None:
+    print(f"fast_emulator: {message}", file=sys.stderr, flush=True)
 
 
 def apply_patches() -> None:
@@ -210,17 +387,20 @@ def apply_patches() -> None:
     _patch_method_names()
     _patch_dynamodb_serializer()
     _patch_transact_write_items()
+    _patch_instance_tracking()
+    _patch_sqs_long_poll()
     _PATCHED = True
 
 
-def make_app() -> Any:
-    """moto's full server application (all services), with the patches applied."""
+def make_app(serialize: bool = True) -> Any:
+    """moto's full server application (all services), with the patches applied, one request at a time
+    (``serialize=False`` only to show, in tests, what the lock prevents)."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     apply_patches()
     app = DomainDispatcherApplication(create_backend_app)
     app.debug = True  # type: ignore[attr-defined]  # as moto.server does
-    return app
+    return SerializedApp(app) if serialize else app
 
 
 def _granian_available() -> bool:
@@ -246,8 +426,8 @@ def serve(host: str, port: int, server: str = "auto") -> None:
             interface=Interfaces.WSGI,
             factory=True,
             workers=1,
-            # moto's handlers block (SQS long polling holds a thread for up to
-            # WaitTimeSeconds), so allow plenty of concurrent requests.
+            # SQS long polls hold a thread for up to WaitTimeSeconds (outside moto's lock),
+            # so allow plenty of concurrent requests; the rest queue on the lock.
             blocking_threads=int(os.environ.get("FAST_EMULATOR_THREADS", "64")),
             workers_kill_timeout=5,
             log_enabled=False,
@@ -291,19 +471,28 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(proc.pid, sig)  # the child is a session (and group) leader
 
 
+def emulator_command(port: int) -> list[str]:
+    # ``-m``, not the file path: as a script, devstack/ would come first on sys.path
+    # and a module named like a standard one would shadow the standard library.
+    return [sys.executable, "-m", "devstack.fast_emulator", "-H", "127.0.0.1", "-p", str(port)]
+
+
+def emulator_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    base = dict(os.environ if base is None else base)
+    return {
+        **base,
+        "MOTO_ALLOW_NONEXISTENT_REGION": "true",
+        "PYTHONPATH": os.pathsep.join(filter(None, [_REPO_ROOT, base.get("PYTHONPATH")])),
+    }
+
+
 def start_emulator(port: int | None = None, quiet: bool = True) -> Emulator:
     port = port or free_port()
     proc = subprocess.Popen(
-        # ``-m``, not the file path: as a script, devstack/ would come first on sys.path
-        # and a module named like a standard one would shadow the standard library.
-        [sys.executable, "-m", "devstack.fast_emulator", "-H", "127.0.0.1", "-p", str(port)],
+        emulator_command(port),
         stdout=subprocess.DEVNULL if quiet else None,
         stderr=subprocess.DEVNULL if quiet else None,
-        env={
-            **os.environ,
-            "MOTO_ALLOW_NONEXISTENT_REGION": "true",
-            "PYTHONPATH": os.pathsep.join(filter(None, [_REPO_ROOT, os.environ.get("PYTHONPATH")])),
-        },
+        env=emulator_env(),
         start_new_session=True,
     )
     emulator = FastEmulator(port=port, proc=proc)
