@@ -57,6 +57,9 @@ from chalicelib.store.users import UserRecord, UserRepository
 log = logging.getLogger(__name__)
 
 
+_NO_ANSWER = ("Timeout", "ConnectionError")  # ApnsResult reasons of a request APNs did not answer
+
+
 class ChunkBusy(Exception):
     """Another invocation holds this chunk's claim: let SQS deliver it again later."""
 
@@ -133,6 +136,8 @@ class SendService:
     _creds: _CredentialCache = field(init=False)
     _semaphore: asyncio.Semaphore | None = field(default=None, init=False)
     _unrecorded: asyncio.Semaphore | None = field(default=None, init=False)
+    _no_answer_streak: int = field(default=0, init=False)
+    _pause_until: float = field(default=0.0, init=False)
     _refresh_locks: dict[tuple[str, int], asyncio.Lock] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
@@ -299,6 +304,13 @@ class SendService:
             # A send holds a permit until its outcome is written: what a crash can make us send
             # twice is at most send_max_unrecorded devices per invocation.
             await unrecorded.acquire()
+            if self._apns_paused():
+                # APNs has not answered a whole window of requests: retry later rather than wait a
+                # timeout per 20 devices (an outage would stall the invocation for minutes).
+                unrecorded.release()
+                ident = apns_id(chunk.app_id, chunk.message_id, target.device.token)
+                retry.append((target, ApnsResult(0, "NotSent:ApnsNotAnswering", ident)))
+                return
             try:
                 result, cred = await self._send_one(chunk, target, notification, report)
             except Exception as exc:
@@ -306,6 +318,7 @@ class SendService:
                 log.warning("sending to a device of %s failed: %r", chunk.message_id, exc)
                 ident = apns_id(chunk.app_id, chunk.message_id, target.device.token)
                 result, cred = ApnsResult(0, f"Error:{type(exc).__name__}", ident), None
+            self._note_answer(result)
             try:
                 outcome = await self._settle(chunk, target, result, cred)
             except BaseException:
@@ -340,6 +353,25 @@ class SendService:
                         for t, r in retry
                     ]
                 )
+
+    def _apns_paused(self) -> bool:
+        return time.monotonic() < self._pause_until
+
+    def _note_answer(self, result: ApnsResult) -> None:
+        """Count requests APNs left unanswered in a row; a whole window of them pauses sending for a
+        request timeout (the paused devices are retried with back-off, like the unanswered ones)."""
+        if result.status != 0 or not result.reason or not result.reason.startswith(_NO_ANSWER):
+            self._no_answer_streak = 0
+            return
+        self._no_answer_streak += 1
+        if self._no_answer_streak >= self.settings.send_max_unrecorded and not self._apns_paused():
+            self._pause_until = time.monotonic() + self.settings.apns_request_timeout_s
+            log.warning(
+                "APNs left %d requests in a row unanswered (%s): sending paused for %.0f s, the rest retried",
+                self._no_answer_streak,
+                result.reason,
+                self.settings.apns_request_timeout_s,
+            )
 
     def _recorded(self, permits: int) -> None:
         if self._unrecorded is not None:

@@ -4,15 +4,17 @@ and send-queue batches near SQS's size limit. Each ends with every device settle
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import Any
 
+import boto3
 import pytest
 
 from chalicelib.store.deliveries import DeliveryRepository
 from chalicelib.store.queues import SQS_BATCH_BYTES, _batches
 from chalicelib.store.users import UserRepository
-from tests.e2e.conftest import PushApp, Stack, payloads
+from tests.e2e.conftest import BUNDLE, PushApp, Stack, payloads
 
 
 def fail_once(monkeypatch: pytest.MonkeyPatch, cls: type, name: str, times: int = 1) -> dict[str, int]:
@@ -112,3 +114,43 @@ def test_large_group_event_with_offline_users_is_delivered(stack: Stack, push_ap
     report = push_app.call("GET", f"/messages/{body['messageId']}/deliveries?limit=1000").data
     assert report["recipientCount"] == 1000
     assert Counter(d["status"] for d in report["items"]) == {"skipped": 998, "sent": 2}
+
+
+def test_an_apns_that_stops_answering_pauses_sending_instead_of_waiting_out_each_timeout(
+    stack: Stack, push_app: PushApp
+) -> None:
+    """With at most SEND_MAX_UNRECORDED sends in doubt per invocation, an APNs that answers nothing
+    would let only that many through per request timeout; after a window of unanswered requests the
+    rest of the batch goes straight to the retry queue instead."""
+    from chalicelib.settings import load_settings
+    from devstack.seed import bulk_devices, seed_users
+
+    window = load_settings().send_max_unrecorded
+    tokens = bulk_devices(stack.sandbox, BUNDLE, 100)
+    ddb = boto3.client("dynamodb", endpoint_url=stack.env["AWS_ENDPOINT_OVERRIDE"], region_name="us-east-1")
+    users = seed_users(
+        ddb, stack.env["TABLE_NAME"], push_app.ctx.app_id, push_app.prod_cert, BUNDLE, tokens, "outage"
+    )
+    before = stack.sandbox.stats()["faultsInjected"]
+    stack.sandbox.add_fault(latencyMs=6000, count=10_000)  # nothing answered within the 3 s timeout
+    body = push_app.message({"groupId": "outage", "groupName": "O", "members": users})
+    push_app.call("POST", "/messages", body)
+    stack.intake.poll_once()
+    stack.send_poller.poll_once()
+    attempted = stack.sandbox.stats()["faultsInjected"] - before
+    assert attempted <= 2 * window  # not 100: the rest were retried without a request each
+    assert {d["status"] for d in push_app.deliveries(body["messageId"], limit="1000")} == {"pending"}
+
+    stack.sandbox.clear_faults()
+    time.sleep(float(stack.env["APNS_REQUEST_TIMEOUT_S"]) + 0.5)  # the pause ends
+    stack.pump(timeout_s=60)
+    report = push_app.call("GET", f"/messages/{body['messageId']}/deliveries?limit=1").data
+    assert report["summary"]["sent"] == 100
+    counts = Counter(
+        n["deviceToken"]
+        for n in stack.sandbox.notifications(limit=100_000)
+        if n["payload"].get("m") == body["messageId"]
+    )
+    assert (
+        set(counts) == set(tokens) and max(counts.values()) <= 2
+    )  # a late answer's device may have it twice
