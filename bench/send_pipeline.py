@@ -1,18 +1,27 @@
-"""`make bench`: the warm send handler against raw aioapns, same sandbox, same run.
+"""`make bench`: the warm send handler against raw aioapns, same sandbox, same run; and the cost of a push.
 
-1. pipeline: N notifications (N/100 chunks of 100 recipients, 10 chunks per SQS
-   batch as Lambda would hand them over) through ``handle_send_records``: the
-   chunk ledger, one BatchGetItem per chunk against the emulator, badge
-   increments, rendering, aioapns over HTTP/2 + TLS to the sandbox, delivery
-   records.
-2. raw aioapns: the same number of pre-built notifications, one client, the
-   same concurrency, the same sandbox.
-3. a 10,000-member stored group: submit -> intake queue -> fan-out -> send
-   queue -> send -> the sandbox's last notification.
+Throughput (nothing metered):
+
+1. pipeline: N notifications (chunks of SEND_CHUNK_SIZE recipients, 10 chunks per SQS batch
+   as Lambda would hand them over) through ``handle_send_records``: the chunk lease, one round
+   of BatchGetItem per chunk against the emulator, badge increments, rendering, aioapns over
+   HTTP/2 + TLS to the sandbox, checkpoint pages. The bench process's CPU (the emulator and the
+   sandbox are other processes) per notification.
+2. raw aioapns: the same number of pre-built notifications, one client, the same concurrency,
+   the same sandbox, CPU measured the same way.
+3. a 10,000-member stored group: submit -> intake queue -> fan-out -> send queue -> send -> the
+   sandbox's last notification.
 4. memory over many sends on one long-lived connection (aioapns keeps per-request state).
+5. cProfile (CPU clock) of one more pipeline run: where the send handler's CPU goes.
 
-Prints each rate, memory, DynamoDB calls per chunk, and last
-``pipeline_vs_raw_aioapns: <ratio>``.
+Cost (metered by ``bench/cost.py`` from item sizes, DynamoDB's documented rules; the emulator's
+ConsumedCapacity is fake), each one message to a stored group through the real path, fan-out
+included: (a) all pushed with badges, (b) ignoreBadge, (c) a 10,000-member group with 90 %
+online, (d) all online (the cost of a skipped recipient). Then cost per million pushes of (a)
+from the on-demand prices below.
+
+Prints, last, ``wru_per_push``, ``wru_per_skipped_recipient``, ``send_cpu_vs_raw_aioapns``,
+``cost_per_million_pushes_usd`` and ``pipeline_vs_raw_aioapns``.
 """
 
 from __future__ import annotations
@@ -49,20 +58,38 @@ def rss_mb() -> float:
 
 
 class CallCounter:
-    """Counts DynamoDB API calls at the botocore level (every page and retry included)."""
+    """Counts DynamoDB API calls at the botocore level (every page and retry included) and on the
+    send path's asyncio client (``aio:``), cheaply (no reads: the throughput runs use it). For
+    PutItem on the asyncio client (checkpoint pages, badges: new items) it also adds up the write
+    units of the item written, to compare with the metered runs, which are slower."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, dynamo: Any = None) -> None:
         self.calls: dict[str, int] = {}
+        self.aio_put_wru = 0
+        self.aio_put_bytes = 0
         client.meta.events.register("before-call.dynamodb.*", self._count)
+        if dynamo is not None:
+            dynamo.before_call.append(self._count_aio)
 
     def _count(self, model: Any, **_: Any) -> None:
         self.calls[model.name] = self.calls.get(model.name, 0) + 1
+
+    def _count_aio(self, action: str, payload: dict[str, Any], _resp: Any) -> None:
+        from bench.cost import item_size, write_units
+
+        name = f"aio:{action}"
+        self.calls[name] = self.calls.get(name, 0) + 1
+        if action == "PutItem":
+            size = item_size(payload["Item"])
+            self.aio_put_wru += write_units(0, size)
+            self.aio_put_bytes += size
 
     def total(self) -> int:
         return sum(self.calls.values())
 
     def reset(self) -> None:
         self.calls.clear()
+        self.aio_put_wru = self.aio_put_bytes = 0
 
 
 def start_stack(tmp: Path) -> tuple[Any, Any, dict[str, str]]:
@@ -174,6 +201,8 @@ def bench_pipeline(
         "invocations": math.ceil(len(bodies) / 10),
         "failed_chunks": failures,
         "dynamodb_calls_per_chunk": counter.total() / len(bodies),
+        "aio_put_wru_per_notification": counter.aio_put_wru / n,
+        "aio_put_bytes_per_wru": counter.aio_put_bytes / max(counter.aio_put_wru, 1),
         "dynamodb_calls": dict(counter.calls),
         "rss_before_mb": rss_before,
         "rss_after_mb": rss_mb(),
@@ -520,7 +549,7 @@ def main() -> None:
         svc = deps.services()
         settings = svc.settings
         ddb = svc.user_repo.client
-        counter = CallCounter(ddb)
+        counter = CallCounter(ddb, svc.sender.dynamo)
         app = svc.apps.create(AppCreate(name="bench"))
         key = sandbox.issue_p8([BUNDLE])
         cred = svc.credentials.upload(
@@ -589,8 +618,13 @@ def main() -> None:
             f"CPU {pipeline['cpu_ms_per_notification']:.3f} ms/notification"
         )
         print(
-            f"  DynamoDB calls per chunk (boto3 only; badges and checkpoints go through aiodynamo): "
+            f"  DynamoDB calls per chunk (aio: = the asyncio client): "
             f"{pipeline['dynamodb_calls_per_chunk']:.1f} {json.dumps(pipeline['dynamodb_calls'])}"
+        )
+        print(
+            f"  checkpoint pages + badges items (aio PutItem) unmetered: "
+            f"{pipeline['aio_put_wru_per_notification']:.3f} WRU/notification, "
+            f"{pipeline['aio_put_bytes_per_wru']:.0f} bytes per write unit used (of 1024)"
         )
         print(f"  RSS {pipeline['rss_before_mb']:.0f} MB -> {pipeline['rss_after_mb']:.0f} MB")
         print(
