@@ -434,6 +434,21 @@ def bench_memory(settings: Any, key: dict[str, str], tokens: list[str], n: int) 
     }
 
 
+def package_of(file: str) -> str:
+    """What a profiled function belongs to: a site-packages distribution, a chalicelib module,
+    or the standard library's module."""
+    if "site-packages/" in file:
+        return file.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
+    if "/chalicelib/" in file:
+        return "chalicelib/" + file.split("/chalicelib/", 1)[1].removesuffix(".py")
+    if file.startswith("~") or not file.endswith(".py"):
+        return "builtins"
+    parts = Path(file).parts
+    return "stdlib:" + (
+        parts[-2] if parts[-1] == "__init__.py" or parts[-2] == "asyncio" else Path(file).stem
+    )
+
+
 # ---- cost ------------------------------------------------------------------------------------
 
 # On-demand prices, us-east-1, after the November 2024 DynamoDB on-demand cut (FINDINGS).
@@ -494,11 +509,11 @@ def metered_message(
 
 def print_metered(name: str, run: dict[str, Any]) -> None:
     total, pushes, recipients = run["total"], run["pushes"], run["recipients"]
-    per = max(pushes, 1)
+    per, unit = (pushes, "push") if pushes else (max(recipients, 1), "recipient")
     print(
         f"{name}: {recipients} recipients, {pushes} pushed; "
-        f"WRU {total.wru:.0f} ({total.wru / per:.3f}/push), "
-        f"RRU {total.rru:.1f} ({total.rru / per:.3f}/push), "
+        f"WRU {total.wru:.0f} ({total.wru / per:.3f}/{unit}), "
+        f"RRU {total.rru:.1f} ({total.rru / per:.3f}/{unit}), "
         f"SQS requests {total.sqs_total - total.sqs_empty_receives} "
         f"(+{total.sqs_empty_receives} empty receives); invocations {run['invocations']}"
     )
@@ -668,7 +683,17 @@ def main() -> None:
             st = pstats.Stats(profile)
             rows = sorted(st.stats.items(), key=lambda kv: kv[1][2], reverse=True)  # type: ignore[attr-defined]
             total_tt = sum(v[2] for _, v in rows)
-            print(f"  total (profiled) {total_tt * 1e6 / args.profile_n:.0f} us; top by own time:")
+            print(f"  total (profiled) {total_tt * 1e6 / args.profile_n:.0f} us")
+            by_package: dict[str, float] = {}
+            for (file, _line, _fn), (_cc, _nc, tt, _ct, _callers) in rows:
+                by_package[package_of(file)] = by_package.get(package_of(file), 0.0) + tt
+            top = sorted(by_package.items(), key=lambda kv: kv[1], reverse=True)[:14]
+            print(
+                "  own time by package: " + ", ".join(f"{k} {v * 1e6 / args.profile_n:.0f}" for k, v in top)
+            )
+            dump = tmp / "send.prof"
+            profile.dump_stats(dump)
+            print(f"  (pstats file: {dump}) top functions by own time:")
             for (file, line, fn), (_cc, nc, tt, ct, _callers) in rows[:20]:
                 where = f"{Path(file).name}:{line}" if line else file
                 print(
