@@ -50,7 +50,7 @@ _READS = {"GetItem", "BatchGetItem", "TransactGetItems", "Query", "Scan"}
 def number_size(text: str | int | float | Decimal) -> int:
     """ceil(significant digits / 2) + 1 bytes (leading and trailing zeros do not count)."""
     digits = str(text).lstrip("+-").lower().split("e")[0].replace(".", "").strip("0")
-    return math.ceil(len(digits) / 2) + 1 if digits else 1 + 1
+    return math.ceil(len(digits) / 2) + 1 if digits else 2  # zero: counted as one digit
 
 
 def value_size(value: dict[str, Any]) -> int:
