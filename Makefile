@@ -45,7 +45,7 @@ sandbox: $(STAMP)
 clean:
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache
 
-## bench: the send pipeline against raw aioapns on the local stack (BENCH_N=20000)
+## bench: the send pipeline against raw aioapns on the local stack (BENCH_N=20000), and the cost of a push (BENCH_COST_N=3000)
 bench: $(STAMP)
 	$(PY) -m bench.send_pipeline
 

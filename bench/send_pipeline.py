@@ -1,18 +1,27 @@
-"""`make bench`: the warm send handler against raw aioapns, same sandbox, same run.
+"""`make bench`: the warm send handler against raw aioapns, same sandbox, same run; and the cost of a push.
 
-1. pipeline: N notifications (N/100 chunks of 100 recipients, 10 chunks per SQS
-   batch as Lambda would hand them over) through ``handle_send_records``: the
-   chunk ledger, the recipients' BatchGetItem calls against the emulator, badge
-   increments, rendering, aioapns over HTTP/2 + TLS to the sandbox, delivery
-   records.
-2. raw aioapns: the same number of pre-built notifications, one client, the
-   same concurrency, the same sandbox.
-3. a 10,000-member stored group: submit -> intake queue -> fan-out -> send
-   queue -> send -> the sandbox's last notification.
+Throughput (nothing metered):
+
+1. pipeline: N notifications (chunks of SEND_CHUNK_SIZE recipients, 10 chunks per SQS batch
+   as Lambda would hand them over) through ``handle_send_records``: the chunk lease, one round
+   of BatchGetItem per chunk against the emulator, badge increments, rendering, aioapns over
+   HTTP/2 + TLS to the sandbox, checkpoint pages. The bench process's CPU (the emulator and the
+   sandbox are other processes) per notification.
+2. raw aioapns: the same number of pre-built notifications, one client, the same concurrency,
+   the same sandbox, CPU measured the same way.
+3. a 10,000-member stored group: submit -> intake queue -> fan-out -> send queue -> send -> the
+   sandbox's last notification.
 4. memory over many sends on one long-lived connection (aioapns keeps per-request state).
+5. cProfile (CPU clock) of one more pipeline run: where the send handler's CPU goes.
 
-Prints each rate, memory, DynamoDB calls per chunk, and last
-``pipeline_vs_raw_aioapns: <ratio>``.
+Cost (metered by ``bench/cost.py`` from item sizes, DynamoDB's documented rules; the emulator's
+ConsumedCapacity is fake), each one message to a stored group through the real path, fan-out
+included: (a) all pushed with badges, (b) ignoreBadge, (c) a 10,000-member group with 90 %
+online, (d) all online (the cost of a skipped recipient). Then cost per million pushes of (a)
+from the on-demand prices below.
+
+Prints, last, ``wru_per_push``, ``wru_per_skipped_recipient``, ``send_cpu_vs_raw_aioapns``,
+``cost_per_million_pushes_usd`` and ``pipeline_vs_raw_aioapns``.
 """
 
 from __future__ import annotations
@@ -20,10 +29,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import gc
 import io
 import json
+import math
 import os
+import pstats
 import sys
 import tempfile
 import time
@@ -46,20 +58,38 @@ def rss_mb() -> float:
 
 
 class CallCounter:
-    """Counts DynamoDB API calls at the botocore level (every page and retry included)."""
+    """Counts DynamoDB API calls at the botocore level (every page and retry included) and on the
+    send path's asyncio client (``aio:``), cheaply (no reads: the throughput runs use it). For
+    PutItem on the asyncio client (checkpoint pages, badges: new items) it also adds up the write
+    units of the item written, to compare with the metered runs, which are slower."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, dynamo: Any = None) -> None:
         self.calls: dict[str, int] = {}
+        self.aio_put_wru = 0
+        self.aio_put_bytes = 0
         client.meta.events.register("before-call.dynamodb.*", self._count)
+        if dynamo is not None:
+            dynamo.before_call.append(self._count_aio)
 
     def _count(self, model: Any, **_: Any) -> None:
         self.calls[model.name] = self.calls.get(model.name, 0) + 1
+
+    def _count_aio(self, action: str, payload: dict[str, Any], _resp: Any) -> None:
+        from bench.cost import item_size, write_units
+
+        name = f"aio:{action}"
+        self.calls[name] = self.calls.get(name, 0) + 1
+        if action == "PutItem":
+            size = item_size(payload["Item"])
+            self.aio_put_wru += write_units(0, size)
+            self.aio_put_bytes += size
 
     def total(self) -> int:
         return sum(self.calls.values())
 
     def reset(self) -> None:
         self.calls.clear()
+        self.aio_put_wru = self.aio_put_bytes = 0
 
 
 def start_stack(tmp: Path) -> tuple[Any, Any, dict[str, str]]:
@@ -97,55 +127,6 @@ def start_stack(tmp: Path) -> tuple[Any, Any, dict[str, str]]:
     return emulator, sandbox, env
 
 
-def create_devices(sandbox: Any, n: int) -> list[str]:
-    """n simulated phones in the sandbox (bulk when the sandbox offers it)."""
-    try:
-        resp = sandbox.request(
-            "POST", "/sandbox/devices", {"bundleId": BUNDLE, "environment": "production", "count": n}
-        )
-        if isinstance(resp, dict) and "deviceTokens" in resp:
-            return list(resp["deviceTokens"])
-        first = [resp["deviceToken"]]
-    except Exception:
-        first = []
-    with ThreadPoolExecutor(8) as pool:
-        rest = list(pool.map(lambda _: sandbox.create_device(BUNDLE, "production"), range(n - len(first))))
-    return first + rest
-
-
-def seed_users(ddb: Any, table: str, app_id: str, cert_id: int, tokens: list[str]) -> list[str]:
-    """One user per token (user item + state item), written with BatchWriteItem (the API's per-device
-    transaction is for people)."""
-    from chalicelib.store import items
-
-    now = int(time.time() * 1000)
-    users = [f"user{i:06d}" for i in range(len(tokens))]
-    requests = []
-    for user, token in zip(users, tokens, strict=True):
-        item = {
-            **items.user_key(app_id, user),
-            **items.to_item(
-                {
-                    items.DEVICE_PREFIX + token: {
-                        "certificateId": cert_id,
-                        "bundleId": BUNDLE,
-                        "environment": "production",
-                        "pushEnabled": True,
-                        "registeredAt": now,
-                    },
-                }
-            ),
-        }
-        requests.append({"PutRequest": {"Item": item}})
-        state = {
-            **items.state_key(app_id, user),
-            **items.to_item({"appState": "background", "badge": 3, "stateAt": now}),
-        }
-        requests.append({"PutRequest": {"Item": state}})
-    items.batch_write(ddb, table, requests)
-    return users
-
-
 def sqs_batch(bodies: list[str]) -> list[dict[str, Any]]:
     return [{"messageId": str(uuid.uuid4()), "body": b} for b in bodies]
 
@@ -159,10 +140,15 @@ def bench_pipeline(
     *,
     ignore_badge: bool = False,
     tag: str = "",
+    profile: Any = None,
 ) -> dict[str, Any]:
+    """N notifications as chunks of SEND_CHUNK_SIZE straight into the send handler, 10 per call.
+    CPU: this process's (the emulator and the sandbox are other processes)."""
     from chalicelib.handlers import handle_send_records
     from chalicelib.models.message import MessageEvent
     from chalicelib.models.sending import SendChunk
+
+    size = svc.settings.send_chunk_size
 
     def chunk_bodies(message_id: str, recipients: list[str]) -> list[str]:
         event = MessageEvent.model_validate(
@@ -175,37 +161,49 @@ def bench_pipeline(
                 "offlinePushInfo": {"ignoreBadge": ignore_badge},
             }
         )
+        ordered = sorted(recipients)
         return [
             SendChunk(
-                app_id=app_id, message_id=message_id, index=i, event=event, recipients=recipients[s : s + 100]
+                app_id=app_id, message_id=message_id, index=i, event=event, recipients=ordered[s : s + size]
             ).model_dump_json(by_alias=True, exclude_none=True)
-            for i, s in enumerate(range(0, len(recipients), 100))
+            for i, s in enumerate(range(0, len(ordered), size))
         ]
 
     # Warm-up: connections, credential cache, imports (a warm Lambda container has all of these).
     with contextlib.redirect_stdout(io.StringIO()):
         handle_send_records(sqs_batch(chunk_bodies(f"warmup{tag}", users[:1000])))
     targets = (users * (n // len(users) + 1))[:n]
-    bodies = chunk_bodies(f"bench-1{tag}", targets[: len(users)])
-    if n > len(users):
-        bodies += chunk_bodies(f"bench-2{tag}", targets[len(users) :])
+    bodies: list[str] = []
+    for part, start in enumerate(range(0, n, len(users))):
+        bodies += chunk_bodies(f"bench-{part}{tag}", targets[start : start + len(users)])
     counter.reset()
     gc.collect()
     rss_before = rss_mb()
+    cpu_started = time.process_time()
     started = time.perf_counter()
     failures = 0
+    if profile is not None:
+        profile.enable()
     with contextlib.redirect_stdout(io.StringIO()):  # the handler's EMF metric lines (still produced)
         for start in range(0, len(bodies), 10):
             failures += len(handle_send_records(sqs_batch(bodies[start : start + 10]))["batchItemFailures"])
+    if profile is not None:
+        profile.disable()
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     return {
         "notifications": n,
         "seconds": elapsed,
         "rate": n / elapsed,
+        "cpu_ms_per_notification": cpu * 1000 / n,
         "chunks": len(bodies),
+        "chunk_size": size,
+        "invocations": math.ceil(len(bodies) / 10),
         "failed_chunks": failures,
         "dynamodb_calls_per_chunk": counter.total() / len(bodies),
-        "dynamodb_calls": dict(counter.calls),  # type: ignore[dict-item]
+        "aio_put_wru_per_notification": counter.aio_put_wru / n,
+        "aio_put_bytes_per_wru": counter.aio_put_bytes / max(counter.aio_put_wru, 1),
+        "dynamodb_calls": dict(counter.calls),
         "rss_before_mb": rss_before,
         "rss_after_mb": rss_mb(),
     }
@@ -214,7 +212,8 @@ def bench_pipeline(
 def bench_raw(
     settings: Any, key: dict[str, str], tokens: list[str], n: int, concurrency: int
 ) -> dict[str, float]:
-    """Raw aioapns: pre-built notifications, one client, the same sandbox and concurrency."""
+    """Raw aioapns: pre-built notifications, one client, the same sandbox and concurrency; CPU
+    measured like the pipeline's (this process, the timed sends only)."""
     from aioapns import APNs, NotificationRequest, PushType
 
     from chalicelib.apns.client import protocol_class, run, ssl_context
@@ -256,70 +255,131 @@ def bench_raw(
                 return str((await client.send_notification(req)).status)
 
         await asyncio.gather(*(one(r) for r in requests[:1000]))  # warm-up
+        gc.collect()
+        cpu_started = time.process_time()
         started = time.perf_counter()
         statuses = await asyncio.gather(*(one(r) for r in requests[1000:]))
         elapsed = time.perf_counter() - started
+        cpu.append(time.process_time() - cpu_started)
         assert all(s == "200" for s in statuses), set(statuses)
         return elapsed
 
+    cpu: list[float] = []
     elapsed = run(main())
-    return {"notifications": n, "seconds": elapsed, "rate": n / elapsed}
+    return {
+        "notifications": n,
+        "seconds": elapsed,
+        "rate": n / elapsed,
+        "cpu_ms_per_notification": cpu[0] * 1000 / n,
+    }
 
 
-def bench_big_group(
-    svc: Any, sandbox: Any, ddb: Any, env: dict[str, str], app_id: str, users: list[str]
-) -> dict:
-    """Submit one message to a stored 10,000-member group; time until the sandbox has the last one."""
-    import boto3
+class Pollers:
+    """The intake and send queues polled as Lambda's event source mappings would (batches of 10),
+    each handler timed (wall time: what Lambda bills) and named in the cost meter while it runs."""
 
-    from chalicelib import handlers
+    def __init__(self, env: dict[str, str], meter: Any = None) -> None:
+        import boto3
+
+        from chalicelib import handlers
+        from devstack.poller import QueuePoller
+
+        self.meter = meter
+        self.seconds: dict[str, float] = {"fanout": 0.0, "send": 0.0}
+        sqs = boto3.client("sqs", endpoint_url=env["AWS_ENDPOINT_OVERRIDE"])
+        if meter is not None:
+            meter.attach_sqs(sqs, "event-source")
+        self.pollers = {
+            phase: QueuePoller(
+                sqs=sqs,
+                queue_url=sqs.get_queue_url(QueueName=env[q])["QueueUrl"],
+                name=q,
+                wait_s=0,
+                handler=self._timed(phase, h),
+            )
+            for phase, q, h in (
+                ("fanout", "INTAKE_QUEUE_NAME", handlers.handle_intake_records),
+                ("send", "SEND_QUEUE_NAME", handlers.handle_send_records),
+            )
+        }
+
+    def _timed(self, phase: str, handler: Any) -> Any:
+        def call(event: dict[str, Any], _context: Any) -> Any:
+            if self.meter is not None:
+                self.meter.phase = phase
+            started = time.perf_counter()
+            try:
+                return handler(event["Records"])
+            finally:
+                self.seconds[phase] += time.perf_counter() - started
+                if self.meter is not None:
+                    self.meter.phase = "event-source"
+
+        return call
+
+    def invocations(self) -> dict[str, int]:
+        return {phase: p.invocations for phase, p in self.pollers.items()}
+
+    def drain(self, done: Any, settle: bool = True, timeout_s: float = 900) -> None:
+        """Poll until done() and (settle) both queues answered empty twice in a row."""
+        started = time.perf_counter()
+        idle = 0
+        with contextlib.redirect_stdout(io.StringIO()):
+            while True:
+                if self.meter is not None:
+                    self.meter.phase = "event-source"
+                if sum(p.poll_once() for p in self.pollers.values()):
+                    idle = 0
+                elif done():
+                    idle += 1
+                    if not settle or idle >= 2:
+                        return
+                else:
+                    time.sleep(0.05)
+                if not settle and done():
+                    return
+                if time.perf_counter() - started > timeout_s:
+                    raise TimeoutError(f"the queues did not drain in {timeout_s:.0f} s")
+
+
+def group_event(group_id: str, message_id: str, ignore_badge: bool = False) -> Any:
     from chalicelib.models.message import MessageEvent
-    from chalicelib.store import items
-    from devstack.poller import QueuePoller
 
-    members = users[:10_000]
-    items.batch_write(
-        ddb,
-        env["TABLE_NAME"],
-        [
-            {"PutRequest": {"Item": items.to_item({"pk": items.group_pk(app_id, "big"), "sk": f"M#{u}"})}}
-            for u in members
-        ],
-    )
-    sqs = boto3.client("sqs", endpoint_url=env["AWS_ENDPOINT_OVERRIDE"])
-    pollers = [
-        QueuePoller(
-            sqs=sqs,
-            queue_url=sqs.get_queue_url(QueueName=env[q])["QueueUrl"],
-            name=q,
-            wait_s=0,
-            handler=lambda e, c, h=h: h(e["Records"]),
-        )
-        for q, h in (
-            ("INTAKE_QUEUE_NAME", handlers.handle_intake_records),
-            ("SEND_QUEUE_NAME", handlers.handle_send_records),
-        )
-    ]
-    sandbox.request("DELETE", "/sandbox/notifications")
-    before = sandbox.stats()["accepted"]
-    event = MessageEvent.model_validate(
+    return MessageEvent.model_validate(
         {
-            "messageId": "big-group-1",
+            "messageId": message_id,
             "sendTime": int(time.time()),
-            "sender": {"userId": "bench-sender"},
-            "to": {"groupId": "big", "groupName": "Everyone"},
+            "sender": {"userId": "bench-sender", "nickname": "Bench"},
+            "to": {"groupId": group_id, "groupName": "Everyone"},
             "elems": [{"type": "text", "text": "all hands"}],
+            "offlinePushInfo": {"ignoreBadge": ignore_badge},
         }
     )
+
+
+def store_group(svc: Any, app_id: str, group_id: str, members: list[str]) -> None:
+    from chalicelib.store.groups import Member
+
+    svc.groups.change(app_id, group_id, [Member(u) for u in members], [])
+
+
+def bench_big_group(svc: Any, sandbox: Any, env: dict[str, str], app_id: str, users: list[str]) -> dict:
+    """Submit one message to a stored 10,000-member group; time until the sandbox has the last one."""
+    members = users[:10_000]
+    store_group(svc, app_id, "big", members)
+    pollers = Pollers(env)
+    sandbox.request("DELETE", "/sandbox/notifications")
+    before = sandbox.stats()["accepted"]
+    event = group_event("big", "big-group-1")
     started = time.perf_counter()
     svc.messages.submit(app_id, event)
-    with contextlib.redirect_stdout(io.StringIO()):
-        while sandbox.stats()["accepted"] - before < len(members):
-            if not sum(p.poll_once() for p in pollers):
-                time.sleep(0.05)
-            if time.perf_counter() - started > 900:
-                raise TimeoutError("big group did not finish in 15 minutes")
-    return {"members": len(members), "seconds": time.perf_counter() - started}
+    pollers.drain(lambda: sandbox.stats()["accepted"] - before >= len(members), settle=False)
+    return {
+        "members": len(members),
+        "seconds": time.perf_counter() - started,
+        "fanout_seconds": pollers.seconds["fanout"],
+        "send_seconds": pollers.seconds["send"],
+    }
 
 
 def bench_memory(settings: Any, key: dict[str, str], tokens: list[str], n: int) -> dict[str, float]:
@@ -374,6 +434,98 @@ def bench_memory(settings: Any, key: dict[str, str], tokens: list[str], n: int) 
     }
 
 
+def package_of(file: str) -> str:
+    """What a profiled function belongs to: a site-packages distribution, a chalicelib module,
+    or the standard library's module."""
+    if "site-packages/" in file:
+        return file.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
+    if "/chalicelib/" in file:
+        return "chalicelib/" + file.split("/chalicelib/", 1)[1].removesuffix(".py")
+    if file.startswith("~") or not file.endswith(".py"):
+        return "builtins"
+    parts = Path(file).parts
+    return "stdlib:" + (
+        parts[-2] if parts[-1] == "__init__.py" or parts[-2] == "asyncio" else Path(file).stem
+    )
+
+
+# ---- cost ------------------------------------------------------------------------------------
+
+# On-demand prices, us-east-1, after the November 2024 DynamoDB on-demand cut (FINDINGS).
+DYNAMODB_USD_PER_WRU = 0.625 / 1e6  # write request unit
+DYNAMODB_USD_PER_RRU = 0.125 / 1e6  # read request unit
+LAMBDA_USD_PER_GB_S = 0.0000166667  # x86, first pricing tier
+LAMBDA_USD_PER_INVOCATION = 0.20 / 1e6
+SQS_USD_PER_REQUEST = 0.40 / 1e6  # standard queue, per request (64 KB payload chunk), after the free tier
+
+
+def lambda_memory_mb(function: str) -> int:
+    """The function's configured memory in .chalice/config.json (prod stage first)."""
+    cfg = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    stages = cfg.get("stages", {})
+    for stage in ("prod", "dev", *stages):
+        size = stages.get(stage, {}).get("lambda_functions", {}).get(function, {}).get("lambda_memory_size")
+        if size:
+            return int(size)
+    return int(cfg.get("lambda_memory_size", 128))
+
+
+def metered_message(
+    svc: Any,
+    sandbox: Any,
+    pollers: Pollers,
+    meter: Any,
+    app_id: str,
+    group_id: str,
+    message_id: str,
+    *,
+    ignore_badge: bool = False,
+) -> dict[str, Any]:
+    """One message to a stored group through the real path (submit -> intake queue -> fan-out ->
+    send queue -> send), every DynamoDB and SQS call metered, per function."""
+    from bench.cost import Totals
+
+    before = sandbox.stats()["accepted"]
+    invocations = pollers.invocations()
+    seconds = dict(pollers.seconds)
+    meter.reset()
+    meter.enabled = True
+    meter.phase = "api"
+    svc.messages.submit(app_id, group_event(group_id, message_id, ignore_badge))
+    pollers.drain(lambda: True)
+    meter.enabled = False
+    phases = meter.reset()
+    summary = svc.deliveries.summary(app_id, message_id) or {}
+    after = pollers.invocations()
+    return {
+        "recipients": int(summary.get("recipientCount", 0)),
+        "pushes": sandbox.stats()["accepted"] - before,
+        "phases": phases,
+        "total": Totals.combined(phases.values()),
+        "invocations": {k: after[k] - invocations[k] for k in after},
+        "seconds": {k: pollers.seconds[k] - seconds[k] for k in seconds},
+    }
+
+
+def print_metered(name: str, run: dict[str, Any]) -> None:
+    total, pushes, recipients = run["total"], run["pushes"], run["recipients"]
+    per, unit = (pushes, "push") if pushes else (max(recipients, 1), "recipient")
+    print(
+        f"{name}: {recipients} recipients, {pushes} pushed; "
+        f"WRU {total.wru:.0f} ({total.wru / per:.3f}/{unit}), "
+        f"RRU {total.rru:.1f} ({total.rru / per:.3f}/{unit}), "
+        f"SQS requests {total.sqs_total - total.sqs_empty_receives} "
+        f"(+{total.sqs_empty_receives} empty receives); invocations {run['invocations']}"
+    )
+    for phase, t in sorted(run["phases"].items()):
+        if t.wru or t.rru or t.sqs_total:
+            sqs = ", ".join(f"{k} {v}" for k, v in sorted(t.sqs_requests.items()))
+            print(f"  {phase:<12} WRU {t.wru:8.1f}  RRU {t.rru:8.1f}  calls {dict(t.calls)}  SQS {{{sqs}}}")
+    for label, counter in (("WRU", total.wru_by_kind), ("RRU", total.rru_by_kind)):
+        top = ", ".join(f"{k} {v:g}" for k, v in counter.most_common(8))
+        print(f"  {label} by operation and item (key shape): {top}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -382,25 +534,39 @@ def main() -> None:
     parser.add_argument(
         "--memory-sends", type=int, default=int(os.environ.get("BENCH_MEMORY_SENDS", 100_000))
     )
+    parser.add_argument(
+        "--cost-n",
+        type=int,
+        default=int(os.environ.get("BENCH_COST_N", 3_000)),
+        help="recipients of the metered messages (all pushed / ignoreBadge / all online)",
+    )
+    parser.add_argument(
+        "--profile-n",
+        type=int,
+        default=int(os.environ.get("BENCH_PROFILE_N", 5_000)),
+        help="notifications of an extra pipeline run under cProfile (0: none)",
+    )
     parser.add_argument("--skip-group", action="store_true")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="apns-bench-"))
     emulator, sandbox, env = start_stack(tmp)
     try:
+        import boto3
+
+        from bench.cost import CostMeter
         from chalicelib import deps
+        from chalicelib.models.apps import AppCreate
+        from chalicelib.models.credentials import P8Upload
+        from devstack.seed import bulk_devices, seed_users
 
         deps.reset()
         svc = deps.services()
         settings = svc.settings
         ddb = svc.user_repo.client
-        counter = CallCounter(ddb)
-        app = svc.apps.create(
-            __import__("chalicelib.models.apps", fromlist=["AppCreate"]).AppCreate(name="bench")
-        )
+        counter = CallCounter(ddb, svc.sender.dynamo)
+        app = svc.apps.create(AppCreate(name="bench"))
         key = sandbox.issue_p8([BUNDLE])
-        from chalicelib.models.credentials import P8Upload
-
         cred = svc.credentials.upload(
             app.app_id,
             P8Upload(
@@ -413,41 +579,85 @@ def main() -> None:
                 bundle_id=BUNDLE,
             ),
         )
-        n_users = min(args.n, 20_000)
+        # Users 0..9,999 make the big group (90 % of them go online for the metered run); the
+        # metered all-pushed messages go to the last cost_n users, who stay in the background.
+        n_users = max(min(args.n, 20_000), 10_000 + args.cost_n)
         print(f"setting up {n_users} users with one device each ...", flush=True)
-        tokens = create_devices(sandbox, n_users)
-        users = seed_users(ddb, env["TABLE_NAME"], app.app_id, cred.certificate_id, tokens)
+        tokens = bulk_devices(sandbox, BUNDLE, n_users)
+        users = seed_users(ddb, env["TABLE_NAME"], app.app_id, cred.certificate_id, BUNDLE, tokens)
 
+        # ---- throughput (nothing metered) ----
         pipeline = bench_pipeline(svc, app.app_id, users, args.n, counter)
         no_badge = bench_pipeline(svc, app.app_id, users, args.n, counter, ignore_badge=True, tag="-nobadge")
         after_pipeline = sandbox.stats()  # the group run below clears the sandbox's counters
         raw = bench_raw(settings, key, tokens, args.n, settings.apns_concurrency)
-        group = None if args.skip_group else bench_big_group(svc, sandbox, ddb, env, app.app_id, users)
+        group = None if args.skip_group else bench_big_group(svc, sandbox, env, app.app_id, users)
         memory = bench_memory(settings, key, tokens, args.memory_sends) if args.memory_sends else None
         stats = sandbox.stats()
+        profile = None
+        if args.profile_n:
+            profile = cProfile.Profile(time.process_time)  # CPU, not wall time (epoll waits)
+            bench_pipeline(svc, app.app_id, users, args.profile_n, counter, tag="-profile", profile=profile)
+
+        # ---- cost (metered: slower, so after the timed runs) ----
+        probe = boto3.client("dynamodb", endpoint_url=env["AWS_ENDPOINT_OVERRIDE"])  # not hooked
+        meter = CostMeter(probe)
+        meter.enabled = False
+        meter.attach_dynamodb(ddb)
+        meter.attach_async(svc.sender.dynamo)
+        meter.attach_sqs(svc.queues.client, "service")
+        pollers = Pollers(env, meter)
+        background = users[-args.cost_n :]
+        store_group(svc, app.app_id, "cost-all", background)
+        print(f"metering: {args.cost_n} pushed (badges, then ignoreBadge) ...", flush=True)
+        pushed = metered_message(svc, sandbox, pollers, meter, app.app_id, "cost-all", "cost-a")
+        ignore = metered_message(
+            svc, sandbox, pollers, meter, app.app_id, "cost-all", "cost-b", ignore_badge=True
+        )
+        print("metering: the 10,000-member group, 90 % online; then all online ...", flush=True)
+        members = users[:10_000]
+        online = [u for i, u in enumerate(members) if i % 10]
+        now_ms = int(time.time() * 1000)
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda u: svc.user_repo.set_foreground(app.app_id, u, now_ms), online))
+        store_group(svc, app.app_id, "cost-big", members)
+        big = metered_message(svc, sandbox, pollers, meter, app.app_id, "cost-big", "cost-c")
+        store_group(svc, app.app_id, "cost-online", online[: args.cost_n])
+        skipped = metered_message(svc, sandbox, pollers, meter, app.app_id, "cost-online", "cost-d")
 
         print()
         print(
             f"pipeline (warm send handler): {pipeline['notifications']} notifications in "
             f"{pipeline['seconds']:.2f} s = {pipeline['rate']:.0f}/s "
-            f"({pipeline['chunks']} chunks, {pipeline['failed_chunks']} failed)"
+            f"({pipeline['chunks']} chunks of {pipeline['chunk_size']}, {pipeline['failed_chunks']} failed); "
+            f"CPU {pipeline['cpu_ms_per_notification']:.3f} ms/notification"
         )
         print(
-            f"  DynamoDB calls per chunk of 100: {pipeline['dynamodb_calls_per_chunk']:.1f} "
-            f"{json.dumps(pipeline['dynamodb_calls'])}"
+            f"  DynamoDB calls per chunk (aio: = the asyncio client): "
+            f"{pipeline['dynamodb_calls_per_chunk']:.1f} {json.dumps(pipeline['dynamodb_calls'])}"
+        )
+        print(
+            f"  checkpoint pages + badges items (aio PutItem) unmetered: "
+            f"{pipeline['aio_put_wru_per_notification']:.3f} WRU/notification, "
+            f"{pipeline['aio_put_bytes_per_wru']:.0f} bytes per write unit used (of 1024)"
         )
         print(f"  RSS {pipeline['rss_before_mb']:.0f} MB -> {pipeline['rss_after_mb']:.0f} MB")
         print(
-            f"pipeline with ignoreBadge (no per-user badge write): {no_badge['rate']:.0f}/s, "
-            f"{no_badge['dynamodb_calls_per_chunk']:.1f} DynamoDB calls per chunk "
-            f"(ratio {no_badge['rate'] / raw['rate']:.2f})"
+            f"pipeline with ignoreBadge: {no_badge['rate']:.0f}/s "
+            f"(ratio {no_badge['rate'] / raw['rate']:.2f}), "
+            f"CPU {no_badge['cpu_ms_per_notification']:.3f} ms/notification"
         )
         print(
             f"raw aioapns (pre-built, concurrency {settings.apns_concurrency}): {raw['notifications']} in "
-            f"{raw['seconds']:.2f} s = {raw['rate']:.0f}/s"
+            f"{raw['seconds']:.2f} s = {raw['rate']:.0f}/s; "
+            f"CPU {raw['cpu_ms_per_notification']:.3f} ms/notification"
         )
         if group:
-            print(f"10,000-member stored group: last delivery {group['seconds']:.2f} s after submit")
+            print(
+                f"10,000-member stored group: last delivery {group['seconds']:.2f} s after submit "
+                f"(fan-out handler {group['fanout_seconds']:.2f} s, "
+                f"send handler {group['send_seconds']:.2f} s)"
+            )
         if memory:
             print(
                 f"memory over {memory['sends']} sends on one client: RSS {memory['rss_after_10k_mb']:.0f} MB "
@@ -462,6 +672,100 @@ def main() -> None:
             f"sandbox after the group and memory runs: accepted {stats['accepted']}, "
             f"duplicates {stats.get('duplicates')}, rejected {stats.get('rejected')}"
         )
+        if profile is not None:
+            print()
+            print(
+                f"send handler CPU by function, cProfile (process CPU clock) of a "
+                f"{args.profile_n}-notification pipeline run (worker threads' boto3 CPU lands "
+                "in the loop's epoll wait). "
+                "us per notification:"
+            )
+            st = pstats.Stats(profile)
+            rows = sorted(st.stats.items(), key=lambda kv: kv[1][2], reverse=True)  # type: ignore[attr-defined]
+            total_tt = sum(v[2] for _, v in rows)
+            print(f"  total (profiled) {total_tt * 1e6 / args.profile_n:.0f} us")
+            by_package: dict[str, float] = {}
+            for (file, _line, _fn), (_cc, _nc, tt, _ct, _callers) in rows:
+                by_package[package_of(file)] = by_package.get(package_of(file), 0.0) + tt
+            top = sorted(by_package.items(), key=lambda kv: kv[1], reverse=True)[:14]
+            print(
+                "  own time by package: " + ", ".join(f"{k} {v * 1e6 / args.profile_n:.0f}" for k, v in top)
+            )
+            dump = tmp / "send.prof"
+            profile.dump_stats(dump)
+            print(f"  (pstats file: {dump}) top functions by own time:")
+            for (file, line, fn), (_cc, nc, tt, ct, _callers) in rows[:20]:
+                where = f"{Path(file).name}:{line}" if line else file
+                print(
+                    f"  {tt * 1e6 / args.profile_n:7.1f} own {ct * 1e6 / args.profile_n:8.1f} cum "
+                    f"{nc / args.profile_n:6.2f} calls  {fn} ({where})"
+                )
+
+        print()
+        print(
+            "cost, metered from item sizes by DynamoDB's rules (bench/cost.py), every call of the real path:"
+        )
+        print(
+            "submit (api) -> intake queue -> fan-out -> send queue -> send; "
+            "event-source = Lambda's SQS polling"
+        )
+        for name, run in (
+            ("(a) all pushed, badges", pushed),
+            ("(b) ignoreBadge", ignore),
+            ("(c) 10,000-member group, 90 % online", big),
+            ("(d) all online (skipped)", skipped),
+        ):
+            print_metered(name, run)
+        for w in meter.warnings:
+            print(f"  warning: {w}")
+
+        # ---- cost per million pushes, scenario (a) ----
+        a, per = pushed["total"], max(pushed["pushes"], 1)
+        send_mb, fanout_mb = lambda_memory_mb("send"), lambda_memory_mb("fan_out")
+        send_s = pipeline["seconds"] / pipeline["notifications"]
+        if group:
+            fanout_s, fanout_src = group["fanout_seconds"] / group["members"], "10,000-member group run"
+        else:
+            fanout_s, fanout_src = pushed["seconds"]["fanout"] / per, "metered run (slowed by the meter)"
+        sqs = a.sqs_total - a.sqs_empty_receives
+        parts = {
+            "DynamoDB writes": a.wru / per * DYNAMODB_USD_PER_WRU,
+            "DynamoDB reads": a.rru / per * DYNAMODB_USD_PER_RRU,
+            "Lambda send GB-s": send_mb / 1024 * send_s * LAMBDA_USD_PER_GB_S,
+            "Lambda send invocations": pushed["invocations"]["send"] / per * LAMBDA_USD_PER_INVOCATION,
+            "Lambda fan-out GB-s": fanout_mb / 1024 * fanout_s * LAMBDA_USD_PER_GB_S,
+            "Lambda fan-out invocations": pushed["invocations"]["fanout"] / per * LAMBDA_USD_PER_INVOCATION,
+            "SQS requests": sqs / per * SQS_USD_PER_REQUEST,
+        }
+        cost = sum(parts.values()) * 1e6
+        print()
+        print(
+            f"cost per million pushes, scenario (a) ({pushed['pushes']} pushes in one group message; "
+            f"us-east-1 on-demand prices):"
+        )
+        print(f"  DynamoDB: {a.wru / per:.3f} WRU + {a.rru / per:.3f} RRU per push")
+        print(
+            f"  Lambda send: {send_mb} MB x {send_s * 1000:.3f} ms per push (pipeline wall time), "
+            f"{pushed['invocations']['send']} invocations; "
+            f"fan-out: {fanout_mb} MB x {fanout_s * 1000:.3f} ms "
+            f"per push ({fanout_src}), {pushed['invocations']['fanout']} invocation(s)"
+        )
+        print(
+            f"  SQS: {sqs / per:.4f} requests per push ({a.sqs_empty_receives} empty receives left out: "
+            "Lambda's idle polling is a fixed cost, not per push)"
+        )
+        for name, usd in parts.items():
+            print(f"  {name:<28} ${usd * 1e6:.4f} per million")
+        print()
+        print(f"wru_per_push_ignore_badge: {ignore['total'].wru / max(ignore['pushes'], 1):.2f}")
+        print(f"wru_per_push_group_90pct_online: {big['total'].wru / max(big['pushes'], 1):.2f}")
+        print(f"wru_per_push: {a.wru / per:.2f}")
+        print(f"wru_per_skipped_recipient: {skipped['total'].wru / max(skipped['recipients'], 1):.2f}")
+        print(
+            f"send_cpu_vs_raw_aioapns: "
+            f"{pipeline['cpu_ms_per_notification'] / raw['cpu_ms_per_notification']:.1f}"
+        )
+        print(f"cost_per_million_pushes_usd: {cost:.2f}")
         print(f"pipeline_vs_raw_aioapns: {pipeline['rate'] / raw['rate']:.2f}")
     finally:
         sandbox.stop()
