@@ -96,6 +96,7 @@ class _CredentialCache:
     _entries: dict[tuple[str, int], tuple[float, Credential | None, dict[str, Any] | None]] = field(
         default_factory=dict
     )
+    _locks: dict[tuple[str, int], asyncio.Lock] = field(default_factory=dict)
 
     def cached(
         self, app_id: str, certificate_id: int
@@ -117,6 +118,20 @@ class _CredentialCache:
         secret = self.credentials.secret(app_id, certificate_id) if cred else None
         self._entries[(app_id, certificate_id)] = (time.monotonic(), cred, secret)
         return cred, secret
+
+    async def fetch(
+        self, app_id: str, certificate_id: int
+    ) -> tuple[Credential | None, dict[str, Any] | None]:
+        """From the cache (no thread hop), else read once however many sends miss at the same time."""
+        hit = self.cached(app_id, certificate_id)
+        if hit is not None:
+            return hit
+        lock = self._locks.setdefault((app_id, certificate_id), asyncio.Lock())
+        async with lock:
+            hit = self.cached(app_id, certificate_id)
+            if hit is not None:
+                return hit
+            return await asyncio.to_thread(self.get, app_id, certificate_id)
 
     def forget(self, app_id: str, certificate_id: int) -> None:
         self._entries.pop((app_id, certificate_id), None)
@@ -167,7 +182,7 @@ class SendService:
 
         async def write(seq: int, outcomes: list[Outcome]) -> None:
             page = self.deliveries.page_item(app_id, message_id, ref, seq, outcomes, self.clock_ms())
-            await self.dynamo.call("PutItem", page)
+            await self.dynamo.call("PutItem", page, binary=True)
 
         checkpoints = Checkpointer(
             write,
@@ -279,7 +294,7 @@ class SendService:
         given = {position[u]: b for u, b in badges.items() if b is not None}
         ref = ChunkRef(chunk.index, chunk.attempt)
         saved_now = self.deliveries.badges_item(chunk.app_id, chunk.message_id, ref, given, self.clock_ms())
-        await self.dynamo.call("PutItem", saved_now)
+        await self.dynamo.call("PutItem", saved_now, binary=True)
         return badges
 
     async def _increment_badge(self, app_id: str, user_id: str) -> int:
@@ -411,11 +426,7 @@ class SendService:
     ) -> tuple[ApnsResult, Credential | None]:
         device = target.device
         ident = apns_id(chunk.app_id, chunk.message_id, device.token)
-        # Warm containers hit the cache: no thread hop per notification, only on a miss.
-        hit = self._creds.cached(chunk.app_id, device.certificate_id)
-        if hit is None:
-            hit = await asyncio.to_thread(self._creds.get, chunk.app_id, device.certificate_id)
-        cred, secret = hit
+        cred, secret = await self._creds.fetch(chunk.app_id, device.certificate_id)
         if cred is None or secret is None:
             return ApnsResult(-1, f"credential {device.certificate_id} no longer exists", ident), None
         try:
@@ -428,7 +439,7 @@ class SendService:
             # Provider token or certificate refused: rebuild the client (fresh JWT, new connection) once
             # per credential, however many requests were refused at the same time, then send again.
             await self._refresh(chunk.app_id, cred.certificate_id, client)
-            cred2, secret2 = await asyncio.to_thread(self._creds.get, chunk.app_id, device.certificate_id)
+            cred2, secret2 = await self._creds.fetch(chunk.app_id, device.certificate_id)
             if cred2 is not None and secret2 is not None:
                 client = self.clients.get(chunk.app_id, cred2, secret2)
                 result = await self._post(chunk, client, device.token, message, ident, notification)

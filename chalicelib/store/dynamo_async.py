@@ -33,12 +33,14 @@ class AsyncDynamo:
     _client: Any = field(default=None, init=False, repr=False)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
 
-    async def call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """One DynamoDB API call (``UpdateItem``, ``PutItem`` ...) with a DynamoDB-JSON payload."""
+    async def call(self, action: str, payload: dict[str, Any], *, binary: bool = False) -> dict[str, Any]:
+        """One DynamoDB API call (``UpdateItem``, ``PutItem`` ...) with a DynamoDB-JSON payload;
+        ``binary``: it holds bytes values (sent base64-encoded, as botocore does)."""
         client = await self._get()
         for hook in self.before_call:
             hook(action, payload, None)
-        response: dict[str, Any] = await client.send_request(action=action, payload=_wire(payload))
+        wire = _wire(payload) if binary else payload
+        response: dict[str, Any] = await client.send_request(action=action, payload=wire)
         for hook in self.after_call:
             hook(action, payload, response)
         return response
