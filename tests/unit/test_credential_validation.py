@@ -23,7 +23,10 @@ from tests.certs import (
     rsa_pem,
 )
 
-NOW = dt.datetime.now(dt.UTC)
+
+def now() -> dt.datetime:
+    """The validation time: when the test runs (certificates are minted then, not at collection)."""
+    return dt.datetime.now(dt.UTC)
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +50,10 @@ def refused(exc_info: pytest.ExceptionInfo[InvalidCredential]) -> str:
 @pytest.mark.parametrize("environment", ["development", "production"])
 def test_apple_shaped_certificate_is_accepted(ca: SandboxCA, trusted: list, environment: str) -> None:
     p12 = ca.issue_push_certificate("com.example.chat", environment, PASSWORD)  # type: ignore[arg-type]
-    v = validate_p12(upload(p12, environment), trusted, NOW)
+    v = validate_p12(upload(p12, environment), trusted, now())
     assert v.bundle_id == "com.example.chat"
     assert v.environment == environment
-    assert v.expires_at is not None and v.expires_at > NOW
+    assert v.expires_at is not None and v.expires_at > now()
     assert "BEGIN CERTIFICATE" in v.secret["certificatePem"]
     assert "BEGIN PRIVATE KEY" in v.secret["privateKeyPem"]
     assert "PRIVATE" not in repr(v)
@@ -58,34 +61,34 @@ def test_apple_shaped_certificate_is_accepted(ca: SandboxCA, trusted: list, envi
 
 def test_universal_certificate_fits_both_environments(ca: SandboxCA, trusted: list) -> None:
     p12 = ca.issue_push_certificate("com.example.chat", "production", PASSWORD, universal=True)
-    assert validate_p12(upload(p12, "development"), trusted, NOW).environment == "development"
-    assert validate_p12(upload(p12, "production"), trusted, NOW).environment == "production"
+    assert validate_p12(upload(p12, "development"), trusted, now()).environment == "development"
+    assert validate_p12(upload(p12, "production"), trusted, now()).environment == "production"
 
 
 def test_wrong_password(ca: SandboxCA, trusted: list) -> None:
     p12 = ca.issue_push_certificate("com.example.chat", "production", PASSWORD)
     with pytest.raises(InvalidCredential) as exc:
-        validate_p12(upload(p12, password="wrong"), trusted, NOW)
+        validate_p12(upload(p12, password="wrong"), trusted, now())
     assert refused(exc) == "WrongPassword"
     assert "password" in exc.value.message
 
 
 def test_not_pkcs12(trusted: list) -> None:
     with pytest.raises(InvalidCredential) as exc:
-        validate_p12(upload(b"-----BEGIN CERTIFICATE-----\nnot a p12"), trusted, NOW)
+        validate_p12(upload(b"-----BEGIN CERTIFICATE-----\nnot a p12"), trusted, now())
     assert refused(exc) == "NotPkcs12"
 
 
 def test_not_base64(trusted: list) -> None:
     bad = P12Upload(type="p12", name="x", environment="production", p12="%%%not base64%%%", password="p")
     with pytest.raises(InvalidCredential) as exc:
-        validate_p12(bad, trusted, NOW)
+        validate_p12(bad, trusted, now())
     assert refused(exc) == "NotBase64"
 
 
 def test_certificate_without_key(ca: SandboxCA, trusted: list) -> None:
     with pytest.raises(InvalidCredential) as exc:
-        validate_p12(upload(odd_p12(ca, with_key=False)), trusted, NOW)
+        validate_p12(upload(odd_p12(ca, with_key=False)), trusted, now())
     assert refused(exc) == "IncompleteP12"
 
 
@@ -99,13 +102,13 @@ def test_certificate_without_key(ca: SandboxCA, trusted: list) -> None:
 )
 def test_not_a_push_certificate(ca: SandboxCA, trusted: list, cn: str, oids: tuple) -> None:
     with pytest.raises(InvalidCredential) as exc:
-        validate_p12(upload(odd_p12(ca, cn=cn, oids=oids)), trusted, NOW)
+        validate_p12(upload(odd_p12(ca, cn=cn, oids=oids)), trusted, now())
     assert refused(exc) == "NotPushCertificate"
 
 
 def test_bundle_id_missing(ca: SandboxCA, trusted: list) -> None:
     with pytest.raises(InvalidCredential) as exc:
-        validate_p12(upload(odd_p12(ca, uid=None)), trusted, NOW)
+        validate_p12(upload(odd_p12(ca, uid=None)), trusted, now())
     assert refused(exc) == "MissingBundleId"
 
 
@@ -117,7 +120,7 @@ def test_environment_declared_must_match_certificate(
 ) -> None:
     p12 = ca.issue_push_certificate("com.example.chat", actual, PASSWORD)  # type: ignore[arg-type]
     with pytest.raises(InvalidCredential) as exc:
-        validate_p12(upload(p12, declared), trusted, NOW)
+        validate_p12(upload(p12, declared), trusted, now())
     assert refused(exc) == "EnvironmentMismatch"
     assert f"environment '{actual}'" in exc.value.message
 
@@ -127,11 +130,11 @@ def test_expired(ca: SandboxCA, trusted: list) -> None:
         "com.example.chat",
         "production",
         PASSWORD,
-        not_before=NOW - dt.timedelta(days=400),
-        not_after=NOW - dt.timedelta(days=1),
+        not_before=now() - dt.timedelta(days=400),
+        not_after=now() - dt.timedelta(days=1),
     )
     with pytest.raises(InvalidCredential) as exc:
-        validate_p12(upload(p12), trusted, NOW)
+        validate_p12(upload(p12), trusted, now())
     assert refused(exc) == "Expired"
 
 
@@ -140,11 +143,11 @@ def test_not_yet_valid(ca: SandboxCA, trusted: list) -> None:
         "com.example.chat",
         "production",
         PASSWORD,
-        not_before=NOW + dt.timedelta(days=2),
-        not_after=NOW + dt.timedelta(days=300),
+        not_before=now() + dt.timedelta(days=2),
+        not_after=now() + dt.timedelta(days=300),
     )
     with pytest.raises(InvalidCredential) as exc:
-        validate_p12(upload(p12), trusted, NOW)
+        validate_p12(upload(p12), trusted, now())
     assert refused(exc) == "NotYetValid"
 
 
@@ -152,7 +155,7 @@ def test_issuer_must_be_trusted(trusted: list) -> None:
     stranger = SandboxCA.create("Someone Else CA")
     p12 = stranger.issue_push_certificate("com.example.chat", "production", PASSWORD)
     with pytest.raises(InvalidCredential) as exc:
-        validate_p12(upload(p12), trusted, NOW)
+        validate_p12(upload(p12), trusted, now())
     assert refused(exc) == "UntrustedIssuer"
 
 
@@ -160,14 +163,14 @@ def test_issuer_with_same_name_but_other_key_is_not_trusted(trusted: list) -> No
     impostor = SandboxCA.create("Unit Test Issuer")  # same subject as the trusted CA, other key
     p12 = impostor.issue_push_certificate("com.example.chat", "production", PASSWORD)
     with pytest.raises(InvalidCredential) as exc:
-        validate_p12(upload(p12), trusted, NOW)
+        validate_p12(upload(p12), trusted, now())
     assert refused(exc) == "UntrustedIssuer"
 
 
 def test_expires_soon_within_30_days() -> None:
-    assert expires_soon(NOW + dt.timedelta(days=29), NOW)
-    assert not expires_soon(NOW + dt.timedelta(days=31), NOW)
-    assert not expires_soon(None, NOW)
+    assert expires_soon(now() + dt.timedelta(days=29), now())
+    assert not expires_soon(now() + dt.timedelta(days=31), now())
+    assert not expires_soon(None, now())
 
 
 def p8(pem: str) -> P8Upload:
