@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -17,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from devstack.emulator import free_port, wait_http
+from devstack.emulator import wait_http
+from tests.localstack import call, make_run_env, start_make_run, urls
 
-ROOT = Path(__file__).resolve().parents[2]
 OPERATOR_KEY = "console-operator-key-0123456789"
 
 
@@ -31,58 +29,20 @@ class LocalStack:
     log: Path
 
     def call(self, method: str, url: str, body: Any = None, token: str | None = None) -> Any:
-        headers = {"Content-Type": "application/json"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(url, data=data, method=method, headers=headers)
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            raw = resp.read()
-        return json.loads(raw) if raw else None
+        return call(method, url, body, token)
 
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     state = tmp_path_factory.mktemp("console-stack")
-    ports = {
-        name: free_port()
-        for name in (
-            "API_PORT",
-            "AWS_EMULATOR_PORT",
-            "APNS_SANDBOX_PRODUCTION_PORT",
-            "APNS_SANDBOX_DEVELOPMENT_PORT",
-            "APNS_SANDBOX_UI_PORT",
-        )
-    }
-    env = {
-        **os.environ,
-        **{k: str(v) for k, v in ports.items()},
-        "DEVSTACK_STATE_DIR": str(state),
-        "OPERATOR_KEY": OPERATOR_KEY,
-    }
-    for name in (
-        "AWS_ENDPOINT_OVERRIDE",
-        "TABLE_NAME",
-        "INTAKE_QUEUE_NAME",
-        "SEND_QUEUE_NAME",
-        "SECRETS_PREFIX",
-        "TRUSTED_PUSH_ISSUERS_FILE",
-        "STAGE",
-    ):
-        env.pop(name, None)  # the stack sets its own, as on a developer's machine
+    env = make_run_env(state, OPERATOR_KEY)
     log = state / "make-run.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "devstack"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        proc = start_make_run(env, out)
+    api, sandbox = urls(env)
     stack = LocalStack(
-        api=f"http://127.0.0.1:{ports['API_PORT']}",
-        sandbox=f"http://127.0.0.1:{ports['APNS_SANDBOX_UI_PORT']}",
+        api=api,
+        sandbox=sandbox,
         operator_key=OPERATOR_KEY,
         log=log,
     )

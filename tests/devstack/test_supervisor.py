@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,39 +20,13 @@ from typing import Any
 
 import pytest
 
-from chalicelib.services.auth import mint_token
-from devstack.emulator import free_port
+from tests.localstack import PORT_NAMES, app_with_credential, call, device_of, make_run_env, start_make_run
 
-ROOT = Path(__file__).resolve().parents[2]
 OPERATOR_KEY = "supervisor-test-key-0123456789"
-PORT_NAMES = (
-    "API_PORT",
-    "AWS_EMULATOR_PORT",
-    "APNS_SANDBOX_PRODUCTION_PORT",
-    "APNS_SANDBOX_DEVELOPMENT_PORT",
-    "APNS_SANDBOX_UI_PORT",
-)
 
 
 def stack_env(state_dir: Path, **extra: str) -> dict[str, str]:
-    env = {
-        **os.environ,
-        **{name: str(free_port()) for name in PORT_NAMES},
-        "DEVSTACK_STATE_DIR": str(state_dir),
-        "OPERATOR_KEY": OPERATOR_KEY,
-        **extra,
-    }
-    for name in (
-        "AWS_ENDPOINT_OVERRIDE",
-        "TABLE_NAME",
-        "INTAKE_QUEUE_NAME",
-        "SEND_QUEUE_NAME",
-        "SECRETS_PREFIX",
-        "TRUSTED_PUSH_ISSUERS_FILE",
-        "STAGE",
-    ):
-        env.pop(name, None)  # the stack sets its own, as on a developer's machine
-    return env
+    return make_run_env(state_dir, OPERATOR_KEY, **extra)
 
 
 @dataclass
@@ -138,14 +111,7 @@ def port_is_free(port: int) -> bool:
 @pytest.fixture
 def running_stack(tmp_path: Path) -> Iterator[RunningStack]:
     env = stack_env(tmp_path)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "devstack"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    proc = start_make_run(env)
     stack = RunningStack(proc=proc, env=env)
 
     def read() -> None:
@@ -165,44 +131,11 @@ def running_stack(tmp_path: Path) -> Iterator[RunningStack]:
         reader.join(10)
 
 
-def call(method: str, url: str, body: Any = None, token: str | None = None) -> Any:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        raw = resp.read()
-    return json.loads(raw) if raw else None
-
-
 def test_a_killed_poller_is_started_again_and_the_queued_work_gets_done(running_stack: RunningStack) -> None:
     stack = running_stack
     # Given an app with a credential and bob's device (state in the emulator)
-    app = call("POST", f"{stack.api}/v1/apps", {"name": "Chat"}, token=OPERATOR_KEY)
-    admin = mint_token(app["secretKey"], app["appId"], "im-server", "admin")
-    key = call("POST", f"{stack.sandbox}/sandbox/credentials/p8", {"bundleIds": ["com.example.chat"]})
-    cred = call(
-        "POST",
-        f"{stack.api}/v1/apps/{app['appId']}/credentials",
-        {
-            "type": "p8",
-            "name": "k",
-            "environment": "production",
-            "p8": key["p8"],
-            "keyId": key["keyId"],
-            "teamId": key["teamId"],
-            "bundleId": "com.example.chat",
-        },
-        token=admin,
-    )
-    token = call("POST", f"{stack.sandbox}/sandbox/devices", {"bundleId": "com.example.chat"})["deviceToken"]
-    call(
-        "PUT",
-        f"{stack.api}/v1/apps/{app['appId']}/users/bob/devices/{token}",
-        {"certificateId": cred["certificateId"]},
-        token=admin,
-    )
+    app_id, admin, cert = app_with_credential(stack.api, stack.sandbox, OPERATOR_KEY)
+    token = device_of(stack.api, stack.sandbox, app_id, admin, cert, "bob")
 
     # When the poller dies (as a Lambda container would) and a message is queued meanwhile
     poller = child_pid(stack, "devstack.poller")
@@ -210,7 +143,7 @@ def test_a_killed_poller_is_started_again_and_the_queued_work_gets_done(running_
     stack.wait_for_line("the poller exited (signal SIGKILL)")
     call(
         "POST",
-        f"{stack.api}/v1/apps/{app['appId']}/messages",
+        f"{stack.api}/v1/apps/{app_id}/messages",
         {
             "messageId": "m-after-crash",
             "sendTime": int(time.time()),
@@ -277,7 +210,7 @@ def test_sigterm_twice_stops_every_child_and_frees_every_port(running_stack: Run
 def run_misconfigured(tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "devstack"],
-        cwd=ROOT,
+        cwd=Path(__file__).resolve().parents[2],
         env=stack_env(tmp_path, **extra),
         capture_output=True,
         text=True,
