@@ -293,6 +293,10 @@ class ControlApp:
 
     def _issue_p12(self, data: dict[str, Any]) -> Response:
         bundle_id = _bundle_id(data.get("bundleId"))
+        if data.get("type", "push") not in ("push", "voip"):
+            raise HttpError(
+                400, "InvalidType", "type must be 'push' (Apple Push Services) or 'voip' (VoIP Services)"
+            )
         environment = _environment(data.get("environment"))
         assert environment is not None
         password = data.get("password")
@@ -313,6 +317,7 @@ class ControlApp:
             not_after=_datetime(data.get("notAfter"), "notAfter"),
             universal=bool(data.get("universal", False)),
             team_id=team_id,
+            voip=data.get("type", "push") == "voip",
         )
         from cryptography.hazmat.primitives.serialization import pkcs12
 
@@ -338,16 +343,23 @@ class ControlApp:
         name = data.get("name")
         if name is not None and not isinstance(name, str):
             raise HttpError(400, "InvalidName", "name must be a string")
+        device_type = data.get("type", "alert")
+        if device_type not in ("alert", "voip"):
+            raise HttpError(
+                400, "InvalidType", "type must be 'alert' (an APNs token) or 'voip' (a PushKit token)"
+            )
         count = data.get("count")
         if count is not None:
             # Bulk creation for benchmarks: {bundleId, environment, count} -> {deviceTokens: [...]}.
             if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 100_000:
                 raise HttpError(400, "InvalidCount", "count must be an integer from 1 to 100000")
-            tokens = [self.state.add_device(bundle_id, environment, name).token for _ in range(count)]
+            tokens = [
+                self.state.add_device(bundle_id, environment, name, device_type).token for _ in range(count)
+            ]
             return Response.json(
                 {"deviceTokens": tokens, "bundleId": bundle_id, "environment": environment}, 201
             )
-        device = self.state.add_device(bundle_id, environment, name)
+        device = self.state.add_device(bundle_id, environment, name, device_type)
         return Response.json(device.to_json(), 201)
 
     def _inbox(self, query: InboxQuery) -> dict[str, Any]:

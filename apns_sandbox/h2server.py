@@ -477,6 +477,10 @@ class ApnsConnection(asyncio.Protocol):
         bundle_id = rules.topic_bundle(topic, push_type)
         if allowed is not None and bundle_id not in allowed:
             raise Rejection("TopicDisallowed")
+        cert = self.cert
+        # A VoIP Services certificate serves <bundleId>.voip only; a push certificate not that topic.
+        if auth_mode == "certificate" and cert and not cert.universal and cert.voip != (push_type == "voip"):
+            raise Rejection("TopicDisallowed")
         rules.check_options(
             headers.get("apns-priority"),
             headers.get("apns-expiration"),
@@ -491,7 +495,8 @@ class ApnsConnection(asyncio.Protocol):
         device = self.state.devices.get(device_token.lower())
         if device is None or device.environment != self.environment:
             raise Rejection("BadDeviceToken")
-        if device.bundle_id != bundle_id:
+        if device.bundle_id != bundle_id or (device.type == "voip") != (push_type == "voip"):
+            # A PushKit token is not an APNs token: each takes only its own push type's topic.
             raise Rejection("DeviceTokenNotForTopic")
         if device.uninstalled_at_ms is not None:
             raise Rejection("Unregistered", device.uninstalled_at_ms)

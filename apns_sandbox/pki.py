@@ -26,6 +26,10 @@ Environment = Literal["development", "production"]
 OID_PUSH_DEVELOPMENT = ObjectIdentifier("1.2.840.113635.100.6.3.1")
 OID_PUSH_PRODUCTION = ObjectIdentifier("1.2.840.113635.100.6.3.2")
 OID_PUSH_TOPICS = ObjectIdentifier("1.2.840.113635.100.6.3.6")
+# VoIP Services (PushKit) certificates: "CN=VoIP Services: <bundleId>", UID "<bundleId>.voip", both
+# environments, and the VoIP topics extension listing "<bundleId>.voip".
+OID_VOIP_TOPICS = ObjectIdentifier("1.2.840.113635.100.6.3.4")
+VOIP_CN_PREFIX = "VoIP Services"
 APPLE_PUSH_OIDS: dict[str, ObjectIdentifier] = {
     "development": OID_PUSH_DEVELOPMENT,
     "production": OID_PUSH_PRODUCTION,
@@ -63,6 +67,7 @@ class PushCertificateInfo:
     environments: frozenset[str]
     team_id: str | None
     universal: bool
+    voip: bool = False  # a VoIP Services certificate: push type voip, topic <bundleId>.voip only
 
 
 def push_certificate_info(cert: x509.Certificate) -> PushCertificateInfo | None:
@@ -71,7 +76,7 @@ def push_certificate_info(cert: x509.Certificate) -> PushCertificateInfo | None:
     if not uids:
         return None
     envs: set[str] = set()
-    universal = False
+    universal = voip = False
     for ext in cert.extensions:
         if ext.oid == OID_PUSH_DEVELOPMENT:
             envs.add("development")
@@ -79,9 +84,15 @@ def push_certificate_info(cert: x509.Certificate) -> PushCertificateInfo | None:
             envs.add("production")
         elif ext.oid == OID_PUSH_TOPICS:
             universal = True
+        elif ext.oid == OID_VOIP_TOPICS:
+            voip = True
     ous = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+    bundle_id = str(uids[0].value)
+    if voip and bundle_id.endswith(".voip"):
+        bundle_id = bundle_id[: -len(".voip")]
     return PushCertificateInfo(
-        bundle_id=str(uids[0].value),
+        voip=voip,
+        bundle_id=bundle_id,
         environments=frozenset(envs),
         team_id=str(ous[0].value) if ous else None,
         universal=universal,
@@ -183,8 +194,12 @@ class SandboxCA:
         not_after: dt.datetime | None = None,
         universal: bool = False,
         team_id: str | None = None,
+        voip: bool = False,
     ) -> bytes:
         """A push certificate as Apple issues it, with its RSA 2048 key, as PKCS#12 DER bytes.
+
+        `voip=True`: a VoIP Services certificate (PushKit) instead: "VoIP Services: <bundleId>", UID
+        "<bundleId>.voip", valid in both environments, with the VoIP topics extension.
 
         `password=None` gives an unencrypted bundle. `not_before`/`not_after` override
         `valid_days` (e.g. to make an expired or not-yet-valid certificate for tests).
@@ -196,9 +211,11 @@ class SandboxCA:
         prefix = (
             "Apple Development IOS Push Services" if environment == "development" else "Apple Push Services"
         )
+        if voip:
+            prefix = VOIP_CN_PREFIX
         subject = x509.Name(
             [
-                x509.NameAttribute(NameOID.USER_ID, bundle_id),
+                x509.NameAttribute(NameOID.USER_ID, bundle_id + ".voip" if voip else bundle_id),
                 x509.NameAttribute(NameOID.COMMON_NAME, f"{prefix}: {bundle_id}"),
                 x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, team_id),
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, "APNs Sandbox Developer"),
@@ -237,8 +254,17 @@ class SandboxCA:
         oids = [OID_PUSH_DEVELOPMENT, OID_PUSH_PRODUCTION, OID_PUSH_TOPICS] if universal else []
         if not universal:
             oids = [APPLE_PUSH_OIDS[environment]]
+        if voip:
+            oids = [OID_PUSH_DEVELOPMENT, OID_PUSH_PRODUCTION]
         for oid in oids:
             builder = builder.add_extension(x509.UnrecognizedExtension(oid, ASN1_NULL), critical=False)
+        if voip:
+            topics = (bundle_id + ".voip").encode()
+            # SEQUENCE { UTF8String topic }: the topic list as the extension carries it.
+            value = b"\x30" + bytes([len(topics) + 2]) + b"\x0c" + bytes([len(topics)]) + topics
+            builder = builder.add_extension(
+                x509.UnrecognizedExtension(OID_VOIP_TOPICS, value), critical=False
+            )
         cert = builder.sign(self.key, hashes.SHA256())
         encryption: serialization.KeySerializationEncryption = (
             serialization.BestAvailableEncryption(password.encode())

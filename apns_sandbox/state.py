@@ -88,10 +88,14 @@ class Device:
     created_at_ms: int
     name: str | None = None
     uninstalled_at_ms: int | None = None
+    # "voip": a PushKit token, which takes only voip pushes on <bundleId>.voip (Apple answers
+    # DeviceTokenNotForTopic for anything else, and for a voip push to an ordinary token).
+    type: str = "alert"
 
     def to_json(self) -> dict[str, Any]:
         return {
             "deviceToken": self.token,
+            "type": self.type,
             "bundleId": self.bundle_id,
             "environment": self.environment,
             "name": self.name,
@@ -312,6 +316,7 @@ class SandboxState:
                     environment=rec["environment"],
                     created_at_ms=int(rec.get("createdAtMs", 0)),
                     name=rec.get("name"),
+                    type=rec.get("type", "alert"),
                 )
             elif op == "uninstall" and token in self.devices:
                 self.devices[token].uninstalled_at_ms = int(rec["atMs"])
@@ -368,6 +373,7 @@ class SandboxState:
         not_after: dt.datetime | None = None,
         universal: bool = False,
         team_id: str | None = None,
+        voip: bool = False,
     ) -> bytes:
         return self.ca.issue_push_certificate(
             bundle_id,
@@ -378,15 +384,23 @@ class SandboxState:
             not_after=not_after,
             universal=universal,
             team_id=team_id,
+            voip=voip,
         )
 
     # --- devices -----------------------------------------------------------------------------
-    def add_device(self, bundle_id: str, environment: str, name: str | None = None) -> Device:
+    def add_device(
+        self, bundle_id: str, environment: str, name: str | None = None, device_type: str = "alert"
+    ) -> Device:
         token = secrets.token_hex(32)
         while token in self.devices:
             token = secrets.token_hex(32)
         device = Device(
-            token=token, bundle_id=bundle_id, environment=environment, created_at_ms=now_ms(), name=name
+            token=token,
+            bundle_id=bundle_id,
+            environment=environment,
+            created_at_ms=now_ms(),
+            name=name,
+            type=device_type,
         )
         self.devices[token] = device
         self._devices_log.append(
@@ -397,6 +411,7 @@ class SandboxState:
                 "environment": environment,
                 "createdAtMs": device.created_at_ms,
                 "name": name,
+                "type": device_type,
             }
         )
         self.touch()

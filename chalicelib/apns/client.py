@@ -252,14 +252,21 @@ class ApnsClients:
         notification_id: str,
         priority: int,
         collapse: str,
+        expiration: int | None = None,
+        voip_topic: str | None = None,
     ) -> ApnsResult:
+        """One request. ``voip_topic`` (``<bundleId>.voip``): a PushKit push, apns-push-type voip on
+        that topic; else an alert on the credential's bundle ID. ``expiration``: apns-expiration in
+        epoch seconds (0 = now or never); None = header absent."""
         request = NotificationRequest(
             device_token=token,
             message=message,
             notification_id=notification_id,
             priority=priority,
             collapse_key=collapse,
-            push_type=PushType.ALERT,
+            push_type=PushType.VOIP if voip_topic else PushType.ALERT,
+            time_to_live=AbsoluteExpiration(expiration) if expiration is not None else None,
+            apns_topic=voip_topic,
         )
         started = time.perf_counter()
         try:
@@ -275,6 +282,16 @@ class ApnsClients:
         status = int(result.status) if str(result.status).isdigit() else 0
         timestamp = int(result.timestamp) if result.timestamp is not None else None
         return ApnsResult(status, result.description, notification_id, timestamp, _ms(started))
+
+
+class AbsoluteExpiration(int):
+    """An apns-expiration given as the epoch second itself, passed where aioapns wants a
+    ``time_to_live``: aioapns writes ``int(time.time()) + time_to_live``, and Python lets an int
+    subclass on the right of ``+`` answer first, so the header carries exactly this value (0 too,
+    which a relative TTL cannot express: "deliver now or never")."""
+
+    def __radd__(self, _now: object) -> int:
+        return int(self)
 
 
 async def _quiet(_request: NotificationRequest, _result: NotificationResult) -> None:

@@ -28,6 +28,11 @@ from chalicelib.models.credentials import Environment, P8Upload, P12Upload
 OID_PUSH_DEVELOPMENT = x509.ObjectIdentifier("1.2.840.113635.100.6.3.1")
 OID_PUSH_PRODUCTION = x509.ObjectIdentifier("1.2.840.113635.100.6.3.2")
 OID_PUSH_TOPICS = x509.ObjectIdentifier("1.2.840.113635.100.6.3.6")
+# VoIP Services certificates (PushKit): subject "CN=VoIP Services: <bundleId>, UID=<bundleId>[.voip]";
+# they serve both environments and list their topics (<bundleId>.voip, ...) in extension 6.3.4 (Apple:
+# "the topic is then part of the 1.2.840.113635.100.6.3.4 or 1.2.840.113635.100.6.3.6 extension").
+OID_VOIP_TOPICS = x509.ObjectIdentifier("1.2.840.113635.100.6.3.4")
+VOIP_SUBJECT_PREFIX = "VoIP Services:"
 PUSH_SUBJECT_PREFIXES = (
     "Apple Push Services:",
     "Apple Development IOS Push Services:",
@@ -47,6 +52,7 @@ class ValidatedCredential:
     subject: str | None
     fingerprint_sha256: str | None
     secret: dict[str, str]
+    push_types: tuple[str, ...] = ("alert",)
 
     def __repr__(self) -> str:  # keep secret material out of logs and tracebacks
         return f"ValidatedCredential(bundle_id={self.bundle_id!r}, environment={self.environment!r})"
@@ -106,6 +112,68 @@ def _check_issuer(cert: x509.Certificate, trusted: list[x509.Certificate]) -> No
     )
 
 
+def _push_bundle_id(cert: x509.Certificate, cn: str, environment: str) -> str:
+    """An Apple Push Services certificate: its bundle ID (subject UID), checked against its push
+    extensions and the declared environment."""
+    envs = _push_environments(cert)
+    if not cn.startswith(PUSH_SUBJECT_PREFIXES) or not envs:
+        raise InvalidCredential(
+            "NotPushCertificate",
+            f"'{cn or cert.subject.rfc4514_string()}' is not an APNs push certificate: create an "
+            "'Apple Push Notification service SSL' certificate (or a 'VoIP Services' certificate for "
+            "PushKit) for the app ID in Apple's developer portal.",
+        )
+    uids = cert.subject.get_attributes_for_oid(NameOID.USER_ID)
+    if not uids or not str(uids[0].value):
+        raise InvalidCredential(
+            "MissingBundleId",
+            "the certificate has no bundle ID (subject UID): it is not a push certificate for an app ID.",
+        )
+    if environment not in envs:
+        actual = (
+            "development (Apple Development IOS Push Services)"
+            if envs == {"development"}
+            else ("production (Apple Push Services)")
+        )
+        raise InvalidCredential(
+            "EnvironmentMismatch",
+            f"this is a {actual} certificate but was declared '{environment}': upload it with "
+            f"environment '{sorted(envs)[0]}', or upload the {environment} certificate instead. "
+            "Debug builds need a development certificate, App Store / TestFlight builds a production one.",
+        )
+    return str(uids[0].value)
+
+
+def _voip_bundle_id(cert: x509.Certificate, cn: str) -> str:
+    """A VoIP Services certificate: the app's bundle ID, named alike by the subject's CN
+    ("VoIP Services: <bundleId>") and UID (the bundle ID, or it with ".voip"), and the VoIP topics
+    extension (1.2.840.113635.100.6.3.4) present. It serves both environments (Apple issues one
+    certificate for sandbox and production), so any declared environment is accepted."""
+    bundle_id = cn[len(VOIP_SUBJECT_PREFIX) :].strip()
+    if OID_VOIP_TOPICS not in {ext.oid for ext in cert.extensions}:
+        raise InvalidCredential(
+            "NotPushCertificate",
+            f"'{cn}' has no VoIP services extension (1.2.840.113635.100.6.3.4): it is not a certificate "
+            "Apple issued for PushKit. Create a 'VoIP Services Certificate' for the app ID in Apple's "
+            "developer portal.",
+        )
+    uids = cert.subject.get_attributes_for_oid(NameOID.USER_ID)
+    uid = str(uids[0].value) if uids else ""
+    if not bundle_id or not uid:
+        raise InvalidCredential(
+            "MissingBundleId",
+            "the VoIP certificate has no bundle ID (subject CN 'VoIP Services: <bundleId>' and UID): "
+            "it is not a VoIP certificate for an app ID.",
+        )
+    if uid not in (bundle_id, bundle_id + ".voip"):
+        raise InvalidCredential(
+            "MissingBundleId",
+            f"the VoIP certificate names two apps (CN '{cn}', UID '{uid}'): upload the certificate "
+            "exported from Keychain Access unchanged.",
+        )
+    return bundle_id
+
+
 def validate_p12(upload: P12Upload, trusted: list[x509.Certificate], now: datetime) -> ValidatedCredential:
     data = _decode_p12(upload.p12)
     try:
@@ -136,34 +204,12 @@ def validate_p12(upload: P12Upload, trusted: list[x509.Certificate], now: dateti
         )
 
     cn = _subject_cn(cert)
-    envs = _push_environments(cert)
-    if not cn.startswith(PUSH_SUBJECT_PREFIXES) or not envs:
-        raise InvalidCredential(
-            "NotPushCertificate",
-            f"'{cn or cert.subject.rfc4514_string()}' is not an APNs push certificate: create an "
-            "'Apple Push Notification service SSL' certificate for the app ID in Apple's developer portal.",
-        )
-    uids = cert.subject.get_attributes_for_oid(NameOID.USER_ID)
-    if not uids or not str(uids[0].value):
-        raise InvalidCredential(
-            "MissingBundleId",
-            "the certificate has no bundle ID (subject UID): it is not a push certificate for an app ID.",
-        )
-    bundle_id = str(uids[0].value)
-
-    if upload.environment not in envs:
-        actual = (
-            "development (Apple Development IOS Push Services)"
-            if envs == {"development"}
-            else ("production (Apple Push Services)")
-        )
-        raise InvalidCredential(
-            "EnvironmentMismatch",
-            f"this is a {actual} certificate but was declared '{upload.environment}': upload it with "
-            f"environment '{sorted(envs)[0]}', or upload the {upload.environment} certificate instead. "
-            "Debug builds need a development certificate, App Store / TestFlight builds a production one.",
-        )
-
+    if cn.startswith(VOIP_SUBJECT_PREFIX):
+        bundle_id = _voip_bundle_id(cert, cn)
+        push_types: tuple[str, ...] = ("voip",)
+    else:
+        bundle_id = _push_bundle_id(cert, cn, upload.environment)
+        push_types = ("alert",)
     not_before = cert.not_valid_before_utc
     not_after = cert.not_valid_after_utc
     if now < not_before:
@@ -182,6 +228,7 @@ def validate_p12(upload: P12Upload, trusted: list[x509.Certificate], now: dateti
     return ValidatedCredential(
         bundle_id=bundle_id,
         environment=upload.environment,
+        push_types=push_types,
         expires_at=not_after,
         subject=cert.subject.rfc4514_string(),
         fingerprint_sha256=cert.fingerprint(hashes.SHA256()).hex(),

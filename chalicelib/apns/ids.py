@@ -17,3 +17,9 @@ def collapse_id(message_id: str) -> str:
     """apns-collapse-id <= 64 bytes: the message ID, hashed when longer. A notification APNs ever
     delivered twice for the same message replaces itself on the phone instead of showing twice."""
     return message_id if len(message_id.encode()) <= 64 else hashlib.sha256(message_id.encode()).hexdigest()
+
+
+def call_collapse_id(call_id: str) -> str:
+    """A call's invite and cancel share ``call-<callId>``, so the cancel replaces the invite on the
+    phone; hashed (SHA-256 hex) when over APNs' 64 bytes."""
+    return collapse_id(f"call-{call_id}")

@@ -2,7 +2,11 @@
 
 Every payload serves both client conventions at once (Tencent's top-level ``ext``; Agora's ``f``,
 ``t``, ``g``, ``m``, ``e``) and must fit APNs' 4096 bytes: the body is shortened at a grapheme
-boundary with an ellipsis (then the title), never the structure.
+boundary with an ellipsis (then the title), never the structure: subtitle, category,
+interruption level, relevance score, image, the ``call`` object, ext and the IDs stay whole. A
+title alone too long for the room left becomes shorter behind a "…" body; a subtitle (or anything
+else) that leaves no room even then fails that device with PayloadTooLarge. VoIP (PushKit) payloads
+are the same alert text, IDs and ``call`` within 5,120 bytes.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from chalicelib.models.message import APNS_PRIORITY, Priority
 from chalicelib.services.render import Notification
 
 APNS_PAYLOAD_LIMIT = 4096  # bytes, for every push type but VoIP
+VOIP_PAYLOAD_LIMIT = 5120  # bytes, apns-push-type voip
 ELLIPSIS = "…"
 COMPACT = (",", ":")
 # aioapns serializes NotificationRequest.message with json.dumps' default separators; pass these to
@@ -153,21 +158,46 @@ def shorten(text: str, max_bytes: int) -> str:
 
 
 def _message(
-    n: Notification, recipient_user_id: str, badge: int | None, title: str | None, body: str
+    n: Notification,
+    recipient_user_id: str,
+    badge: int | None,
+    title: str | None,
+    body: str,
+    voip: bool = False,
 ) -> dict[str, Any]:
     alert: dict[str, str] = {}
     if title is not None:
         alert["title"] = title
+    if n.subtitle is not None:
+        alert["subtitle"] = n.subtitle
     alert["body"] = body
     aps: dict[str, Any] = {"alert": alert}
+    if voip:
+        # PushKit hands the whole dictionary to the app, which reports the call to CallKit: the
+        # alert is only the text to show; iOS neither badges, sounds nor displays a voip push.
+        return {"aps": aps, **_ids(n, recipient_user_id)}
     if badge is not None:
         aps["badge"] = badge
     if n.sound is not None:
         aps["sound"] = n.sound
     aps["thread-id"] = n.thread_id
-    if n.mutable_content:
+    if n.category is not None:
+        aps["category"] = n.category
+    if n.mutable_content or n.image is not None:
         aps["mutable-content"] = 1
+    if n.interruption_level is not None:
+        aps["interruption-level"] = n.interruption_level
+    if n.relevance_score is not None:
+        aps["relevance-score"] = n.relevance_score
     message: dict[str, Any] = {"aps": aps}
+    if n.image is not None:
+        message["image"] = n.image
+    message.update(_ids(n, recipient_user_id))
+    return message
+
+
+def _ids(n: Notification, recipient_user_id: str) -> dict[str, Any]:
+    message: dict[str, Any] = {}
     if n.ext is not None:
         message["ext"] = n.ext  # Tencent: didReceiveRemoteNotification reads userInfo["ext"]
     # Agora: f = sender, t = receiver, g = group (absent one-to-one), m = message ID, e = extern.
@@ -178,6 +208,8 @@ def _message(
     message["m"] = n.message_id
     if n.ext is not None:
         message["e"] = n.ext
+    if n.call is not None:
+        message["call"] = n.call
     return message
 
 
@@ -188,12 +220,13 @@ def _fit(
     badge: int | None,
     limit: int,
     separators: tuple[str, str],
+    voip: bool = False,
 ) -> tuple[dict[str, Any], bytes]:
     if badge is not None and badge < 0:
         raise ValueError(f"badge must be >= 0 or None (no badge), got {badge}")
 
     def encode(title: str | None, body: str) -> tuple[dict[str, Any], bytes]:
-        message = _message(n, recipient_user_id, badge, title, body)
+        message = _message(n, recipient_user_id, badge, title, body, voip)
         return message, json.dumps(message, ensure_ascii=False, separators=separators).encode("utf-8")
 
     # The common case: it fits, one serialization.
@@ -239,30 +272,43 @@ def build_message(
     *,
     recipient_user_id: str,
     badge: int | None,
-    limit: int = APNS_PAYLOAD_LIMIT,
+    limit: int | None = None,
     separators: tuple[str, str] = AIOAPNS_SEPARATORS,
+    voip: bool = False,
 ) -> dict[str, Any]:
     """The same payload as a dict, for aioapns' ``NotificationRequest(message=...)``, which serializes
     it itself with json.dumps' default separators: measured that way, it fits ``limit`` once sent.
+
+    ``voip``: the PushKit form (apns-push-type voip): alert text, IDs and the ``call`` object, no
+    badge, sound or display options, within 5,120 bytes (the default limit then).
     """
+    if limit is None:
+        limit = VOIP_PAYLOAD_LIMIT if voip else APNS_PAYLOAD_LIMIT
     return _fit(
-        notification, recipient_user_id=recipient_user_id, badge=badge, limit=limit, separators=separators
+        notification,
+        recipient_user_id=recipient_user_id,
+        badge=badge,
+        limit=limit,
+        separators=separators,
+        voip=voip,
     )[0]
 
 
-def apns_headers(*, topic: str, priority: Priority, expiration: int | None = None) -> dict[str, str]:
-    """The APNs request headers for an alert: topic = the credential's bundle ID.
+def apns_headers(
+    *, topic: str, priority: Priority, expiration: int | None = None, voip: bool = False
+) -> dict[str, str]:
+    """The APNs request headers for an alert: topic = the credential's bundle ID; ``voip``: push type
+    voip on ``<bundleId>.voip``, priority 10 (PushKit pushes are delivered at once or not at all).
 
     ``expiration``: epoch seconds until which APNs stores the notification for an unreachable device
-    (0 = try once, do not store); None = header absent, APNs' default. No ``apns-collapse-id``: every
-    chat message is its own notification.
+    (0 = try once, do not store); None = header absent, APNs' default.
     """
     if not topic:
         raise ValueError("topic must be the credential's bundle ID, e.g. 'com.example.chat'")
     headers = {
-        "apns-topic": topic,
-        "apns-push-type": "alert",
-        "apns-priority": str(APNS_PRIORITY[priority]),
+        "apns-topic": topic + ".voip" if voip else topic,
+        "apns-push-type": "voip" if voip else "alert",
+        "apns-priority": "10" if voip else str(APNS_PRIORITY[priority]),
     }
     if expiration is not None:
         headers["apns-expiration"] = str(expiration)

@@ -6,11 +6,13 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from chalicelib.models.base import ApiModel
 
 Environment = Literal["development", "production"]
+# What a credential can send: `alert` to the app's bundle ID, `voip` (PushKit) to `<bundleId>.voip`.
+PushKind = Literal["alert", "voip"]
 
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 APPLE_ID_RE = re.compile(r"^[A-Z0-9]{10}$")
@@ -84,6 +86,10 @@ class P8Upload(_UploadBase):
 CredentialUpload = Annotated[P12Upload | P8Upload, Field(discriminator="type")]
 
 
+def _alert_only() -> list[PushKind]:
+    return ["alert"]
+
+
 class Credential(ApiModel):
     """What is stored in DynamoDB and answered by the API: metadata only."""
 
@@ -101,6 +107,22 @@ class Credential(ApiModel):
     team_id: str | None = Field(None, description="p8 only.")
     subject: str | None = Field(None, description="p12 only: the certificate's subject.")
     fingerprint_sha256: str | None = Field(None, description="p12 only: SHA-256 of the certificate (DER).")
+    push_types: list[PushKind] = Field(
+        default_factory=_alert_only,
+        description="What it can send: a p8 key both `alert` and `voip` (topic `<bundleId>.voip`); an "
+        "Apple Push Services certificate `alert`; a VoIP Services certificate `voip` only. A device "
+        "registered with `type: voip` needs a credential that serves `voip`, an alert device one that "
+        "serves `alert`.",
+    )
+
+    @model_validator(mode="after")
+    def _p8_serves_both(self) -> Credential:
+        if self.type == "p8":  # a signing key is not bound to one topic (records stored before voip too)
+            self.push_types = ["alert", "voip"]
+        return self
+
+    def serves(self, kind: PushKind) -> bool:
+        return kind in self.push_types
 
 
 class CredentialList(ApiModel):

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Literal
 
 from pydantic import Field, model_validator
 
 from chalicelib.models.base import ApiModel
 from chalicelib.models.credentials import Environment
+
+# alert = the token of didRegisterForRemoteNotificationsWithDeviceToken; voip = a PushKit token
+# (PKPushRegistry, desiredPushTypes .voIP), which only call events are sent to.
+DeviceType = Literal["alert", "voip"]
 
 TOKEN_RE = re.compile(r"^(?:[0-9a-fA-F]{2}){32,100}$")
 
@@ -36,6 +41,13 @@ class DeviceRegistration(ApiModel):
     push_enabled: bool = Field(
         True, description="false = registered but no offline push for this device (Tencent setAPNS(nil))."
     )
+    type: DeviceType = Field(
+        "alert",
+        description="`alert` (default): an ordinary APNs token, pushed every message. `voip`: a PushKit "
+        "token; it gets call events only (apns-push-type voip, topic `<bundleId>.voip`), and a user with "
+        "an active voip token gets call events there only. Ordinary messages skip it (device skip "
+        "reason `voipToken`). A voip token needs a p8 key or a VoIP Services certificate.",
+    )
 
     @model_validator(mode="after")
     def _one_reference(self) -> DeviceRegistration:
@@ -54,6 +66,7 @@ class Device(ApiModel):
     bundle_id: str
     environment: Environment
     push_enabled: bool = True
+    type: DeviceType = "alert"
     registered_at: datetime
     invalid_reason: str | None = Field(
         None,

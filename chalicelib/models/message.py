@@ -301,6 +301,12 @@ Elem = Annotated[
     ),
 ]
 
+MAX_CALL_DATA_BYTES = 2048
+MAX_EXPIRES_IN = 2_592_000  # 30 days: what APNs stores at most
+InterruptionLevel = Literal["passive", "active", "time-sensitive", "critical"]
+_HTTPS_URL_RE = re.compile(r"^https://[^\s/?#]+[^\s]*$")
+
+
 # Agora names for the same offlinePushInfo fields (message.ext.em_apns_ext in the Agora SDK).
 _AGORA_PAIRS = (
     ("title", "em_push_title"),
@@ -355,6 +361,62 @@ class OfflinePushInfo(ApiModel):
         "Agora: em_push_mutable_content.",
     )
 
+    subtitle: OptionalText = Field(
+        default=None,
+        max_length=1024,
+        description="`aps.alert.subtitle`, a line between title and body. Never shortened: when title "
+        "and subtitle alone leave no room for the body within 4096 bytes, the body becomes '…' and "
+        "then the title is shortened; a subtitle that still does not fit fails the device "
+        "(PayloadTooLarge).",
+    )
+    category: OptionalText = Field(
+        default=None,
+        max_length=256,
+        description="`aps.category`: the notification category the app registered (its action buttons).",
+    )
+    interruption_level: InterruptionLevel | None = Field(
+        default=None,
+        description="`aps.interruption-level`: passive (no sound, no screen wake), active (the default), "
+        "time-sensitive (breaks through Focus), critical (needs Apple's entitlement).",
+    )
+    relevance_score: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="`aps.relevance-score` (0-1): which notification of a summary stands out.",
+    )
+    image: Annotated[str, AfterValidator(_valid_unicode)] | None = Field(
+        default=None,
+        max_length=1024,
+        description="An https URL of an image: top-level `image` in the payload plus "
+        "`mutable-content: 1`, for a Notification Service Extension to download and attach.",
+    )
+    expires_in: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_EXPIRES_IN,
+        description=f"Seconds the notification stays worth delivering (0-{MAX_EXPIRES_IN:,}): "
+        "apns-expiration = sendTime + expiresIn (0 = header 0: APNs delivers now or never), and a "
+        "recipient handled after that moment is skipped `expired`. Absent: APNs' default (stored and "
+        "retried for a while).",
+    )
+
+    @field_validator("image")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value is not None and not _HTTPS_URL_RE.fullmatch(value):
+            raise ValueError(
+                f"image must be an https URL (e.g. https://cdn.example.com/p/1.jpg), got {_short(value)}"
+            )
+        return value
+
+    @field_validator("expires_in", mode="before")
+    @classmethod
+    def _whole_seconds(cls, value: object) -> object:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"expiresIn must be a JSON integer of seconds, got {excerpt(value)}")
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _one_name_per_field(cls, data: Any) -> Any:
@@ -382,6 +444,50 @@ class OfflinePushInfo(ApiModel):
                     f"ext is {size} bytes once JSON-escaped; at most {MAX_EXT_BYTES} fit, because it is "
                     "sent twice (as `ext` and `e`) within APNs' 4096-byte payload: put an ID in ext and "
                     "let the app fetch the rest"
+                )
+        return value
+
+
+class CallInfo(ApiModel):
+    """An audio / video call invitation or its cancellation (TPNS "action 2", TUIKit's call push)."""
+
+    call_id: Annotated[str, AfterValidator(_message_id)] = Field(
+        description="The call's ID, 1-128 characters of A-Z a-z 0-9 . _ : @ = + -: the invite and its "
+        "cancel share it, and the notification's apns-collapse-id is `call-<callId>` (SHA-256 hex when "
+        "over 64 bytes), so the cancel replaces the invite on the lock screen."
+    )
+    media: Literal["audio", "video"] = Field(
+        description="`audio` ([语音通话] / [audio call]) or `video` ([视频通话] / [video call])."
+    )
+    action: Literal["invite", "cancel"] = Field(
+        description="`invite` rings; `cancel` replaces the invite with [通话已取消] / [call cancelled] "
+        "(no sound, no badge) and stops invite recipients not yet sent from getting it."
+    )
+    timeout_seconds: int = Field(
+        default=60,
+        ge=5,
+        le=600,
+        description="How long the invitation rings (5-600 s, default 60): apns-expiration = sendTime + "
+        "timeoutSeconds, and a recipient handled later than that is skipped `expired`.",
+    )
+    room_id: OptionalText = Field(
+        default=None, max_length=256, description="The room to join (passed through in `call`)."
+    )
+    data: OptionalText = Field(
+        default=None,
+        description=f"Opaque app data passed through in `call.data` (at most {MAX_CALL_DATA_BYTES} bytes "
+        "once JSON-escaped).",
+    )
+
+    @field_validator("data")
+    @classmethod
+    def _data_size(cls, value: str | None) -> str | None:
+        if value is not None:
+            size = len(json.dumps(value, ensure_ascii=False).encode("utf-8")) - 2
+            if size > MAX_CALL_DATA_BYTES:
+                raise ValueError(
+                    f"call.data is {size} bytes once JSON-escaped; at most {MAX_CALL_DATA_BYTES} fit in the "
+                    "notification: pass an ID and let the app fetch the rest"
                 )
         return value
 
@@ -424,10 +530,11 @@ class MessageEvent(ApiModel):
         "for a group message: exactly one of userId / groupId."
     )
     elems: list[Elem] = Field(
-        min_length=1,
+        default_factory=list,
         max_length=100,
-        description="The message elements in order (1-100); the notification body concatenates their "
-        "text: text as is, other types as placeholders, custom via desc.",
+        description="The message elements in order (1-100; may be empty or absent with `call`); the "
+        "notification body concatenates their text: text as is, other types as placeholders, custom "
+        "via desc.",
     )
     offline_push_info: OfflinePushInfo = Field(
         default_factory=OfflinePushInfo,
@@ -457,6 +564,15 @@ class MessageEvent(ApiModel):
         "A mentioned recipient's body starts with [有人@我] / [@Me] ([@所有人] / [@All] when only `all` "
         "applies); a mention gets through a conversation set to mentionOnly, not through none, "
         "do-not-disturb (unless forcePush), openPush off, logout or foreground.",
+    )
+    call: CallInfo | None = Field(
+        default=None,
+        description="An audio / video call invitation or cancellation (TPNS action 2). The body is "
+        "[语音通话] / [视频通话] ([audio call] / [video call]) with the usual name prefix, "
+        "or [通话已取消] / [call cancelled] for a cancel; apns-collapse-id `call-<callId>`; "
+        "apns-expiration sendTime + timeoutSeconds (a recipient handled later is skipped `expired`); "
+        "interruption level time-sensitive; the payload carries a top-level `call` object. Users "
+        "with an active voip (PushKit) token get it there only, as a voip push.",
     )
     offline_users: Annotated[list[UserId], _unique_ids("offlineUsers")] | None = Field(
         default=None,
@@ -511,9 +627,47 @@ class MessageEvent(ApiModel):
                     )
         return data
 
+    @model_validator(mode="after")
+    def _content(self) -> MessageEvent:
+        if not self.elems and self.call is None:
+            raise ValueError(
+                'elems is empty: send at least one element (e.g. [{"type": "text", "text": "hi"}]), '
+                "or a call object for a call invitation"
+            )
+        return self
+
     @property
     def is_group(self) -> bool:
         return isinstance(self.to, GroupTarget)
+
+    @property
+    def counts_in_badge(self) -> bool:
+        """Whether pushing it adds 1 to the recipient's badge: not with ignoreBadge, never for a call
+        event (signalling: the missed-call message the IM server sends afterwards is what counts)."""
+        return not self.offline_push_info.ignore_badge and self.call is None
+
+    @property
+    def expiration(self) -> int | None:
+        """apns-expiration in epoch seconds: a call's sendTime + timeoutSeconds, else sendTime +
+        offlinePushInfo.expiresIn (0 stays 0: deliver now or never), else None (APNs' default)."""
+        if self.call is not None:
+            return self.send_time + self.call.timeout_seconds
+        expires_in = self.offline_push_info.expires_in
+        if expires_in is None:
+            return None
+        return 0 if expires_in == 0 else self.send_time + expires_in
+
+    def expired(self, now_s: float, *, retry: bool = False) -> bool:
+        """Whether a recipient handled at ``now_s`` is too late (skip reason ``expired``): at or past
+        the expiration. expiresIn 0 ("now or never") has no moment to compare with, since sendTime is
+        whole seconds from another clock: its first attempt is sent (with apns-expiration 0) and any
+        later attempt (``retry``, after a 429 / 5xx) is too late."""
+        if self.call is not None:
+            return now_s >= self.send_time + self.call.timeout_seconds
+        expires_in = self.offline_push_info.expires_in
+        if expires_in is None:
+            return False
+        return retry if expires_in == 0 else now_s >= self.send_time + expires_in
 
     @property
     def group_id(self) -> str | None:

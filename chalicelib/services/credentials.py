@@ -150,4 +150,5 @@ def _metadata(
         team_id=upload.team_id if isinstance(upload, P8Upload) else None,
         subject=v.subject,
         fingerprint_sha256=v.fingerprint_sha256,
+        push_types=list(v.push_types),
     )

@@ -54,6 +54,9 @@ class FanoutService:
             raise UnknownApp(
                 f"app '{app_id}' does not exist: create it (POST /v1/apps) or fix the record's appId"
             )
+        if event.call is not None and event.call.action == "cancel":
+            # Before the cancel's own chunks go out: invite chunks claimed after this send nothing.
+            self.deliveries.mark_call_cancelled(app_id, event.call.call_id, event.message_id, now)
         recipients = self.recipients(app_id, event)
         chunks = [
             (ChunkRef(index=i, attempt=0), recipients[start : start + self.chunk_size])

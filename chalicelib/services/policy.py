@@ -30,6 +30,10 @@ class SkipReason(StrEnum):
     SENDER = "sender"
     ONLINE_USER_ONLY = "onlineUserOnly"
     DISABLE_PUSH = "disablePush"
+    # Handled after the message's expiration (a call's timeout, offlinePushInfo.expiresIn): too late.
+    EXPIRED = "expired"
+    # A call invitation whose cancel was fanned out before this chunk was sent (send path, not a rule).
+    CALL_CANCELLED = "callCancelled"
     CUSTOM_WITHOUT_DESC = "customWithoutDesc"
     LOGGED_OUT = "loggedOut"
     FOREGROUND = "foreground"
@@ -47,6 +51,10 @@ class DeviceSkipReason(StrEnum):
     PUSH_DISABLED = "pushDisabled"  # registered with pushEnabled false: Tencent setAPNS(nil)
     # APNs refused the token before (BadDeviceToken, DeviceTokenNotForTopic).
     INVALID_TOKEN = "invalidToken"  # noqa: S105 (a reason, not a password)
+    # A PushKit (voip) token: it gets call events only, never an ordinary message.
+    VOIP_TOKEN = "voipToken"  # noqa: S105
+    # An alert token of a user who has an active voip token: the call rings there (CallKit) only.
+    CALL_ON_VOIP = "callOnVoip"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +65,11 @@ class DeviceView:
     certificate_id: int
     push_enabled: bool
     invalid_reason: str | None = None
+    kind: str = "alert"  # "voip" = a PushKit token
+
+    @property
+    def active(self) -> bool:
+        return self.push_enabled and self.invalid_reason is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +104,14 @@ Rule = Callable[[MessageEvent, Recipient, datetime], SkipReason | None]
 
 
 def split_devices(
-    devices: tuple[DeviceView, ...],
+    devices: tuple[DeviceView, ...], *, call: bool = False
 ) -> tuple[tuple[DeviceView, ...], tuple[tuple[str, str], ...]]:
-    """The devices that can be pushed, and (token, reason) for the ones that cannot."""
+    """The devices that can be pushed, and (token, reason) for the ones that cannot.
+
+    ``call``: the message is a call event. Voip (PushKit) tokens get call events only; a user with
+    an active voip token gets the call there only (their alert tokens are skipped ``callOnVoip``),
+    a user without one gets it on their alert tokens."""
+    on_voip = call and any(d.kind == "voip" and d.active for d in devices)
     targets: list[DeviceView] = []
     skips: list[tuple[str, str]] = []
     for device in devices:
@@ -102,6 +120,10 @@ def split_devices(
             skips.append((device.token, DeviceSkipReason.INVALID_TOKEN))
         elif not device.push_enabled:
             skips.append((device.token, DeviceSkipReason.PUSH_DISABLED))
+        elif device.kind == "voip" and not call:
+            skips.append((device.token, DeviceSkipReason.VOIP_TOKEN))
+        elif device.kind != "voip" and on_voip:
+            skips.append((device.token, DeviceSkipReason.CALL_ON_VOIP))
         else:
             targets.append(device)
     return tuple(targets), tuple(skips)
@@ -199,6 +221,13 @@ def check_disable_push(event: MessageEvent, recipient: Recipient, now: datetime)
     return SkipReason.DISABLE_PUSH if event.offline_push_info.disable_push else None
 
 
+def check_expired(event: MessageEvent, recipient: Recipient, now: datetime) -> SkipReason | None:
+    """Handled at or after the message's apns-expiration (a call's sendTime + timeoutSeconds, or
+    sendTime + offlinePushInfo.expiresIn): APNs would drop it anyway, and an invitation that rings
+    after its caller gave up is worse than none."""
+    return SkipReason.EXPIRED if event.expired(now.timestamp()) else None
+
+
 def check_custom_without_desc(event: MessageEvent, recipient: Recipient, now: datetime) -> SkipReason | None:
     """A custom element the service cannot read, and no text to show for it: not pushed.
 
@@ -207,8 +236,8 @@ def check_custom_without_desc(event: MessageEvent, recipient: Recipient, now: da
     element needs its own desc (Tencent TIMCustomElem.desc). One bare custom element is enough to skip
     the message, even next to text: the seed says the message is not pushed.
     """
-    if event.offline_push_info.desc is not None:
-        return None
+    if event.offline_push_info.desc is not None or event.call is not None:
+        return None  # a call shows its own placeholder, whatever elements come with it
     for elem in event.elems:
         if isinstance(elem, CustomElem) and elem.desc is None:
             return SkipReason.CUSTOM_WITHOUT_DESC
@@ -234,7 +263,7 @@ def check_foreground(event: MessageEvent, recipient: Recipient, now: datetime) -
 
 def check_no_device(event: MessageEvent, recipient: Recipient, now: datetime) -> SkipReason | None:
     """No registered device, or every device is individually skipped (push disabled, invalid token)."""
-    targets, _ = split_devices(recipient.devices)
+    targets, _ = split_devices(recipient.devices, call=event.call is not None)
     return None if targets else SkipReason.NO_DEVICE
 
 
@@ -287,6 +316,7 @@ RULES: tuple[tuple[SkipReason, Rule], ...] = (
     (SkipReason.SENDER, check_sender),
     (SkipReason.ONLINE_USER_ONLY, check_online_user_only),
     (SkipReason.DISABLE_PUSH, check_disable_push),
+    (SkipReason.EXPIRED, check_expired),
     (SkipReason.CUSTOM_WITHOUT_DESC, check_custom_without_desc),
     (SkipReason.LOGGED_OUT, check_logged_out),
     (SkipReason.FOREGROUND, check_foreground),
@@ -315,14 +345,20 @@ MESSAGE_RULES: tuple[tuple[SkipReason, Rule], ...] = tuple(
 )
 
 
-def message_skip_reason(event: MessageEvent) -> SkipReason | None:
-    """The reason nobody at all is pushed for this message, or None: lets the fan-out stop early."""
+def message_skip_reason(
+    event: MessageEvent, *, now: datetime | None = None, retry: bool = False
+) -> SkipReason | None:
+    """The reason nobody at all is pushed for this message, or None: lets the fan-out stop early.
+    With ``now`` (the send path) also ``expired``; ``retry`` = a later attempt of a chunk, which is
+    too late for an expiresIn 0 ("now or never") message."""
     nobody = Recipient(user_id="", config=PushConfig(), state=AppState(), devices=())
     sent = datetime.fromtimestamp(event.send_time, tz=UTC)  # unused by these rules
     for _, rule in MESSAGE_RULES:
         reason = rule(event, nobody, sent)
         if reason is not None:
             return reason
+    if now is not None and event.expired(now.timestamp(), retry=retry):
+        return SkipReason.EXPIRED
     return None
 
 
@@ -330,13 +366,13 @@ def decide(event: MessageEvent, recipient: Recipient, *, now: datetime) -> Decis
     """Whether ``recipient`` is pushed for ``event`` at ``now``, and on which devices.
 
     Runs the rules in ``RULES`` order and reports the first that applies: sender, onlineUserOnly,
-    disablePush, customWithoutDesc, loggedOut, foreground, noDevice, openPushOff, mutedGroup,
+    disablePush, expired, customWithoutDesc, loggedOut, foreground, noDevice, openPushOff, mutedGroup,
     mutedUser, mentionOnly, dnd. A forced push skips the rules in ``FORCE_PUSH_OVERRIDES`` (mutedGroup,
     mutedUser, mentionOnly, dnd). Devices skipped one by one are reported in ``device_skips`` either way.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware (e.g. datetime.now(timezone.utc))")
-    targets, device_skips = split_devices(recipient.devices)
+    targets, device_skips = split_devices(recipient.devices, call=event.call is not None)
     for name, rule in RULES:
         if event.force_push and name in FORCE_PUSH_OVERRIDES:
             continue

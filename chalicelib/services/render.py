@@ -8,9 +8,12 @@ Pure and total: whether the message is pushed at all is policy's business, not t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from chalicelib.apns.ids import call_collapse_id
 from chalicelib.models.message import (
     APNS_PRIORITY,
+    CallInfo,
     CustomElem,
     FaceElem,
     FileElem,
@@ -51,6 +54,22 @@ PLACEHOLDERS: dict[str, dict[type, str]] = {
 SIMPLE_BANNER: dict[str, str] = {"zh": "您有一条新消息", "en": "You have a new message"}
 
 
+# Call events (TUIKit's call pushes): what an invitation and its cancellation read as.
+CALL_PLACEHOLDERS: dict[str, dict[tuple[str, str], str]] = {
+    "zh": {
+        ("audio", "invite"): "[语音通话]",
+        ("video", "invite"): "[视频通话]",
+        ("audio", "cancel"): "[通话已取消]",
+        ("video", "cancel"): "[通话已取消]",
+    },
+    "en": {
+        ("audio", "invite"): "[audio call]",
+        ("video", "invite"): "[video call]",
+        ("audio", "cancel"): "[call cancelled]",
+        ("video", "cancel"): "[call cancelled]",
+    },
+}
+
 # Tencent's @ reminders as the IM apps show them; "me" wins over "all" for a user who is both.
 MENTION_PREFIXES: dict[str, dict[str, str]] = {
     "zh": {"me": "[有人@我]", "all": "[@所有人]"},
@@ -74,6 +93,18 @@ class Notification:
     priority: Priority = "high"
     # ignoreBadge: the send step passes badge=None to the payload and does not count this message.
     ignore_badge: bool = False
+    # offlinePushInfo options (aps.alert.subtitle, aps.category, ...) and the top-level image URL.
+    subtitle: str | None = None
+    category: str | None = None
+    interruption_level: str | None = None
+    relevance_score: float | None = None
+    image: str | None = None
+    # A call event's top-level `call` object; None for an ordinary message.
+    call: dict[str, Any] | None = None
+    # apns-collapse-id when not the message's own (a call's `call-<callId>`); None = the message ID.
+    collapse_id: str | None = None
+    # apns-expiration in epoch seconds (0 = now or never); None = header absent.
+    expiration: int | None = None
 
     @property
     def apns_priority(self) -> int:
@@ -90,8 +121,31 @@ def elem_text(elem: object, language: Language) -> str:
 
 
 def content(event: MessageEvent, language: Language) -> str:
-    """The elements' texts concatenated, in order (Tencent: "推送内容部分由消息体中各个 Elem 内容组成")."""
+    """The elements' texts concatenated, in order (Tencent: "推送内容部分由消息体中各个 Elem 内容组成");
+    a call event's placeholder instead ([语音通话], [通话已取消] ...), whatever elements come with it."""
+    if event.call is not None:
+        return call_placeholder(event.call, language)
     return "".join(elem_text(elem, language) for elem in event.elems)
+
+
+def call_placeholder(call: CallInfo, language: Language) -> str:
+    return CALL_PLACEHOLDERS[language][(call.media, call.action)]
+
+
+def call_object(event: MessageEvent) -> dict[str, Any] | None:
+    """The payload's top-level ``call``: what the app needs to ring (or stop ringing) and join."""
+    call = event.call
+    if call is None:
+        return None
+    return {
+        "callId": call.call_id,
+        "media": call.media,
+        "action": call.action,
+        "roomId": call.room_id,
+        "data": call.data,
+        "sendTime": event.send_time,
+        "timeoutSeconds": call.timeout_seconds,
+    }
 
 
 def _named(value: str | None) -> str | None:
@@ -169,28 +223,49 @@ def render(
     body: "desc 设置后,推送内容会变成 desc 内容") > the Tencent summary. offlinePushInfo.title is
     the alert title on top of that body ("title 设置后,会在默认的推送内容上多展示 title 内容").
     A mention's prefix stands before whichever body it is: ``[有人@我]Lead(Dev):hi``.
+
+    A call event reads as its placeholder with the usual name prefix (``Denny:[语音通话]``; simpleBanner:
+    the placeholder alone, which tells nothing of a conversation); desc replaces an invitation's body,
+    never a cancellation's. An invitation is time-sensitive; a cancellation replaces it (same
+    collapse-id ``call-<callId>``) silently, without a badge.
     """
     info = event.offline_push_info
-    if display_style == "simpleBanner":
+    call = event.call
+    cancel = call is not None and call.action == "cancel"
+    if call is not None and display_style == "simpleBanner":
+        body = call_placeholder(call, language)
+    elif display_style == "simpleBanner":
         body = SIMPLE_BANNER[language]
-    elif info.desc is not None:
+    elif info.desc is not None and not cancel:
         body = info.desc
     else:
         body = summary(event, language=language, sender_display_name=sender_display_name)
     body = mention_prefix(mention, language) + body
     is_group = isinstance(event.to, GroupTarget)
+    sound = resolve_sound(info.sound, recipient_group_sound if is_group else recipient_c2c_sound)
+    interruption = info.interruption_level
+    if call is not None and not cancel and interruption is None:
+        interruption = "time-sensitive"
     return Notification(
         title=info.title,
         body=body,
-        sound=resolve_sound(info.sound, recipient_group_sound if is_group else recipient_c2c_sound),
+        sound=None if cancel else sound,
         thread_id=thread_id(event),
         mutable_content=info.mutable_content,
         ext=info.ext,
         sender_id=event.sender.user_id,
         group_id=event.group_id,
         message_id=event.message_id,
-        priority=event.priority,
-        ignore_badge=info.ignore_badge,
+        priority="high" if call is not None else event.priority,
+        ignore_badge=info.ignore_badge or cancel,
+        subtitle=info.subtitle,
+        category=info.category,
+        interruption_level=interruption,
+        relevance_score=info.relevance_score,
+        image=info.image,
+        call=call_object(event),
+        collapse_id=call_collapse_id(call.call_id) if call is not None else None,
+        expiration=event.expiration,
     )
 
 

@@ -42,6 +42,7 @@ from chalicelib.services.policy import (
     Decision,
     DeviceView,
     Recipient,
+    SkipReason,
     conversations_of,
     decide,
     message_skip_reason,
@@ -210,7 +211,17 @@ class SendService:
         event = chunk.event
         done = {o.key for o in earlier.outcomes}
         position = {u: i for i, u in enumerate(chunk.recipients)}
-        skip_all = message_skip_reason(event)
+        now = datetime.fromtimestamp(now_ms / 1000, UTC)
+        skip_all = message_skip_reason(event, now=now, retry=chunk.attempt > 0)
+        call = event.call
+        # The cancel's fan-out marks the call before its own chunks go out (README, "Calls").
+        if (
+            skip_all is None
+            and call is not None
+            and call.action == "invite"
+            and await self._db(self.deliveries.call_cancelled, chunk.app_id, call.call_id)
+        ):
+            skip_all = SkipReason.CALL_CANCELLED
         if skip_all is not None:
             return [
                 o
@@ -220,7 +231,6 @@ class SendService:
 
         users = await self._db(self.users.batch_get, chunk.app_id, chunk.recipients, conversations_of(event))
         sender_display = chunk.sender_display_name
-        now = datetime.fromtimestamp(now_ms / 1000, UTC)
         skips: list[Outcome] = []
         pushed: list[tuple[Decision, UserRecord]] = []
         for user_id in chunk.recipients:
@@ -270,7 +280,7 @@ class SendService:
         """The badge each pushed user gets: +1 atomically per message (none with ignoreBadge), counted
         once per message: a retry reuses the first try's badges, a takeover the ones saved before
         the crash. The badges are saved before anything is sent."""
-        if chunk.event.offline_push_info.ignore_badge or not users:
+        if not chunk.event.counts_in_badge or not users:
             return {}
         if chunk.badges is not None:
             return {u.user_id: chunk.badges.get(u.user_id) for u in users}
@@ -429,12 +439,20 @@ class SendService:
         cred, secret = await self._creds.fetch(chunk.app_id, device.certificate_id)
         if cred is None or secret is None:
             return ApnsResult(-1, f"credential {device.certificate_id} no longer exists", ident), None
+        voip = device.kind == "voip"
+        if not cred.serves(device.kind):  # type: ignore[arg-type]
+            return ApnsResult(
+                -1, f"credential {device.certificate_id} cannot send {device.kind}", ident
+            ), cred
         try:
-            message = build_message(notification, recipient_user_id=target.user_id, badge=target.badge)
+            message = build_message(
+                notification, recipient_user_id=target.user_id, badge=target.badge, voip=voip
+            )
         except PayloadTooLargeError:
             return ApnsResult(-1, "PayloadTooLarge", ident), cred
         client = self.clients.get(chunk.app_id, cred, secret)
-        result = await self._post(chunk, client, device.token, message, ident, notification)
+        voip_topic = cred.bundle_id + ".voip" if voip else None
+        result = await self._post(chunk, client, device.token, message, ident, notification, voip_topic)
         if classify(result.status, result.reason) is Action.REFRESH_AUTH:
             # Provider token or certificate refused: rebuild the client (fresh JWT, new connection) once
             # per credential, however many requests were refused at the same time, then send again.
@@ -442,7 +460,9 @@ class SendService:
             cred2, secret2 = await self._creds.fetch(chunk.app_id, device.certificate_id)
             if cred2 is not None and secret2 is not None:
                 client = self.clients.get(chunk.app_id, cred2, secret2)
-                result = await self._post(chunk, client, device.token, message, ident, notification)
+                result = await self._post(
+                    chunk, client, device.token, message, ident, notification, voip_topic
+                )
         report.latencies_ms.append(result.latency_ms)
         return result, cred
 
@@ -461,6 +481,7 @@ class SendService:
         message: dict[str, Any],
         ident: str,
         notification: Notification,
+        voip_topic: str | None = None,
     ) -> ApnsResult:
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self.settings.apns_concurrency)
@@ -470,8 +491,10 @@ class SendService:
                 token=token,
                 message=message,
                 notification_id=ident,
-                priority=notification.apns_priority,
-                collapse=collapse_id(chunk.message_id),
+                priority=10 if voip_topic else notification.apns_priority,
+                collapse=notification.collapse_id or collapse_id(chunk.message_id),
+                expiration=notification.expiration,
+                voip_topic=voip_topic,
             )
 
     async def _retry_later(
@@ -531,7 +554,8 @@ def _recipient(user: UserRecord, only: dict[str, list[str]] | None) -> Recipient
         config=user.config,
         state=user.state,
         devices=tuple(
-            DeviceView(d.device_token, d.certificate_id, d.push_enabled, d.invalid_reason) for d in devices
+            DeviceView(d.device_token, d.certificate_id, d.push_enabled, d.invalid_reason, d.type)
+            for d in devices
         ),
         logged_out=user.logged_out,
         conversations=user.conversations,

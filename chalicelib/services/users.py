@@ -45,6 +45,16 @@ class UserService:
 
     def register_device(self, app_id: str, user_id: str, token: str, body: DeviceRegistration) -> Device:
         cred = self.credentials.resolve(app_id, body.certificate_id, body.certificate_name)
+        if not cred.serves(body.type):
+            raise ValidationFailed(
+                f"credential {cred.certificate_id} ({cred.name}) cannot send {body.type} pushes: "
+                + (
+                    "a voip (PushKit) token needs a p8 key or a VoIP Services certificate"
+                    if body.type == "voip"
+                    else "it is a VoIP Services certificate; register the alert token with a p8 key or "
+                    "an Apple Push Services certificate"
+                )
+            )
         device = Device(
             device_token=token,
             user_id=user_id,
@@ -52,6 +62,7 @@ class UserService:
             bundle_id=cred.bundle_id,
             environment=cred.environment,
             push_enabled=body.push_enabled,
+            type=body.type,
             registered_at=datetime.fromtimestamp(self.clock_ms() / 1000, UTC),
         )
         self.users.register_device(app_id, device)

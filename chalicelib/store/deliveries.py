@@ -118,6 +118,30 @@ class DeliveryRepository:
         )
         return items.from_item(resp["Item"]) if "Item" in resp else None
 
+    # ---- calls ---------------------------------------------------------------------------------
+
+    def mark_call_cancelled(self, app_id: str, call_id: str, cancel_message_id: str, now_ms: int) -> None:
+        """The call's cancel was fanned out: its invite's chunks, from now on, send nothing."""
+        self.client.update_item(
+            TableName=self.table,
+            Key=items.call_key(app_id, call_id),
+            UpdateExpression=(
+                "SET cancelledAt = if_not_exists(cancelledAt, :at), cancelMessageId = :m, #t = :ttl"
+            ),
+            ExpressionAttributeNames={"#t": "ttl"},
+            ExpressionAttributeValues={
+                ":at": {"N": str(now_ms)},
+                ":m": {"S": cancel_message_id},
+                ":ttl": {"N": str(self._ttl(now_ms))},
+            },
+        )
+
+    def call_cancelled(self, app_id: str, call_id: str) -> bool:
+        resp = self.client.get_item(
+            TableName=self.table, Key=items.call_key(app_id, call_id), ConsistentRead=True
+        )
+        return "cancelledAt" in resp.get("Item", {})
+
     # ---- chunks --------------------------------------------------------------------------------
 
     def put_chunks(

@@ -94,6 +94,11 @@ def delivery_pk(app_id: str, message_id: str) -> str:
     return f"M#{app_id}#{message_id}"
 
 
+def call_key(app_id: str, call_id: str) -> dict[str, Any]:
+    """A call's small item in the deliveries table: written by its cancel, read by its invite's chunks."""
+    return key(f"CALL#{app_id}#{call_id}", "CALL")
+
+
 def key(pk: str, sk: str) -> dict[str, Any]:
     return {"pk": {"S": pk}, "sk": {"S": sk}}
 

@@ -406,6 +406,7 @@ def _device_attr(device: Device) -> dict[str, Any]:
         "bundleId": device.bundle_id,
         "environment": device.environment,
         "pushEnabled": device.push_enabled,
+        "type": device.type,
         "registeredAt": int(device.registered_at.timestamp() * 1000),
     }
 
@@ -491,6 +492,7 @@ def parse_user(
             bundle_id=attr["bundleId"],
             environment=attr["environment"],
             push_enabled=attr.get("pushEnabled", True),
+            type=attr.get("type", "alert"),
             registered_at=datetime.fromtimestamp(attr["registeredAt"] / 1000, UTC),
             invalid_reason=attr.get("invalidReason"),
         )
