@@ -332,6 +332,7 @@ def test_rule_order_reports_the_first_reason() -> None:
         "sender",
         "onlineUserOnly",
         "disablePush",
+        "expired",
         "customWithoutDesc",
         "loggedOut",
         "foreground",
@@ -381,6 +382,8 @@ def test_skip_reasons_are_the_strings_the_deliveries_api_reports() -> None:
         "sender",
         "onlineUserOnly",
         "disablePush",
+        "expired",
+        "callCancelled",
         "customWithoutDesc",
         "foreground",
         "loggedOut",
@@ -391,7 +394,7 @@ def test_skip_reasons_are_the_strings_the_deliveries_api_reports() -> None:
         "mentionOnly",
         "dnd",
     }
-    assert {str(r) for r in DeviceSkipReason} == {"pushDisabled", "invalidToken"}
+    assert {str(r) for r in DeviceSkipReason} == {"pushDisabled", "invalidToken", "voipToken", "callOnVoip"}
 
 
 # ---- Version 2: presence lease, conversation settings, mentions ---------------------------------
