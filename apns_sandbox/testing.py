@@ -121,9 +121,15 @@ class SandboxProcess:
         self._pem_files.append(path)
         return path
 
-    def create_device(self, bundle_id: str, environment: str = "production", name: str | None = None) -> str:
-        """A new simulated device; returns its token."""
-        body: dict[str, Any] = {"bundleId": bundle_id, "environment": environment}
+    def create_device(
+        self,
+        bundle_id: str,
+        environment: str = "production",
+        name: str | None = None,
+        device_type: str = "alert",
+    ) -> str:
+        """A new simulated device (``device_type`` "voip": a PushKit token); returns its token."""
+        body: dict[str, Any] = {"bundleId": bundle_id, "environment": environment, "type": device_type}
         if name:
             body["name"] = name
         return str(self.request("POST", "/sandbox/devices", body)["deviceToken"])
