@@ -324,7 +324,9 @@ class OfflinePushInfo(ApiModel):
         default=None,
         max_length=1024,
         validation_alias=AliasChoices("title", "em_push_title"),
-        description="Alert title, shown above the usual body (the body is unchanged). Agora: em_push_title.",
+        description="Alert title, shown above the usual body (the body is unchanged). Agora: em_push_title. "
+        "To fit APNs' 4096 bytes the body is shortened first; a title that leaves no room even for '…' "
+        "as the body is itself shortened (at a grapheme boundary, ending in '…').",
     )
     desc: OptionalText = Field(
         default=None,

@@ -86,7 +86,11 @@ class Delivery(ApiModel):
     device_token: str | None = Field(None, description="null when the user was skipped as a whole.")
     status: Literal["sent", "skipped", "failed", "pending"]
     reason: str | None = Field(
-        None, description="Why it was skipped, failed or is pending, in plain words (e.g. dnd, mutedGroup)."
+        None,
+        description="Why it was skipped, failed or is pending, in plain words (e.g. dnd, mutedGroup; "
+        "expired = handled after the call's timeout or offlinePushInfo.expiresIn; callCancelled = a call "
+        "invitation whose cancel came first; per device: voipToken = an ordinary message and a PushKit "
+        "token, callOnVoip = a call rung on the user's PushKit token instead of this one).",
     )
     code: str | None = Field(
         None,
