@@ -20,6 +20,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -531,8 +532,18 @@ class MessageEvent(ApiModel):
         description='`{"userId"}` for a one-to-one message, or `{"groupId", "groupName"?, "members"?}` '
         "for a group message: exactly one of userId / groupId."
     )
+    call: CallInfo | None = Field(
+        default=None,
+        description="An audio / video call invitation or cancellation (TPNS action 2). The body is "
+        "[语音通话] / [视频通话] ([audio call] / [video call]) with the usual name prefix, "
+        "or [通话已取消] / [call cancelled] for a cancel; apns-collapse-id `call-<callId>`; "
+        "apns-expiration sendTime + timeoutSeconds (a recipient handled later is skipped `expired`); "
+        "interruption level time-sensitive; the payload carries a top-level `call` object. Users "
+        "with an active voip (PushKit) token get it there only, as a voip push.",
+    )
     elems: list[Elem] = Field(
         default_factory=list,
+        validate_default=True,
         max_length=100,
         description="The message elements in order (1-100; may be empty or absent with `call`); the "
         "notification body concatenates their text: text as is, other types as placeholders, custom "
@@ -566,15 +577,6 @@ class MessageEvent(ApiModel):
         "A mentioned recipient's body starts with [有人@我] / [@Me] ([@所有人] / [@All] when only `all` "
         "applies); a mention gets through a conversation set to mentionOnly, not through none, "
         "do-not-disturb (unless forcePush), openPush off, logout or foreground.",
-    )
-    call: CallInfo | None = Field(
-        default=None,
-        description="An audio / video call invitation or cancellation (TPNS action 2). The body is "
-        "[语音通话] / [视频通话] ([audio call] / [video call]) with the usual name prefix, "
-        "or [通话已取消] / [call cancelled] for a cancel; apns-collapse-id `call-<callId>`; "
-        "apns-expiration sendTime + timeoutSeconds (a recipient handled later is skipped `expired`); "
-        "interruption level time-sensitive; the payload carries a top-level `call` object. Users "
-        "with an active voip (PushKit) token get it there only, as a voip push.",
     )
     offline_users: Annotated[list[UserId], _unique_ids("offlineUsers")] | None = Field(
         default=None,
@@ -629,14 +631,16 @@ class MessageEvent(ApiModel):
                     )
         return data
 
-    @model_validator(mode="after")
-    def _content(self) -> MessageEvent:
-        if not self.elems and self.call is None:
+    @field_validator("elems")
+    @classmethod
+    def _content(cls, value: list[Any], info: ValidationInfo) -> list[Any]:
+        # `call` is declared before `elems`, so it is in info.data when it was given (and valid).
+        if not value and info.data.get("call") is None:
             raise ValueError(
                 'elems is empty: send at least one element (e.g. [{"type": "text", "text": "hi"}]), '
                 "or a call object for a call invitation"
             )
-        return self
+        return value
 
     @property
     def is_group(self) -> bool:
