@@ -73,17 +73,18 @@ def test_missing_apns_id_is_generated_as_uppercase_uuid(creds: Creds, apns_http)
         "background-priority-5",
     ],
 )
-def test_limits_are_inclusive(creds: Creds, apns_http, headers, body_size) -> None:
-    topic = BUNDLE + ".voip" if headers.get("apns-push-type") == "voip" else BUNDLE
+def test_limits_are_inclusive(sandbox, creds: Creds, apns_http, headers, body_size) -> None:
+    voip = headers.get("apns-push-type") == "voip"
+    topic = BUNDLE + ".voip" if voip else BUNDLE
+    # A voip push goes to a PushKit token (an ordinary one answers DeviceTokenNotForTopic).
+    device = sandbox.create_device(BUNDLE, device_type="voip") if voip else creds.prod_device
     body = None
     if body_size:
         base = json.dumps({"aps": {"alert": "x"}, "pad": ""})
         body = json.dumps({"aps": {"alert": "x"}, "pad": "p" * (body_size - len(base))}).encode()
         assert len(body) == body_size
 
-    response = apns_http().push(
-        creds.prod_device, jwt_token=creds.token, topic=topic, headers=headers, body=body
-    )
+    response = apns_http().push(device, jwt_token=creds.token, topic=topic, headers=headers, body=body)
 
     assert response.status_code == 200, response.text
 
