@@ -223,11 +223,17 @@ class SendService:
         ):
             skip_all = SkipReason.CALL_CANCELLED
         if skip_all is not None:
-            return [
-                o
-                for o in (Outcome(i, None, "skipped", str(skip_all)) for i in range(len(chunk.recipients)))
-                if o.key not in done
-            ], []
+            settled = (
+                # A retry (an expiry or a cancel can come between attempts): settle its pending devices.
+                [
+                    Outcome(position[u], t, "skipped", str(skip_all))
+                    for u in chunk.recipients
+                    for t in chunk.devices.get(u, ())
+                ]
+                if chunk.devices is not None
+                else [Outcome(i, None, "skipped", str(skip_all)) for i in range(len(chunk.recipients))]
+            )
+            return [o for o in settled if o.key not in done], []
 
         users = await self._db(self.users.batch_get, chunk.app_id, chunk.recipients, conversations_of(event))
         sender_display = chunk.sender_display_name

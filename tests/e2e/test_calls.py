@@ -193,3 +193,16 @@ def test_a_voip_services_certificate_rings_pushkit_tokens(stack: Stack, push_app
     stack.pump()
     [note] = stack.sandbox.notifications(token)
     assert note["auth"] == "certificate" and note["pushType"] == "voip" and note["topic"] == BUNDLE + ".voip"
+
+
+def test_a_now_or_never_message_is_not_retried(stack: Stack, push_app: PushApp) -> None:
+    # Given APNs answers bob's first request 503
+    bob = push_app.device("bob")
+    stack.sandbox.add_fault(status=503, reason="ServiceUnavailable", count=1, deviceToken=bob)
+    # When a message with expiresIn 0 ("deliver now or never") is sent
+    body = push_app.message({"userId": "bob"}, offlinePushInfo={"expiresIn": 0})
+    push_app.call("POST", "/messages", body)
+    stack.pump()
+    # Then the retry finds it too late: bob's device is settled as expired, and nothing arrived
+    assert by_user(push_app, body["messageId"]) == {("bob", bob): ("skipped", "expired")}
+    assert stack.sandbox.notifications(bob) == []
