@@ -66,7 +66,7 @@ class Device(ApiModel):
     bundle_id: str
     environment: Environment
     push_enabled: bool = True
-    type: DeviceType = "alert"
+    type: DeviceType = Field("alert", description="alert (an APNs token) or voip (a PushKit token).")
     registered_at: datetime
     invalid_reason: str | None = Field(
         None,

@@ -189,6 +189,29 @@ def test_a_voip_services_certificate_rings_pushkit_tokens(stack: Stack, push_app
     refused = push_app.call("PUT", f"/users/bob/devices/{'ab' * 32}", {"certificateId": voip_cert})
     assert refused.status_code == 400 and "VoIP Services certificate" in refused.data["error"]["message"]
     token = voip_device(push_app, "bob", voip_cert)
+    # And an Apple Push Services certificate cannot register a PushKit token
+    push_p12 = stack.sandbox.issue_p12(BUNDLE, "production", "pw")
+    resp = push_app.call(
+        "POST",
+        "/credentials",
+        {
+            "type": "p12",
+            "name": "push",
+            "environment": "production",
+            "p12": push_p12["p12"],
+            "password": "pw",
+        },
+    )
+    assert resp.status_code == 201 and resp.data["pushTypes"] == ["alert"], resp.body
+    refused = push_app.call(
+        "PUT",
+        f"/users/carol/devices/{'cd' * 32}",
+        {"certificateId": resp.data["certificateId"], "type": "voip"},
+    )
+    assert (
+        refused.status_code == 400
+        and "p8 key or a VoIP Services certificate" in refused.data["error"]["message"]
+    )
     call_event(push_app, {"userId": "bob"}, f"c-{uuid.uuid4().hex}", "invite")
     stack.pump()
     [note] = stack.sandbox.notifications(token)
