@@ -178,6 +178,8 @@ def _message(
     message["m"] = n.message_id
     if n.ext is not None:
         message["e"] = n.ext
+    if n.op is not None:
+        message["op"] = n.op  # "recall" / "edit": this replaces the notification with the same collapse-id
     return message
 
 
