@@ -52,6 +52,13 @@ class MessageChangeAccepted(ApiModel):
     changed: bool = Field(
         description="false = nothing to do: the message was already recalled (a second recall is a no-op)."
     )
+    stopped: bool = Field(
+        True,
+        description="Recall: true = no original of this message leaves any more (the call waits, up to "
+        "10 s, until the chunks being sent when it arrived have stopped and their requests in flight "
+        "are answered); false = a chunk was still being sent after 10 s (e.g. its sender crashed and "
+        "its lease has not run out): it stops at its next checkpoint.",
+    )
 
 
 class ReplaceJob(ApiModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,10 @@ class MessageService:
     deliveries: DeliveryRepository
     groups: GroupRepository
     clock_ms: Callable[[], int] = field(default=clock.now_ms)
+    # A recall answers once the chunks being sent when it arrived have stopped (they see the recall
+    # at their next checkpoint and finish their requests in flight), for at most this long.
+    recall_wait_s: float = 10.0
+    sleep: Callable[[float], None] = field(default=time.sleep)
 
     def submit(self, app_id: str, event: MessageEvent) -> str:
         """Queue the event for fan-out, in the same form the IM server may put on the queue itself."""
@@ -49,8 +54,27 @@ class MessageService:
         summary = self._changeable(app_id, message_id)
         if not self.deliveries.mark_recalled(app_id, message_id, self.clock_ms()):
             return MessageChangeAccepted(message_id=message_id, op="recall", changed=False)
-        self._queue_jobs(app_id, message_id, "recall", 0, int(summary.get("chunkCount", 0)))
-        return MessageChangeAccepted(message_id=message_id, op="recall", changed=True)
+        chunks = int(summary.get("chunkCount", 0))
+        self._queue_jobs(app_id, message_id, "recall", 0, chunks)
+        return MessageChangeAccepted(
+            message_id=message_id,
+            op="recall",
+            changed=True,
+            stopped=self._stopped(app_id, message_id, chunks),
+        )
+
+    def _stopped(self, app_id: str, message_id: str, chunks: int) -> bool:
+        """Wait until no chunk of the original is being sent: a chunk claimed before the recall stops
+        at its next checkpoint and ends once its requests in flight are answered; a chunk claimed
+        after it sees the recall at its claim. True = nothing of the original leaves any more."""
+        deadline = time.monotonic() + self.recall_wait_s
+        delay = 0.02
+        while self.deliveries.chunks_being_sent(app_id, message_id, chunks):
+            if time.monotonic() >= deadline:
+                return False
+            self.sleep(delay)
+            delay = min(0.25, delay * 2)
+        return True
 
     def edit(self, app_id: str, message_id: str, change: MessageEdit) -> MessageChangeAccepted:
         summary = self._changeable(app_id, message_id)

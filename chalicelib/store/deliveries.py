@@ -235,6 +235,28 @@ class DeliveryRepository:
         data: dict[str, Any] = json.loads(zlib.decompress(bytes(raw)))
         return data
 
+    def chunks_being_sent(self, app_id: str, message_id: str, chunk_count: int) -> int:
+        """How many of the message's chunks (first attempts) are claimed right now: exact keys,
+        BatchGetItem of 100, strongly consistent."""
+        pk = items.delivery_pk(app_id, message_id)
+        keys = [items.key(pk, f"{ChunkRef(i, 0).sk}#L") for i in range(chunk_count)]
+        claimed = 0
+        for start in range(0, len(keys), 100):
+            pending: dict[str, Any] = {
+                self.table: {
+                    "Keys": keys[start : start + 100],
+                    "ProjectionExpression": "#s",
+                    "ExpressionAttributeNames": {"#s": "status"},
+                    "ConsistentRead": True,
+                }
+            }
+            while pending:
+                resp = self.client.batch_get_item(RequestItems=pending)
+                found = resp.get("Responses", {}).get(self.table, [])
+                claimed += sum(1 for it in found if it.get("status", {}).get("S") == "claimed")
+                pending = dict(resp.get("UnprocessedKeys") or {})
+        return claimed
+
     # ---- chunks --------------------------------------------------------------------------------
 
     def put_chunks(
