@@ -9,7 +9,7 @@ from typing import Any
 
 from chalicelib import clock
 from chalicelib.apns.ids import apns_id
-from chalicelib.errors import Conflict, NotFound
+from chalicelib.errors import Conflict, NotFound, ValidationFailed
 from chalicelib.models.lifecycle import MessageChangeAccepted, MessageEdit, ReplaceJob, ReplaceOp
 from chalicelib.models.message import MessageEvent
 from chalicelib.models.sending import (
@@ -24,7 +24,8 @@ from chalicelib.models.sending import (
     Replacement,
 )
 from chalicelib.services import report
-from chalicelib.services.lifecycle import edit_rev_of
+from chalicelib.services.lifecycle import apply_edit, edit_rev_of
+from chalicelib.services.policy import message_skip_reason
 from chalicelib.store.deliveries import RECALL_PREFIX, ChunkAttempt, DeliveryRepository, edit_prefix
 from chalicelib.store.groups import GroupRepository, Member
 from chalicelib.store.queues import Queues
@@ -78,6 +79,13 @@ class MessageService:
 
     def edit(self, app_id: str, message_id: str, change: MessageEdit) -> MessageChangeAccepted:
         summary = self._changeable(app_id, message_id)
+        stored = self.deliveries.stored_event(summary) or {}
+        edited = apply_edit(MessageEvent.model_validate(stored["event"]), change.model_dump(by_alias=True))
+        if message_skip_reason(edited) == "customWithoutDesc":
+            raise ValidationFailed(
+                "the edited message has a custom element and no offlinePushInfo.desc: give desc, the text "
+                "its notification shows"
+            )
         body = change.model_dump(mode="json", by_alias=True, exclude_none=True)
         rev = self.deliveries.mark_edited(app_id, message_id, body, self.clock_ms())
         if rev is None:

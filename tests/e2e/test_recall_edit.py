@@ -43,6 +43,10 @@ def test_recall_of_a_delivered_c2c_message(stack: Stack, push_app: PushApp) -> N
     [original] = stack.sandbox.notifications(token)
     assert original["payload"]["aps"]["badge"] == 5
 
+    custom = {"elems": [{"type": "custom", "data": "{}"}]}  # nothing a notification could show
+    refused = push_app.call("POST", f"/messages/{body['messageId']}/edit", custom)
+    assert refused.status_code == 400 and "desc" in refused.data["error"]["message"]
+
     resp = push_app.call("POST", f"/messages/{body['messageId']}/recall")
     assert resp.status_code == 202, resp.body
     assert resp.data == {"messageId": body["messageId"], "op": "recall", "changed": True, "stopped": True}
