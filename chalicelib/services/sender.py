@@ -183,9 +183,21 @@ class SendService:
 
         async def write(seq: int, outcomes: list[Outcome]) -> None:
             page = self.deliveries.page_item(app_id, message_id, ref, seq, outcomes, self.clock_ms())
-            await self.dynamo.call("PutItem", page)
-            if not live.ops.recalled:  # a recall stops the rest of this chunk (see _deliver)
-                found = await self.dynamo.call("GetItem", self._ops_req(chunk))
+            if live.ops.recalled:
+                await self.dynamo.call("PutItem", page)
+                return
+            # A recall stops the rest of this chunk (see _deliver): read it beside each page.
+            results: list[Any] = await asyncio.gather(
+                self.dynamo.call("PutItem", page),
+                self.dynamo.call("GetItem", self._ops_req(chunk)),
+                return_exceptions=True,
+            )
+            put, found = results
+            if isinstance(put, BaseException):
+                raise put
+            if isinstance(found, BaseException):  # the next checkpoint reads it again
+                log.warning("could not check %s for a recall: %r", message_id, found)
+            else:
                 live.ops = self.deliveries.ops_of(found.get("Item"))
 
         checkpoints = Checkpointer(
