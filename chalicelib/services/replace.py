@@ -54,7 +54,7 @@ class ReplaceService:
         s = self.sender
         report = ChunkReport(message_id=job.message_id, outcome=job.op)
         app_id, message_id = job.app_id, job.message_id
-        summary = await s._db(s.deliveries.summary, app_id, message_id)
+        summary = await s._db(s.deliveries.summary, app_id, message_id, True)  # sees the latest edit
         stored = s.deliveries.stored_event(summary) if summary else None
         if summary is None or stored is None:
             report.outcome = "gone"  # expired (TTL): nothing left to replace

@@ -149,9 +149,11 @@ class DeliveryRepository:
             ExpressionAttributeValues={":t": {"BOOL": True}},
         )
 
-    def summary(self, app_id: str, message_id: str) -> dict[str, Any] | None:
+    def summary(self, app_id: str, message_id: str, consistent: bool = False) -> dict[str, Any] | None:
         resp = self.client.get_item(
-            TableName=self.table, Key=items.key(items.delivery_pk(app_id, message_id), "MSG")
+            TableName=self.table,
+            Key=items.key(items.delivery_pk(app_id, message_id), "MSG"),
+            ConsistentRead=consistent,
         )
         return items.from_item(resp["Item"]) if "Item" in resp else None
 

@@ -235,3 +235,36 @@ def test_edit_replaces_what_was_sent_and_is_what_the_rest_get(stack: Stack, push
     edits = Counter((r["edit"] or {}).get("status") for r in rows)
     assert edits == Counter({"sent": len(sent_first), None: 300 - len(sent_first)})
     assert {r["code"] for r in rows if r["userId"] not in sent_first} == {"edit1"}
+
+
+def test_edit_twice_then_recall_one_to_one(stack: Stack, push_app: PushApp) -> None:
+    token = push_app.device("dora")
+    push_app.call("PATCH", "/users/dora/push-config", {"language": "en"})
+    push_app.call("PUT", "/users/dora/app-state", {"state": "background", "unreadCount": 0})
+    body = push_app.message({"userId": "dora"})
+    push_app.call("POST", "/messages", body)
+    stack.pump()
+    for text in ("hi!", "hi!!"):
+        resp = push_app.call(
+            "POST", f"/messages/{body['messageId']}/edit", {"elems": [{"type": "text", "text": text}]}
+        )
+        assert resp.status_code == 202, resp.body
+        stack.pump()
+    [row] = push_app.deliveries(body["messageId"])
+    assert row["edit"]["status"] == "sent" and row.get("recall") is None
+    push_app.call("PUT", "/users/dora/app-state", {"state": "background", "unreadCount": 0})  # she read it
+    assert push_app.call("POST", f"/messages/{body['messageId']}/recall").status_code == 202
+    stack.pump()
+    notes = stack.sandbox.notifications(token)
+    assert [n["payload"].get("op") for n in notes] == [None, "edit", "edit", "recall"]
+    assert [n["payload"]["aps"]["alert"]["body"] for n in notes] == [
+        "Alice: hi",
+        "Alice: hi!",
+        "Alice: hi!!",
+        "Alice: [Message recalled]",
+    ]
+    assert [n["payload"]["aps"].get("badge") for n in notes] == [1, None, None, 0]  # never below 0
+    assert len({n["headers"]["apns-collapse-id"] for n in notes}) == 1
+    [row] = push_app.deliveries(body["messageId"])
+    assert row["recall"]["status"] == "sent" and row["edit"]["status"] == "sent"
+    assert push_app.call("GET", "/users/dora/app-state").data["badge"] == 0
