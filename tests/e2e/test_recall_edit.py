@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 
 from devstack.seed import bulk_devices, seed_users
-from tests.e2e.conftest import BUNDLE, PushApp, Stack, payloads
+from tests.e2e.conftest import BUNDLE, Poller, PushApp, Stack, payloads
 
 
 def _seed(stack: Stack, push_app: PushApp, n: int, prefix: str) -> tuple[list[str], dict[str, str]]:
@@ -268,3 +268,49 @@ def test_edit_twice_then_recall_one_to_one(stack: Stack, push_app: PushApp) -> N
     [row] = push_app.deliveries(body["messageId"])
     assert row["recall"]["status"] == "sent" and row["edit"]["status"] == "sent"
     assert push_app.call("GET", "/users/dora/app-state").data["badge"] == 0
+
+
+def test_replacements_killed_mid_group_lose_nothing(stack: Stack, push_app: PushApp, poller: Poller) -> None:
+    """The replacement jobs' own ledger: a poller killed (SIGKILL) while sending a 1,000-member
+    group's recall; the next one takes over after the lease and sends only what has no outcome."""
+    users, tokens = _seed(stack, push_app, 1000, "rk")
+    body = push_app.message({"groupId": "rk", "groupName": "K", "members": users})
+    push_app.call("POST", "/messages", body)
+    stack.pump(timeout_s=120)
+    assert push_app.call("POST", f"/messages/{body['messageId']}/recall").status_code == 202
+
+    poller.start()
+    deadline = time.monotonic() + 60
+    while len(_replacements(stack, body["messageId"])) < 50:
+        assert time.monotonic() < deadline, "no replacement was sent"
+        time.sleep(0.01)
+    poller.kill()
+    at_kill = sum(len(v) for v in _replacements(stack, body["messageId"]).values())
+    assert at_kill < len(users), "every replacement was sent before the kill: nothing was tested"
+
+    poller.start()  # takes the jobs over once their lease runs out
+    deadline = time.monotonic() + 120
+    while True:
+        rows = _report(push_app, body["messageId"])
+        if all(r["recall"]["status"] != "pending" for r in rows):
+            break
+        assert time.monotonic() < deadline, "replacements still pending"
+        time.sleep(0.5)
+    got = _replacements(stack, body["messageId"])
+    assert set(got) == set(tokens.values())  # none lost
+    twice = {t: notes for t, notes in got.items() if len(notes) > 1}
+    for notes in twice.values():  # a copy is identical: the phone shows it once
+        assert len(notes) == 2
+        assert len({(n["apnsId"], n["payload"]["aps"]["badge"]) for n in notes}) == 1
+    print(f"killed after {at_kill} of {len(users)} replacements; sent twice: {len(twice)}")
+    assert len(twice) <= 20  # SEND_MAX_UNRECORDED per crashed invocation
+    assert {n["payload"]["aps"]["badge"] for notes in got.values() for n in notes} == {3}
+    assert Counter(r["recall"]["status"] for r in rows) == Counter({"sent": 1000})
+
+
+def _replacements(stack: Stack, message_id: str) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for n in stack.sandbox.notifications(limit=100_000):
+        if n["payload"].get("m") == message_id and n["payload"].get("op") == "recall":
+            out.setdefault(n["deviceToken"], []).append(n)
+    return out
