@@ -27,6 +27,7 @@ from chalicelib.store.secrets import SecretStore
 from chalicelib.store.users import UserRepository
 
 if TYPE_CHECKING:
+    from chalicelib.services.replace import ReplaceService
     from chalicelib.services.sender import SendService
 
 
@@ -62,6 +63,13 @@ class Services:
             AsyncDynamo(self.settings),
             lease_ms=self.settings.send_lease_s * 1000,
         )
+
+    @cached_property
+    def replacer(self) -> ReplaceService:
+        """Recalls' and edits' replacements, sent with the send function's clients and permits."""
+        from chalicelib.services.replace import ReplaceService
+
+        return ReplaceService(self.sender)
 
     def operator_key(self) -> str | None:
         if self.settings.operator_key:

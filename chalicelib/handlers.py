@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from chalicelib.deps import services
+from chalicelib.models.lifecycle import ReplaceJob, SendRecord
 from chalicelib.models.message import QueuedMessageEvent
 from chalicelib.models.sending import SendChunk
 from chalicelib.observability import emit_metrics
@@ -91,8 +92,13 @@ def handle_send_records(records: list[dict[str, Any]]) -> dict[str, Any]:
     from chalicelib.services.sender import ChunkBusy
 
     svc = services()
-    parsed = _parse(records, SendChunk, svc.settings.send_queue_name)
-    results = run(_send_all([chunk for _, chunk in parsed], svc.sender.send_chunk))
+    parsed = [(i, r.root) for i, r in _parse(records, SendRecord, svc.settings.send_queue_name)]
+
+    def send(job: SendChunk | ReplaceJob) -> Any:
+        # A recall's or edit's replacements travel the same queue as the chunks they replace.
+        return svc.replacer.replace_chunk(job) if isinstance(job, ReplaceJob) else svc.sender.send_chunk(job)
+
+    results = run(_send_all([chunk for _, chunk in parsed], send))
     failed: list[str] = []
     counts: dict[tuple[str, str], int] = {}
     latencies: list[float] = []
@@ -140,7 +146,9 @@ def _metric_name(status: str) -> str:
     return {"sent": "Sent", "skipped": "Skipped", "failed": "Failed", "pending": "Retried"}[status]
 
 
-async def _send_all(chunks: list[SendChunk], send: Callable[[SendChunk], Any]) -> list[Any]:
+async def _send_all(
+    chunks: list[SendChunk | ReplaceJob], send: Callable[[SendChunk | ReplaceJob], Any]
+) -> list[Any]:
     return list(await asyncio.gather(*(send(c) for c in chunks), return_exceptions=True))
 
 

@@ -3,6 +3,7 @@
 from chalicelib.api import router
 from chalicelib.api.routing import ApiRequest
 from chalicelib.deps import services
+from chalicelib.models.lifecycle import MessageChangeAccepted, MessageEdit
 from chalicelib.models.message import MessageEvent
 from chalicelib.models.sending import (
     DeliveryList,
@@ -71,3 +72,32 @@ def change_members(req: ApiRequest) -> None:
 )
 def list_members(req: ApiRequest) -> GroupMembersPage:
     return services().messages.members(req.params["appId"], req.params["groupId"], req.query)
+
+
+@router.operation(
+    "POST",
+    APP + "/messages/{messageId}/recall",
+    summary="Recall a message: replace its notification on every phone it reached",
+    tag="Messages",
+    access=Access.ADMIN,
+    response=MessageChangeAccepted,
+    status=202,
+    errors=(404, 409),
+)
+def recall_message(req: ApiRequest) -> MessageChangeAccepted:
+    return services().messages.recall(req.params["appId"], req.params["messageId"])
+
+
+@router.operation(
+    "POST",
+    APP + "/messages/{messageId}/edit",
+    summary="Edit a message: replace its notification with the new content",
+    tag="Messages",
+    access=Access.ADMIN,
+    body=MessageEdit,
+    response=MessageChangeAccepted,
+    status=202,
+    errors=(400, 404, 409),
+)
+def edit_message(req: ApiRequest) -> MessageChangeAccepted:
+    return services().messages.edit(req.params["appId"], req.params["messageId"], req.body)

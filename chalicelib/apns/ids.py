@@ -8,9 +8,11 @@ import uuid
 _APNS_ID_NAMESPACE = uuid.UUID("6f1d7c2e-3b0a-4e59-9a51-0b6d8c1f4a20")
 
 
-def apns_id(app_id: str, message_id: str, token: str) -> str:
-    """Deterministic per message x device: a duplicate would carry the same apns-id."""
-    return str(uuid.uuid5(_APNS_ID_NAMESPACE, f"{app_id}/{message_id}/{token}")).upper()
+def apns_id(app_id: str, message_id: str, token: str, op: str | None = None) -> str:
+    """Deterministic per message x device: a duplicate would carry the same apns-id. ``op``: a recall's
+    or edit's replacement has an apns-id of its own (and the original's collapse-id)."""
+    name = f"{app_id}/{message_id}/{token}" + (f"/{op}" if op else "")
+    return str(uuid.uuid5(_APNS_ID_NAMESPACE, name)).upper()
 
 
 def collapse_id(message_id: str) -> str:

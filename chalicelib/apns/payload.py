@@ -210,6 +210,8 @@ def _ids(n: Notification, recipient_user_id: str) -> dict[str, Any]:
         message["e"] = n.ext
     if n.call is not None:
         message["call"] = n.call
+    if n.op is not None:
+        message["op"] = n.op  # "recall" / "edit": this replaces the notification with the same collapse-id
     return message
 
 

@@ -81,6 +81,20 @@ class MessageAccepted(ApiModel):
     message_id: str
 
 
+class Replacement(ApiModel):
+    """What became of the replacement of this delivery (a recall's, or the latest edit's)."""
+
+    status: Literal["sent", "skipped", "failed", "pending"] = Field(
+        description="sent = the phone was sent the replacement; skipped = not needed (e.g. the device "
+        "was never sent the original, or already got the edited version); pending = not done yet."
+    )
+    code: str | None = Field(None, description="The reason as a short code (e.g. an APNs reason).")
+    reason: str | None = None
+    apns_id: str | None = Field(
+        None, description="The replacement's own apns-id (its collapse-id is the original's)."
+    )
+
+
 class Delivery(ApiModel):
     user_id: str
     device_token: str | None = Field(None, description="null when the user was skipped as a whole.")
@@ -98,6 +112,13 @@ class Delivery(ApiModel):
         "RetriesExhausted, queued, sending): what the summary counts by.",
     )
     apns_id: str | None = None
+    recall: Replacement | None = Field(
+        None, description="Recalled messages: this device's recall replacement (absent = not recalled)."
+    )
+    edit: Replacement | None = Field(
+        None,
+        description="Edited messages: this device's replacement with the latest edit (absent = not edited).",
+    )
 
 
 class DeliverySummary(ApiModel):

@@ -62,8 +62,20 @@ class FanoutService:
             (ChunkRef(index=i, attempt=0), recipients[start : start + self.chunk_size])
             for i, start in enumerate(range(0, len(recipients), self.chunk_size))
         ]
+        if isinstance(event.to, GroupTarget):
+            event = self._with_sender_name_card(app_id, event)
+            event = event.model_copy(update={"to": event.to.model_copy(update={"members": None})})
+        # Agora's updatePushDisplayName: the sender's own setting, read once per message, not per chunk.
+        display_name = self.users.get(app_id, event.sender.user_id).config.display_name if chunks else None
+        # Kept with the summary for a later recall or edit, which renders its replacements from it.
+        kept = {
+            "event": event.model_dump(
+                mode="json", by_alias=True, exclude_none=True, exclude={"offline_users", "app_id"}
+            ),
+            "senderDisplayName": display_name,
+        }
         first = self.deliveries.create_summary(
-            app_id, event.message_id, len(recipients), [users[0] for _, users in chunks], now
+            app_id, event.message_id, len(recipients), [users[0] for _, users in chunks], now, kept
         )
         if not first:
             if self.deliveries.summary_enqueued(app_id, event.message_id):
@@ -73,12 +85,7 @@ class FanoutService:
             stored = self.deliveries.first_chunks(app_id, event.message_id)
             if stored:
                 chunks = stored
-        if isinstance(event.to, GroupTarget):
-            event = self._with_sender_name_card(app_id, event)
-            event = event.model_copy(update={"to": event.to.model_copy(update={"members": None})})
         self.deliveries.put_chunks(app_id, event.message_id, chunks, now)
-        # Agora's updatePushDisplayName: the sender's own setting, read once per message, not per chunk.
-        display_name = self.users.get(app_id, event.sender.user_id).config.display_name if chunks else None
         bodies = [
             SendChunk(
                 app_id=app_id,

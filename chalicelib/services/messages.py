@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
+from chalicelib import clock
 from chalicelib.apns.ids import apns_id
-from chalicelib.errors import NotFound
+from chalicelib.errors import Conflict, NotFound, ValidationFailed
+from chalicelib.models.lifecycle import MessageChangeAccepted, MessageEdit, ReplaceJob, ReplaceOp
 from chalicelib.models.message import MessageEvent
 from chalicelib.models.sending import (
     Delivery,
@@ -16,9 +21,12 @@ from chalicelib.models.sending import (
     GroupMembersChange,
     GroupMembersPage,
     PageQuery,
+    Replacement,
 )
 from chalicelib.services import report
-from chalicelib.store.deliveries import DeliveryRepository
+from chalicelib.services.lifecycle import apply_edit, edit_rev_of
+from chalicelib.services.policy import message_skip_reason
+from chalicelib.store.deliveries import RECALL_PREFIX, ChunkAttempt, DeliveryRepository, edit_prefix
 from chalicelib.store.groups import GroupRepository, Member
 from chalicelib.store.queues import Queues
 
@@ -28,12 +36,85 @@ class MessageService:
     queues: Queues
     deliveries: DeliveryRepository
     groups: GroupRepository
+    clock_ms: Callable[[], int] = field(default=clock.now_ms)
+    # A recall answers once the chunks being sent when it arrived have stopped (they see the recall
+    # at their next checkpoint and finish their requests in flight), for at most this long.
+    recall_wait_s: float = 10.0
+    sleep: Callable[[float], None] = field(default=time.sleep)
 
     def submit(self, app_id: str, event: MessageEvent) -> str:
         """Queue the event for fan-out, in the same form the IM server may put on the queue itself."""
         body = event.model_dump(mode="json", by_alias=True, exclude_none=True)
         self.queues.send_intake({"appId": app_id, **body})
         return event.message_id
+
+    # ---- recall and edit -------------------------------------------------------------------------
+
+    def recall(self, app_id: str, message_id: str) -> MessageChangeAccepted:
+        """Mark the message recalled and queue one replacement job per chunk; a second recall is a no-op."""
+        summary = self._changeable(app_id, message_id)
+        if not self.deliveries.mark_recalled(app_id, message_id, self.clock_ms()):
+            return MessageChangeAccepted(message_id=message_id, op="recall", changed=False)
+        chunks = int(summary.get("chunkCount", 0))
+        self._queue_jobs(app_id, message_id, "recall", 0, chunks)
+        return MessageChangeAccepted(
+            message_id=message_id,
+            op="recall",
+            changed=True,
+            stopped=self._stopped(app_id, message_id, chunks),
+        )
+
+    def _stopped(self, app_id: str, message_id: str, chunks: int) -> bool:
+        """Wait until no chunk of the original is being sent: a chunk claimed before the recall stops
+        at its next checkpoint and ends once its requests in flight are answered; a chunk claimed
+        after it sees the recall at its claim. True = nothing of the original leaves any more."""
+        deadline = time.monotonic() + self.recall_wait_s
+        delay = 0.02
+        while self.deliveries.chunks_being_sent(app_id, message_id, chunks):
+            if time.monotonic() >= deadline:
+                return False
+            self.sleep(delay)
+            delay = min(0.25, delay * 2)
+        return True
+
+    def edit(self, app_id: str, message_id: str, change: MessageEdit) -> MessageChangeAccepted:
+        summary = self._changeable(app_id, message_id)
+        stored = self.deliveries.stored_event(summary) or {}
+        edited = apply_edit(MessageEvent.model_validate(stored["event"]), change.model_dump(by_alias=True))
+        if message_skip_reason(edited) == "customWithoutDesc":
+            raise ValidationFailed(
+                "the edited message has a custom element and no offlinePushInfo.desc: give desc, the text "
+                "its notification shows"
+            )
+        body = change.model_dump(mode="json", by_alias=True, exclude_none=True)
+        rev = self.deliveries.mark_edited(app_id, message_id, body, self.clock_ms())
+        if rev is None:
+            raise Conflict(f"message '{message_id}' was recalled: a recalled message cannot be edited")
+        self._queue_jobs(app_id, message_id, "edit", rev, int(summary.get("chunkCount", 0)))
+        return MessageChangeAccepted(message_id=message_id, op="edit", changed=True)
+
+    def _changeable(self, app_id: str, message_id: str) -> dict[str, Any]:
+        summary = self.deliveries.summary(app_id, message_id)
+        if summary is None:
+            raise NotFound(
+                f"message '{message_id}' is unknown, or still queued for fan-out (try again in a moment)"
+            )
+        if self.deliveries.stored_event(summary) is None:
+            raise Conflict(
+                f"message '{message_id}' was sent before recall and edit existed: it cannot be replaced"
+            )
+        return summary
+
+    def _queue_jobs(self, app_id: str, message_id: str, op: ReplaceOp, rev: int, chunks: int) -> None:
+        """One job per original chunk on the send queue: a group of 10,000 is 40 small records."""
+        self.queues.send_chunks(
+            [
+                ReplaceJob(app_id=app_id, message_id=message_id, op=op, rev=rev, index=i).model_dump_json(
+                    by_alias=True
+                )
+                for i in range(chunks)
+            ]
+        )
 
     def deliveries_of(self, app_id: str, message_id: str, query: DeliveryQuery) -> DeliveryList:
         summary = self.deliveries.summary(app_id, message_id)
@@ -48,7 +129,18 @@ class MessageService:
             attempts = [] if index is None else self.deliveries.attempts(app_id, message_id, index)
             rows = [r for r in report.rows(attempts) if r.user_id == query.user_id]
         else:
-            rows = report.rows(self.deliveries.attempts(app_id, message_id))
+            index = None
+            attempts = self.deliveries.attempts(app_id, message_id)
+            rows = report.rows(attempts)
+        ops = self.deliveries.ops_in(summary)
+        recalls = (
+            self._replacements(app_id, message_id, index, RECALL_PREFIX, attempts) if ops.recalled else {}
+        )
+        edits = (
+            self._replacements(app_id, message_id, index, edit_prefix(ops.edit_rev), attempts)
+            if ops.edit_rev
+            else {}
+        )
         start = report.decode_cursor(query.cursor) if query.cursor else report.Position()
         keep = (lambda r: r.status == query.status) if query.status else (lambda _r: True)
         listed, next_start = report.page(rows, start, query.limit, keep)
@@ -63,6 +155,10 @@ class MessageService:
                     apns_id=apns_id(app_id, message_id, r.device_token)
                     if r.device_token and r.status != "skipped"
                     else None,
+                    recall=_replacement(recalls, r, app_id, message_id, "recall") if ops.recalled else None,
+                    edit=_replacement(edits, r, app_id, message_id, "edit", ops.edit_rev)
+                    if ops.edit_rev
+                    else None,
                 )
                 for r in listed
             ],
@@ -70,6 +166,14 @@ class MessageService:
             recipient_count=int(summary["recipientCount"]),
             summary=DeliverySummary.model_validate(report.summary(rows)),
         )
+
+    def _replacements(
+        self, app_id: str, message_id: str, index: int | None, prefix: str, original: list[ChunkAttempt]
+    ) -> dict[tuple[str, str], report.Replaced]:
+        if index is None and not original:
+            return {}
+        found = self.deliveries.attempts(app_id, message_id, index, prefix=prefix)
+        return report.replacements(original, found)
 
     def change_members(self, app_id: str, group_id: str, change: GroupMembersChange) -> None:
         self.groups.change(
@@ -94,3 +198,29 @@ def _reason(row: report.Row) -> str | None:
     if row.code == report.SENDING:
         return "being sent"
     return row.code or None
+
+
+def _replacement(
+    found: dict[tuple[str, str], report.Replaced],
+    row: report.Row,
+    app_id: str,
+    message_id: str,
+    op: str,
+    rev: int = 0,
+) -> Replacement | None:
+    """A device row's replacement: its outcome, or ``pending`` while its job has not decided it;
+    None for a device that needs none (never sent the original, or sent the edited content)."""
+    if row.device_token is None:
+        return None
+    hit = found.get((row.user_id, row.device_token))
+    if hit is None:
+        if row.status == "sent" and not (op == "edit" and edit_rev_of(row.code) >= rev):
+            return Replacement(status="pending", code=report.QUEUED, reason="queued for sending")
+        return None
+    status, code, reason = hit
+    return Replacement(
+        status=status,
+        code=code or None,
+        reason=reason or code or None,
+        apns_id=apns_id(app_id, message_id, row.device_token, op) if status != "skipped" else None,
+    )

@@ -7,7 +7,7 @@ Pure and total: whether the message is pushed at all is policy's business, not t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from chalicelib.apns.ids import call_collapse_id
@@ -70,6 +70,9 @@ CALL_PLACEHOLDERS: dict[str, dict[tuple[str, str], str]] = {
     },
 }
 
+# What a recalled message's replacement says in place of its content (Tencent/WeChat wording).
+RECALLED: dict[str, str] = {"zh": "[消息已撤回]", "en": "[Message recalled]"}
+
 # Tencent's @ reminders as the IM apps show them; "me" wins over "all" for a user who is both.
 MENTION_PREFIXES: dict[str, dict[str, str]] = {
     "zh": {"me": "[有人@我]", "all": "[@所有人]"},
@@ -105,6 +108,9 @@ class Notification:
     collapse_id: str | None = None
     # apns-expiration in epoch seconds (0 = now or never); None = header absent.
     expiration: int | None = None
+    # "recall" / "edit": this notification replaces the message's earlier one (same collapse-id);
+    # sent as top-level "op" in the payload.
+    op: str | None = None
 
     @property
     def apns_priority(self) -> int:
@@ -167,14 +173,16 @@ def sender_name(event: MessageEvent, sender_display_name: str | None) -> str | N
     return display or nickname
 
 
-def summary(event: MessageEvent, *, language: Language, sender_display_name: str | None) -> str:
+def summary(
+    event: MessageEvent, *, language: Language, sender_display_name: str | None, text: str | None = None
+) -> str:
     """The Tencent body: ``昵称:内容`` / ``名称(群名):内容`` (zh) and ``Nickname: content`` /
     ``Name (group name): content`` (en), exactly as each language's seed writes it.
 
     A missing name drops only the name: a group message from a sender with no name card or nickname
     reads ``(群名):内容``; with no group name either, the content alone.
     """
-    text = content(event, language)
+    text = content(event, language) if text is None else text
     name = sender_name(event, sender_display_name)
     group_name = _named(event.to.group_name) if isinstance(event.to, GroupTarget) else None
     space = " " if language == "en" else ""
@@ -287,3 +295,36 @@ def render_for(
         sender_display_name=sender_display_name,
         mention=mention,
     )
+
+
+def render_recall(
+    event: MessageEvent, config: PushConfig, *, sender_display_name: str | None
+) -> Notification:
+    """The replacement of a recalled message: rendered as if its content were ``[消息已撤回]`` /
+    ``[Message recalled]`` with the usual name prefix (``Denny:[消息已撤回]``,
+    ``Lead(Dev):[消息已撤回]``); the recipient's ``simpleBanner`` shows the placeholder alone.
+    offlinePushInfo.desc (which would show the recalled text) and the mention prefix are dropped, the
+    title and ext stay; no sound. The caller sets the badge (one lower where the original counted)."""
+    placeholder = RECALLED[config.language]
+    if config.display_style == "simpleBanner":
+        body = placeholder
+    else:
+        body = summary(
+            event, language=config.language, sender_display_name=sender_display_name, text=placeholder
+        )
+    base = render_for(event, config, sender_display_name=sender_display_name)
+    return replace(base, body=body, sound=None, op="recall")
+
+
+def render_edit(
+    edited: MessageEvent,
+    config: PushConfig,
+    *,
+    sender_display_name: str | None,
+    mention: Mention | None = None,
+) -> Notification:
+    """The replacement of an edited message: ``edited`` (the original with the new elems and
+    offlinePushInfo) by the usual rules, mention prefix included; no sound, no badge change
+    (``ignore_badge``: the payload carries no badge key, the phone keeps its count)."""
+    base = render_for(edited, config, sender_display_name=sender_display_name, mention=mention)
+    return replace(base, sound=None, op="edit", ignore_badge=True)

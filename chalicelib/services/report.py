@@ -87,6 +87,24 @@ def _chunk_rows(index: int, attempts: list[ChunkAttempt]) -> list[Row]:
     return out
 
 
+Replaced = tuple[Status, str, str]  # a replacement's (status, code, reason)
+
+
+def replacements(
+    original: Iterable[ChunkAttempt], replaced: Iterable[ChunkAttempt]
+) -> dict[tuple[str, str], Replaced]:
+    """Each device's recall or edit replacement outcome by (user, token), from the replacement jobs'
+    attempts, whose outcomes index the original chunk's first attempt's recipients."""
+    recipients = {a.ref.index: a.recipients for a in original if a.ref.attempt == 0}
+    out: dict[tuple[str, str], Replaced] = {}
+    for a in sorted(replaced, key=lambda a: (a.ref.index, a.ref.attempt)):
+        users = recipients.get(a.ref.index, [])
+        for o in a.outcomes:
+            if o.device_token is not None and o.index < len(users):
+                out[(users[o.index], o.device_token)] = (o.status, o.code, o.reason)
+    return out
+
+
 def summary(report_rows: Iterable[Row]) -> dict[str, object]:
     """{sent, pending, skipped: {code: n}, failed: {code: n}} over the given rows."""
     counts: Counter[str] = Counter()

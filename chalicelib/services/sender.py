@@ -19,6 +19,7 @@ apns-id, badge and collapse-id.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import time
@@ -38,6 +39,7 @@ from chalicelib.models.credentials import Credential
 from chalicelib.models.sending import SendChunk
 from chalicelib.services.checkpoint import Checkpointer
 from chalicelib.services.credentials import CredentialService
+from chalicelib.services.lifecycle import apply_edit
 from chalicelib.services.policy import (
     Decision,
     DeviceView,
@@ -49,7 +51,7 @@ from chalicelib.services.policy import (
 )
 from chalicelib.services.render import Notification, render_for
 from chalicelib.settings import Settings
-from chalicelib.store.deliveries import ChunkAttempt, ChunkRef, DeliveryRepository
+from chalicelib.store.deliveries import ChunkAttempt, ChunkRef, DeliveryRepository, MessageOps
 from chalicelib.store.dynamo_async import AsyncDynamo
 from chalicelib.store.ledger_codec import Outcome
 from chalicelib.store.queues import Queues
@@ -59,6 +61,16 @@ log = logging.getLogger(__name__)
 
 
 _NO_ANSWER = ("Timeout", "ConnectionError")  # ApnsResult reasons of a request APNs did not answer
+
+RECALLED = "recalled"  # the skip reason of a recipient not yet sent when the message was recalled
+
+
+@dataclass
+class _Live:
+    """What happened to the message meanwhile, re-read at each checkpoint while sending."""
+
+    ops: MessageOps
+    sent_code: str = ""  # the code of a sent outcome: "edit<n>" = it was sent the n-th edit's content
 
 
 class ChunkBusy(Exception):
@@ -171,19 +183,42 @@ class SendService:
         if claim == "busy":
             raise ChunkBusy(f"chunk {ref.sk} of message {message_id} is being sent by another invocation")
         try:
+            # Recalled or edited since it was sent (checked after the claim, so a recall's replacement
+            # job, which waits for this lease to be done, sees every device this attempt sends).
+            live = _Live(
+                self.deliveries.ops_of((await self.dynamo.call("GetItem", self._ops_req(chunk))).get("Item"))
+            )
+            if live.ops.edit_rev and live.ops.edit and not live.ops.recalled:
+                chunk = chunk.model_copy(update={"event": apply_edit(chunk.event, live.ops.edit)})
+                live.sent_code = f"edit{live.ops.edit_rev}"
             earlier = ChunkAttempt(ref)
             if claim == "takeover":  # a previous invocation died mid-chunk: keep what it recorded
                 found = await self._db(self.deliveries.attempts, app_id, message_id, None, ref)
                 earlier = found[0] if found else earlier
                 report.outcome = "takeover"
-            skips, targets = await self._plan(chunk, earlier, now_ms)
+            skips, targets = await self._plan(chunk, earlier, now_ms, recalled=live.ops.recalled)
         except Exception:
             await self._db(self.deliveries.release, app_id, message_id, ref)
             raise
 
         async def write(seq: int, outcomes: list[Outcome]) -> None:
             page = self.deliveries.page_item(app_id, message_id, ref, seq, outcomes, self.clock_ms())
-            await self.dynamo.call("PutItem", page, binary=True)
+            if live.ops.recalled:
+                await self.dynamo.call("PutItem", page, binary=True)
+                return
+            # A recall stops the rest of this chunk (see _deliver): read it beside each page.
+            results: list[Any] = await asyncio.gather(
+                self.dynamo.call("PutItem", page, binary=True),
+                self.dynamo.call("GetItem", self._ops_req(chunk)),
+                return_exceptions=True,
+            )
+            put, found = results
+            if isinstance(put, BaseException):
+                raise put
+            if isinstance(found, BaseException):  # the next checkpoint reads it again
+                log.warning("could not check %s for a recall: %r", message_id, found)
+            else:
+                live.ops = self.deliveries.ops_of(found.get("Item"))
 
         checkpoints = Checkpointer(
             write,
@@ -194,7 +229,7 @@ class SendService:
         )
         checkpoints.extend(skips)
         try:
-            await self._deliver(chunk, targets, checkpoints, report)
+            await self._deliver(chunk, targets, checkpoints, report, live)
         finally:
             await checkpoints.close()
         await self._db(self.deliveries.finish, app_id, message_id, ref)
@@ -203,8 +238,11 @@ class SendService:
 
     # ---- who, and what ------------------------------------------------------------------------
 
+    def _ops_req(self, chunk: SendChunk) -> dict[str, Any]:
+        return self.deliveries.ops_request(chunk.app_id, chunk.message_id)
+
     async def _plan(
-        self, chunk: SendChunk, earlier: ChunkAttempt, now_ms: int
+        self, chunk: SendChunk, earlier: ChunkAttempt, now_ms: int, recalled: bool = False
     ) -> tuple[list[Outcome], list[tuple[_Target, Notification]]]:
         """The outcomes known without APNs (skips), and the devices to send to, each with its text.
         On a takeover, whatever the earlier invocation recorded is left as it is."""
@@ -212,7 +250,7 @@ class SendService:
         done = {o.key for o in earlier.outcomes}
         position = {u: i for i, u in enumerate(chunk.recipients)}
         now = datetime.fromtimestamp(now_ms / 1000, UTC)
-        skip_all = message_skip_reason(event, now=now, retry=chunk.attempt > 0)
+        skip_all = RECALLED if recalled else message_skip_reason(event, now=now, retry=chunk.attempt > 0)
         call = event.call
         # The cancel's fan-out marks the call before its own chunks go out (README, "Calls").
         if (
@@ -224,7 +262,8 @@ class SendService:
             skip_all = SkipReason.CALL_CANCELLED
         if skip_all is not None:
             settled = (
-                # A retry (an expiry or a cancel can come between attempts): settle its pending devices.
+                # A retry (a recall, an expiry or a cancel can come between attempts): settle its
+                # pending devices one by one.
                 [
                     Outcome(position[u], t, "skipped", str(skip_all))
                     for u in chunk.recipients
@@ -325,6 +364,7 @@ class SendService:
         targets: list[tuple[_Target, Notification]],
         checkpoints: Checkpointer,
         report: ChunkReport,
+        live: _Live | None = None,
     ) -> None:
         retry: list[tuple[_Target, ApnsResult]] = []
         if self._unrecorded is None:
@@ -335,6 +375,11 @@ class SendService:
             # A send holds a permit until its outcome is written: what a crash can make us send
             # twice is at most send_max_unrecorded devices per invocation.
             await unrecorded.acquire()
+            if live is not None and live.ops.recalled:  # recalled while this chunk was being sent
+                checkpoints.add(
+                    Outcome(target.index, target.device.token, "skipped", RECALLED), holds_permit=True
+                )
+                return
             if self._apns_paused():
                 # APNs has not answered a whole window of requests: retry later rather than wait a
                 # timeout per 20 devices (an outage would stall the invocation for minutes).
@@ -359,6 +404,8 @@ class SendService:
                 unrecorded.release()
                 retry.append((target, result))
             else:
+                if live is not None and live.sent_code and outcome.status == "sent":
+                    outcome = dataclasses.replace(outcome, code=live.sent_code)
                 checkpoints.add(outcome, holds_permit=True)
 
         await asyncio.gather(*(one(t, n) for t, n in targets))
@@ -441,7 +488,7 @@ class SendService:
         self, chunk: SendChunk, target: _Target, notification: Notification, report: ChunkReport
     ) -> tuple[ApnsResult, Credential | None]:
         device = target.device
-        ident = apns_id(chunk.app_id, chunk.message_id, device.token)
+        ident = apns_id(chunk.app_id, chunk.message_id, device.token, notification.op)
         cred, secret = await self._creds.fetch(chunk.app_id, device.certificate_id)
         if cred is None or secret is None:
             return ApnsResult(-1, f"credential {device.certificate_id} no longer exists", ident), None

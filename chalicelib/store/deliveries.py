@@ -8,6 +8,12 @@ its send chunks (the exactly-once ledger) and each chunk's outcomes, stored per 
 | lease             | ``K#<index>.<attempt>#L``      | queued (absent) -> claimed (claimedAt) -> done       |
 | badges            | ``K#<index>.<attempt>#B``      | the badge each pushed recipient was given (binary)   |
 | outcome page      | ``K#<index>.<attempt>#P<seq>`` | the outcomes of one checkpoint (binary, see codec)   |
+| replacement       | ``R#K#...`` / ``E<rev>#K#...`` | the same ledger for a recall / an edit's replacements |
+
+A recall or edit marks the summary (``recalled``, ``edit``: conditional, so a second recall is a
+no-op) and queues one replacement job per chunk, whose lease, badges and pages live under their own
+prefix (``R#`` for the recall, ``E<rev:03d>#`` for the rev-th change when it is an edit) so they
+never mix with the original's.
 
 A chunk attempt is claimed with one conditional update of its tiny lease item
 before anything is sent, so a redelivered SQS message finds it claimed or done
@@ -21,6 +27,8 @@ recipient's outcomes are found by reading one chunk.
 from __future__ import annotations
 
 import bisect
+import json
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -47,10 +55,27 @@ LeaseStatus = Literal["queued", "claimed", "done"]
 class ChunkRef:
     index: int
     attempt: int
+    prefix: str = ""  # "" = the original message; "R#" / "E<rev>#" = a recall's / an edit's replacements
 
     @property
     def sk(self) -> str:
-        return f"K#{self.index:06d}.{self.attempt:02d}"
+        return f"{self.prefix}K#{self.index:06d}.{self.attempt:02d}"
+
+
+RECALL_PREFIX = "R#"
+
+
+def edit_prefix(rev: int) -> str:
+    return f"E{rev:03d}#"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageOps:
+    """What has happened to a message since it was sent: recalled, and/or edited (rev-th change)."""
+
+    recalled: bool = False
+    edit_rev: int = 0  # 0 = never edited
+    edit: dict[str, Any] | None = None  # the latest edit: {"elems": [...], "offlinePushInfo": {...}?}
 
 
 @dataclass
@@ -74,10 +99,21 @@ class DeliveryRepository:
     # ---- the message summary -------------------------------------------------------------------
 
     def create_summary(
-        self, app_id: str, message_id: str, recipients: int, bounds: list[str], now_ms: int
+        self,
+        app_id: str,
+        message_id: str,
+        recipients: int,
+        bounds: list[str],
+        now_ms: int,
+        event: dict[str, Any] | None = None,
     ) -> bool:
         """Write the message summary once; False when this message was already fanned out.
-        ``bounds``: the first recipient of each chunk (recipients are sorted)."""
+        ``bounds``: the first recipient of each chunk (recipients are sorted). ``event``: what a
+        recall or edit needs to render its replacements (the event as chunks carry it, and the
+        sender's display name), stored zlib-compressed."""
+        extra: dict[str, Any] = {}
+        if event is not None:
+            extra["event"] = zlib.compress(json.dumps(event, separators=(",", ":")).encode())
         try:
             self.client.put_item(
                 TableName=self.table,
@@ -90,6 +126,7 @@ class DeliveryRepository:
                         "bounds": bounds,
                         "createdAt": now_ms,
                         "ttl": self._ttl(now_ms),
+                        **extra,
                     }
                 ),
                 ConditionExpression="attribute_not_exists(pk)",
@@ -112,9 +149,11 @@ class DeliveryRepository:
             ExpressionAttributeValues={":t": {"BOOL": True}},
         )
 
-    def summary(self, app_id: str, message_id: str) -> dict[str, Any] | None:
+    def summary(self, app_id: str, message_id: str, consistent: bool = False) -> dict[str, Any] | None:
         resp = self.client.get_item(
-            TableName=self.table, Key=items.key(items.delivery_pk(app_id, message_id), "MSG")
+            TableName=self.table,
+            Key=items.key(items.delivery_pk(app_id, message_id), "MSG"),
+            ConsistentRead=consistent,
         )
         return items.from_item(resp["Item"]) if "Item" in resp else None
 
@@ -141,6 +180,108 @@ class DeliveryRepository:
             TableName=self.table, Key=items.call_key(app_id, call_id), ConsistentRead=True
         )
         return "cancelledAt" in resp.get("Item", {})
+
+    # ---- recall and edit -----------------------------------------------------------------------
+
+    def mark_recalled(self, app_id: str, message_id: str, now_ms: int) -> bool:
+        """Mark the message recalled; False if it already was (a second recall changes nothing)."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=items.key(items.delivery_pk(app_id, message_id), "MSG"),
+                UpdateExpression="SET recalled = :t, recalledAt = :now",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(recalled)",
+                ExpressionAttributeValues={":t": {"BOOL": True}, ":now": {"N": str(now_ms)}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def mark_edited(self, app_id: str, message_id: str, edit: dict[str, Any], now_ms: int) -> int | None:
+        """Store the new content as the next edit; its number (1, 2 ...), or None if the message was
+        recalled meanwhile."""
+        try:
+            resp = self.client.update_item(
+                TableName=self.table,
+                Key=items.key(items.delivery_pk(app_id, message_id), "MSG"),
+                UpdateExpression="SET editRev = if_not_exists(editRev, :zero) + :one, editJson = :e, "
+                "editedAt = :now",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(recalled)",
+                ExpressionAttributeValues={
+                    ":zero": {"N": "0"},
+                    ":one": {"N": "1"},
+                    ":e": {"S": json.dumps(edit, separators=(",", ":"), ensure_ascii=False)},
+                    ":now": {"N": str(now_ms)},
+                },
+                ReturnValues="UPDATED_NEW",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return None
+            raise
+        return int(resp["Attributes"]["editRev"]["N"])
+
+    def ops_request(self, app_id: str, message_id: str) -> dict[str, Any]:
+        """GetItem (strongly consistent) of what happened to the message since: the send path's check,
+        small (the summary's bounds and event are not read)."""
+        return {
+            "TableName": self.table,
+            "Key": items.key(items.delivery_pk(app_id, message_id), "MSG"),
+            "ProjectionExpression": "recalled, editRev, editJson",
+            "ConsistentRead": True,
+        }
+
+    @staticmethod
+    def ops_of(item: dict[str, Any] | None) -> MessageOps:
+        """The MessageOps in a GetItem answer's Item (DynamoDB JSON)."""
+        return DeliveryRepository.ops_in(items.from_item(item) if item else {})
+
+    @staticmethod
+    def ops_in(plain: dict[str, Any]) -> MessageOps:
+        """The MessageOps in a summary as ``summary()`` answers it."""
+        rev = int(plain.get("editRev") or 0)
+        raw = plain.get("editJson")
+        return MessageOps(
+            recalled=bool(plain.get("recalled")),
+            edit_rev=rev,
+            edit=json.loads(raw) if rev and raw else None,
+        )
+
+    def ops(self, app_id: str, message_id: str) -> MessageOps:
+        return self.ops_of(self.client.get_item(**self.ops_request(app_id, message_id)).get("Item"))
+
+    @staticmethod
+    def stored_event(summary: dict[str, Any]) -> dict[str, Any] | None:
+        """The event the fan-out stored with the summary (None for messages fanned out before)."""
+        raw = summary.get("event")
+        if raw is None:
+            return None
+        data: dict[str, Any] = json.loads(zlib.decompress(bytes(raw)))
+        return data
+
+    def chunks_being_sent(self, app_id: str, message_id: str, chunk_count: int) -> int:
+        """How many of the message's chunks (first attempts) are claimed right now: exact keys,
+        BatchGetItem of 100, strongly consistent."""
+        pk = items.delivery_pk(app_id, message_id)
+        keys = [items.key(pk, f"{ChunkRef(i, 0).sk}#L") for i in range(chunk_count)]
+        claimed = 0
+        for start in range(0, len(keys), 100):
+            pending: dict[str, Any] = {
+                self.table: {
+                    "Keys": keys[start : start + 100],
+                    "ProjectionExpression": "#s",
+                    "ExpressionAttributeNames": {"#s": "status"},
+                    "ConsistentRead": True,
+                }
+            }
+            while pending:
+                resp = self.client.batch_get_item(RequestItems=pending)
+                found = resp.get("Responses", {}).get(self.table, [])
+                claimed += sum(1 for it in found if it.get("status", {}).get("S") == "claimed")
+                pending = dict(resp.get("UnprocessedKeys") or {})
+        return claimed
 
     # ---- chunks --------------------------------------------------------------------------------
 
@@ -259,10 +400,21 @@ class DeliveryRepository:
     # ---- reading the ledger --------------------------------------------------------------------
 
     def attempts(
-        self, app_id: str, message_id: str, index: int | None = None, ref: ChunkRef | None = None
+        self,
+        app_id: str,
+        message_id: str,
+        index: int | None = None,
+        ref: ChunkRef | None = None,
+        prefix: str = "",
     ) -> list[ChunkAttempt]:
-        """Every chunk attempt of a message (or of one chunk, or one attempt), in chunk order."""
-        prefix = "K#" if index is None and ref is None else (ref.sk if ref else f"K#{index:06d}.")
+        """Every chunk attempt of a message (or of one chunk, or one attempt), in chunk order.
+        ``prefix``: the original's ledger (""), or a recall's / an edit's replacements."""
+        if ref is not None:
+            prefix = ref.prefix
+        start = len(prefix)
+        wanted = (
+            prefix + "K#" if index is None and ref is None else (ref.sk if ref else f"{prefix}K#{index:06d}.")
+        )
         found: dict[tuple[int, int], ChunkAttempt] = {}
         for raw in items.query_all(
             self.client,
@@ -270,14 +422,16 @@ class DeliveryRepository:
             KeyConditionExpression="pk = :pk AND begins_with(sk, :k)",
             ExpressionAttributeValues={
                 ":pk": {"S": items.delivery_pk(app_id, message_id)},
-                ":k": {"S": prefix},
+                ":k": {"S": wanted},
             },
             ConsistentRead=True,
         ):
             sk = raw["sk"]["S"]
-            head, _, part = sk[2:].partition("#")
+            head, _, part = sk[start + 2 :].partition("#")
             idx, att = head.split(".")
-            attempt = found.setdefault((int(idx), int(att)), ChunkAttempt(ChunkRef(int(idx), int(att))))
+            attempt = found.setdefault(
+                (int(idx), int(att)), ChunkAttempt(ChunkRef(int(idx), int(att), prefix))
+            )
             if part == "":
                 attempt.recipients = [v["S"] for v in raw.get("recipients", {}).get("L", [])]
             elif part == "L":

@@ -222,6 +222,18 @@ class UserRepository:
             "ReturnValues": "UPDATED_NEW",
         }
 
+    def badge_decrement_request(self, app_id: str, user_id: str) -> dict[str, Any]:
+        """Take 1 off the badge, never below 0 (a recall): conditional, 1 write unit; the answer's
+        Attributes.badge.N is the new value, ConditionalCheckFailedException means it was already 0."""
+        return {
+            "TableName": self.table,
+            "Key": items.state_key(app_id, user_id),
+            "UpdateExpression": "SET badge = badge - :one",
+            "ConditionExpression": "badge > :zero",
+            "ExpressionAttributeValues": {":one": {"N": "1"}, ":zero": {"N": "0"}},
+            "ReturnValues": "UPDATED_NEW",
+        }
+
     # ---- devices -------------------------------------------------------------------------------
 
     def register_device(self, app_id: str, device: Device) -> None:

@@ -108,6 +108,7 @@ class Matrix:
                 "to": {"userId": OWN_USER},
                 "elems": [{"type": "text", "text": "hi"}],
             },
+            "edit_message": {"elems": [{"type": "text", "text": "edited"}]},
             "change_members": {"add": [{"userId": OWN_USER}]},
             "register_device": {"certificateId": self.credential_id},
             "patch_push_config": {"openPush": True},
