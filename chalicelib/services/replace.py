@@ -105,7 +105,7 @@ class ReplaceService:
 
         async def write(seq: int, outcomes: list[Outcome]) -> None:
             page = s.deliveries.page_item(app_id, message_id, ref, seq, outcomes, s.clock_ms())
-            await s.dynamo.call("PutItem", page)
+            await s.dynamo.call("PutItem", page, binary=True)
 
         checkpoints = Checkpointer(
             write,
@@ -181,9 +181,8 @@ class ReplaceService:
             else:
                 badges[user] = value
         given = {position[u]: b for u, b in badges.items() if b is not None}
-        await s.dynamo.call(
-            "PutItem", s.deliveries.badges_item(chunk.app_id, chunk.message_id, ref, given, s.clock_ms())
-        )
+        saved = s.deliveries.badges_item(chunk.app_id, chunk.message_id, ref, given, s.clock_ms())
+        await s.dynamo.call("PutItem", saved, binary=True)
         return badges
 
     async def _decrement(self, app_id: str, user_id: str) -> int:
