@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 
 _NO_ANSWER = ("Timeout", "ConnectionError")  # ApnsResult reasons of a request APNs did not answer
 
+_RECALL_CHECK_S = 0.25  # how often a chunk being sent re-reads whether its message was recalled
 RECALLED = "recalled"  # the skip reason of a recipient not yet sent when the message was recalled
 
 
@@ -71,6 +72,7 @@ class _Live:
 
     ops: MessageOps
     sent_code: str = ""  # the code of a sent outcome: "edit<n>" = it was sent the n-th edit's content
+    checked_at: float = field(default_factory=time.monotonic)
 
 
 class ChunkBusy(Exception):
@@ -203,10 +205,12 @@ class SendService:
 
         async def write(seq: int, outcomes: list[Outcome]) -> None:
             page = self.deliveries.page_item(app_id, message_id, ref, seq, outcomes, self.clock_ms())
-            if live.ops.recalled:
+            if live.ops.recalled or time.monotonic() - live.checked_at < _RECALL_CHECK_S:
                 await self.dynamo.call("PutItem", page, binary=True)
                 return
-            # A recall stops the rest of this chunk (see _deliver): read it beside each page.
+            # A recall stops the rest of this chunk (see _deliver): read it beside a page, at most
+            # every _RECALL_CHECK_S (the recall's 202 also waits for chunks being sent to finish).
+            live.checked_at = time.monotonic()
             results: list[Any] = await asyncio.gather(
                 self.dynamo.call("PutItem", page, binary=True),
                 self.dynamo.call("GetItem", self._ops_req(chunk)),
