@@ -107,20 +107,9 @@ class ReplaceService:
             page = s.deliveries.page_item(app_id, message_id, ref, seq, outcomes, s.clock_ms())
             await s.dynamo.call("PutItem", page, binary=True)
 
-        checkpoints = Checkpointer(
-            write,
-            seq=earlier.pages,
-            interval_s=s.settings.send_checkpoint_ms / 1000,
-            max_outcomes=s.settings.send_checkpoint_outcomes,
-            on_written=s._recorded,
+        await s._run_attempt(
+            chunk, ref, earlier, skips, write, lambda cp: self._deliver(chunk, targets, cp, report), report
         )
-        checkpoints.extend(skips)
-        try:
-            await self._deliver(chunk, targets, checkpoints, report)
-        finally:
-            await checkpoints.close()
-        await s._db(s.deliveries.finish, app_id, message_id, ref)
-        report.count(checkpoints.written)
         return report
 
     async def _plan(
@@ -201,9 +190,7 @@ class ReplaceService:
         report: ChunkReport,
     ) -> None:
         s = self.sender
-        if s._unrecorded is None:
-            s._unrecorded = asyncio.Semaphore(s.settings.send_max_unrecorded)
-        unrecorded = s._unrecorded
+        unrecorded = s._permits()
 
         async def one(target: _Target, notification: Notification) -> None:
             result = ApnsResult(0, "NoAnswer", "")

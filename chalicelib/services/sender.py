@@ -24,7 +24,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -224,6 +224,28 @@ class SendService:
             else:
                 live.ops = self.deliveries.ops_of(found.get("Item"))
 
+        await self._run_attempt(
+            chunk,
+            ref,
+            earlier,
+            skips,
+            write,
+            lambda cp: self._deliver(chunk, targets, cp, report, live),
+            report,
+        )
+        return report
+
+    async def _run_attempt(
+        self,
+        chunk: SendChunk,
+        ref: ChunkRef,
+        earlier: ChunkAttempt,
+        skips: list[Outcome],
+        write: Callable[[int, list[Outcome]], Awaitable[None]],
+        deliver: Callable[[Checkpointer], Awaitable[None]],
+        report: ChunkReport,
+    ) -> None:
+        """A claimed attempt's sending, checkpointed (pages numbered on from a takeover's), then done."""
         checkpoints = Checkpointer(
             write,
             seq=earlier.pages,
@@ -233,12 +255,17 @@ class SendService:
         )
         checkpoints.extend(skips)
         try:
-            await self._deliver(chunk, targets, checkpoints, report, live)
+            await deliver(checkpoints)
         finally:
             await checkpoints.close()
-        await self._db(self.deliveries.finish, app_id, message_id, ref)
+        await self._db(self.deliveries.finish, chunk.app_id, chunk.message_id, ref)
         report.count(checkpoints.written)
-        return report
+
+    def _permits(self) -> asyncio.Semaphore:
+        """This container's sends without a written outcome (created on the container's loop)."""
+        if self._unrecorded is None:
+            self._unrecorded = asyncio.Semaphore(self.settings.send_max_unrecorded)
+        return self._unrecorded
 
     # ---- who, and what ------------------------------------------------------------------------
 
@@ -371,9 +398,7 @@ class SendService:
         live: _Live | None = None,
     ) -> None:
         retry: list[tuple[_Target, ApnsResult]] = []
-        if self._unrecorded is None:
-            self._unrecorded = asyncio.Semaphore(self.settings.send_max_unrecorded)
-        unrecorded = self._unrecorded
+        unrecorded = self._permits()
 
         async def one(target: _Target, notification: Notification) -> None:
             # A send holds a permit until its outcome is written: what a crash can make us send

@@ -8,7 +8,6 @@ import base64
 import itertools
 import json
 import re
-import shutil
 import subprocess
 import time
 import urllib.request
@@ -17,7 +16,7 @@ from typing import Any
 
 import websocket
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+from tests.chromium import CHROMIUM, chromium_command
 
 
 class BrowserError(AssertionError):
@@ -30,22 +29,9 @@ class Browser:
     def __init__(self, profile_dir: Path) -> None:
         assert CHROMIUM, "chromium is required (apt-get install -y chromium)"
         self.proc = subprocess.Popen(
-            [
-                CHROMIUM,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-dev-shm-usage",
-                "--remote-debugging-port=0",
-                "--remote-allow-origins=*",
-                f"--user-data-dir={profile_dir}",
-                "about:blank",
-            ],
+            chromium_command(
+                profile_dir, "--remote-debugging-port=0", "--remote-allow-origins=*", "about:blank"
+            ),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,

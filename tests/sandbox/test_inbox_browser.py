@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 
 from apns_sandbox.testing import SandboxProcess
+from tests.chromium import CHROMIUM, chromium_command
 
 from .conftest import Creds, make_jwt, unique_bundle
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 pytestmark = [
     pytest.mark.browser,
@@ -29,20 +28,7 @@ pytestmark = [
 
 def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     assert CHROMIUM, "chromium is required in CI (apt-get install -y chromium)"
-    command = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-        *args,
-    ]
+    command = chromium_command(tmp_path / "chromium-profile", *args)
     return subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
 
 
