@@ -16,6 +16,7 @@ from chalicelib.services.auth import Principal, authenticate
 from chalicelib.services.credentials import CredentialService
 from chalicelib.services.fanout import FanoutService
 from chalicelib.services.messages import MessageService
+from chalicelib.services.settings import SettingsService
 from chalicelib.services.users import UserService
 from chalicelib.settings import Settings, get_settings
 from chalicelib.store import aws
@@ -45,6 +46,7 @@ class Services:
     queues: Queues
     fanout: FanoutService
     messages: MessageService
+    settings_service: SettingsService
 
     @cached_property
     def sender(self) -> SendService:
@@ -117,6 +119,7 @@ def services() -> Services:
             groups, deliveries, queues, user_repo, app_repo, chunk_size=settings.send_chunk_size
         ),
         messages=MessageService(queues, deliveries, groups),
+        settings_service=SettingsService(app_repo, is_local=settings.is_local),
     )
 
 

@@ -1,5 +1,5 @@
 """Apps (operator key): create and list them, mint short-lived admin tokens for the console, rotate
-an app's token-signing key."""
+an app's token-signing key; the app's settings (an admin token or the operator key)."""
 
 from chalicelib.api import router
 from chalicelib.api.routing import ApiRequest
@@ -13,6 +13,7 @@ from chalicelib.models.apps import (
     TokenIssued,
     TokenRequest,
 )
+from chalicelib.models.settings import AppSettings, AppSettingsPatch
 from chalicelib.services.auth import Access
 
 
@@ -70,3 +71,30 @@ def issue_token(req: ApiRequest) -> TokenIssued:
 )
 def rotate_secret_key(req: ApiRequest) -> KeyRotated:
     return services().apps.rotate_key(req.params["appId"], req.body)
+
+
+@router.operation(
+    "GET",
+    "/v1/apps/{appId}/settings",
+    summary="Read the app's settings",
+    tag="Apps",
+    access=Access.APP_ADMIN,
+    response=AppSettings,
+    errors=(404,),
+)
+def get_settings(req: ApiRequest) -> AppSettings:
+    return services().settings_service.get(req.params["appId"])
+
+
+@router.operation(
+    "PATCH",
+    "/v1/apps/{appId}/settings",
+    summary="Change some of the app's settings",
+    tag="Apps",
+    access=Access.APP_ADMIN,
+    body=AppSettingsPatch,
+    response=AppSettings,
+    errors=(404,),
+)
+def patch_settings(req: ApiRequest) -> AppSettings:
+    return services().settings_service.patch(req.params["appId"], req.body)

@@ -145,4 +145,5 @@ def _access_text(access: Access) -> str:
         Access.OPERATOR: "Needs the operator key.",
         Access.ADMIN: "Needs an admin token of the app in the path.",
         Access.USER: "Needs a user token for the user in the path, or an admin token of the app.",
+        Access.APP_ADMIN: "Needs an admin token of the app in the path, or the operator key.",
     }[access]

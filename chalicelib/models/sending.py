@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from chalicelib.models.base import ENTITY_ID_PATTERN, ApiModel
 from chalicelib.models.message import MessageEvent
+from chalicelib.models.settings import SendSettings
 
 UserId = Annotated[str, Field(min_length=1, max_length=128, pattern=ENTITY_ID_PATTERN)]
 
@@ -29,6 +30,11 @@ class SendChunk(ApiModel):
     )
     badges: dict[str, int | None] | None = Field(
         None, description="Retries only: the badge each recipient was given on the first try."
+    )
+    settings: SendSettings = Field(
+        default_factory=SendSettings,
+        description="The app's settings the send path needs, read by the fan-out for this message "
+        "(absent in chunks queued before settings existed: the defaults).",
     )
 
 

@@ -26,6 +26,7 @@ class Access(Enum):
     OPERATOR = "operator"  # the operator key (creating apps)
     ADMIN = "admin"  # an admin token of the app in the path (the IM server)
     USER = "user"  # a user token for the user in the path, or an admin token of the app
+    APP_ADMIN = "appAdmin"  # an admin token of the app in the path, or the operator key (settings, stats)
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,8 @@ def authorize(principal: Principal, access: Access, app_id: str | None, user_id:
             raise Forbidden("only the operator key may do this")
         return
     if principal.kind == "operator":
+        if access is Access.APP_ADMIN:
+            return
         raise Forbidden(
             "the operator key only manages apps: use an admin token of the app (POST /v1/apps/{appId}/tokens)"
         )
@@ -137,7 +140,7 @@ def authorize(principal: Principal, access: Access, app_id: str | None, user_id:
         raise Forbidden(f"the token belongs to app '{principal.app_id}', not to app '{app_id}'")
     if principal.kind == "admin":
         return
-    if access is Access.ADMIN:
+    if access in (Access.ADMIN, Access.APP_ADMIN):
         raise Forbidden("this needs an admin token (role 'admin'): user tokens cannot do it")
     if user_id is not None and principal.user_id != user_id:
         raise Forbidden(f"a user token may only touch its own user ('{principal.user_id}'), not '{user_id}'")

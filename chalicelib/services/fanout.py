@@ -18,6 +18,7 @@ from chalicelib import clock
 from chalicelib.errors import NotFound
 from chalicelib.models.message import GroupTarget, Mentions, MessageEvent, QueuedMessageEvent
 from chalicelib.models.sending import SendChunk
+from chalicelib.models.settings import AppSettings
 from chalicelib.store.apps import AppRepository
 from chalicelib.store.deliveries import ChunkRef, DeliveryRepository
 from chalicelib.store.groups import GroupRepository
@@ -50,10 +51,14 @@ class FanoutService:
         app_id = queued.app_id
         event: MessageEvent = queued
         now = self.clock_ms()
-        if self.apps.get_app(app_id) is None:
+        app = self.apps.get_app(app_id)
+        if app is None:
             raise UnknownApp(
                 f"app '{app_id}' does not exist: create it (POST /v1/apps) or fix the record's appId"
             )
+        # The app item is read here anyway: its settings travel in every chunk, so the send path
+        # reads nothing more for them (a change applies to messages fanned out after it).
+        send_settings = AppSettings.from_stored(app).for_send()
         if event.call is not None and event.call.action == "cancel":
             # Before the cancel's own chunks go out: invite chunks claimed after this send nothing.
             self.deliveries.mark_call_cancelled(app_id, event.call.call_id, event.message_id, now)
@@ -73,6 +78,7 @@ class FanoutService:
                 mode="json", by_alias=True, exclude_none=True, exclude={"offline_users", "app_id"}
             ),
             "senderDisplayName": display_name,
+            "settings": send_settings.model_dump(mode="json", by_alias=True),
         }
         first = self.deliveries.create_summary(
             app_id, event.message_id, len(recipients), [users[0] for _, users in chunks], now, kept
@@ -95,6 +101,7 @@ class FanoutService:
                 event=_for_chunk(event, users),
                 recipients=users,
                 sender_display_name=display_name,
+                settings=send_settings,
             ).model_dump_json(by_alias=True, exclude_none=True)
             for ref, users in chunks
         ]

@@ -28,6 +28,7 @@ from chalicelib.apns.client import ApnsResult
 from chalicelib.models.lifecycle import ReplaceJob
 from chalicelib.models.message import MessageEvent
 from chalicelib.models.sending import SendChunk
+from chalicelib.models.settings import SendSettings
 from chalicelib.services.checkpoint import Checkpointer
 from chalicelib.services.lifecycle import apply_edit, chunk_state
 from chalicelib.services.policy import DeviceView
@@ -97,6 +98,7 @@ class ReplaceService:
                 event=event,
                 recipients=state.recipients or ["-"],
                 sender_display_name=stored.get("senderDisplayName"),
+                settings=SendSettings.model_validate(stored.get("settings") or {}),
             )
             skips, targets = await self._plan(job, chunk, state, earlier, ref)
         except Exception:

@@ -67,6 +67,41 @@ class AppRepository:
         resp = self.client.get_item(TableName=self.table, Key=items.app_key(app_id))
         return items.from_item(resp["Item"]) if "Item" in resp else None
 
+    def update_settings(self, app_id: str, values: dict[str, Any]) -> dict[str, Any] | None:
+        """Set the given settings on the app item (None removes one); the item after, or None when the
+        app does not exist. One UpdateItem: concurrent PATCHes of different settings both hold."""
+        names: dict[str, str] = {}
+        values_in: dict[str, Any] = {}
+        sets: list[str] = []
+        removes: list[str] = []
+        for i, (name, value) in enumerate(values.items()):
+            names[f"#s{i}"] = name
+            if value is None:
+                removes.append(f"#s{i}")
+            else:
+                sets.append(f"#s{i} = :s{i}")
+                values_in[f":s{i}"] = items.serialize(value)
+        clauses = ([f"SET {', '.join(sets)}"] if sets else []) + (
+            [f"REMOVE {', '.join(removes)}"] if removes else []
+        )
+        update: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": items.app_key(app_id),
+            "UpdateExpression": " ".join(clauses),
+            "ConditionExpression": "attribute_exists(pk)",
+            "ExpressionAttributeNames": names,
+            "ReturnValues": "ALL_NEW",
+        }
+        if values_in:
+            update["ExpressionAttributeValues"] = values_in
+        try:
+            resp = self.client.update_item(**update)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return None
+            raise
+        return items.from_item(resp["Attributes"])
+
     def next_certificate_id(self, app_id: str) -> int:
         resp = self.client.update_item(
             TableName=self.table,

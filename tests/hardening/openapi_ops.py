@@ -20,6 +20,7 @@ ACCESS_BY_DESCRIPTION = {
     "Needs the operator key.": "operator",
     "Needs an admin token of the app in the path.": "admin",
     "Needs a user token for the user in the path, or an admin token of the app.": "user",
+    "Needs an admin token of the app in the path, or the operator key.": "appAdmin",
 }
 
 
@@ -28,7 +29,7 @@ class Op:
     method: str
     path: str
     operation_id: str
-    access: str  # "operator" | "admin" | "user"
+    access: str  # "operator" | "admin" | "user" | "appAdmin"
     has_body: bool
     success: int
     statuses: frozenset[int]

@@ -22,17 +22,18 @@ OK = "ok"  # passed authentication and authorization: a 2xx, or a 4xx from valid
 
 # The rule: (caller, operation access level) -> the expected answer.
 #   operator = apps (create, list, console tokens, key rotation); admin = credentials, messages, groups;
-#   user = devices, push-config, app-state (a user token for the user in the path, or an admin token).
+#   user = devices, push-config, app-state (a user token for the user in the path, or an admin token);
+#   appAdmin = app settings and statistics (an admin token of the app, or the operator key).
 EXPECTED: dict[str, dict[str, int | str]] = {
-    #                        operator  admin  user
-    "no token": {"operator": 401, "admin": 401, "user": 401},
-    "expired": {"operator": 401, "admin": 401, "user": 401},
-    "forged signature": {"operator": 401, "admin": 401, "user": 401},
-    "other app's admin": {"operator": 403, "admin": 403, "user": 403},
-    "other user": {"operator": 403, "admin": 403, "user": 403},
-    "user (own user)": {"operator": 403, "admin": 403, "user": OK},
-    "admin": {"operator": 403, "admin": OK, "user": OK},
-    "operator key": {"operator": OK, "admin": 403, "user": 403},
+    #                        operator  admin  user  appAdmin
+    "no token": {"operator": 401, "admin": 401, "user": 401, "appAdmin": 401},
+    "expired": {"operator": 401, "admin": 401, "user": 401, "appAdmin": 401},
+    "forged signature": {"operator": 401, "admin": 401, "user": 401, "appAdmin": 401},
+    "other app's admin": {"operator": 403, "admin": 403, "user": 403, "appAdmin": 403},
+    "other user": {"operator": 403, "admin": 403, "user": 403, "appAdmin": 403},
+    "user (own user)": {"operator": 403, "admin": 403, "user": OK, "appAdmin": 403},
+    "admin": {"operator": 403, "admin": OK, "user": OK, "appAdmin": OK},
+    "operator key": {"operator": OK, "admin": 403, "user": 403, "appAdmin": OK},
 }
 CALLERS = list(EXPECTED)
 OPS = operations()

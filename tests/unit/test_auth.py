@@ -121,6 +121,10 @@ BOB = Principal("user", "app-000000000001", "bob")
         (BOB, Access.USER, "app-000000000002", "bob", False),
         (ADMIN, Access.USER, "app-000000000001", "alice", True),
         (OPERATOR_P, Access.USER, "app-000000000001", "bob", False),
+        (OPERATOR_P, Access.APP_ADMIN, "app-000000000001", None, True),
+        (ADMIN, Access.APP_ADMIN, "app-000000000001", None, True),
+        (ADMIN, Access.APP_ADMIN, "app-000000000002", None, False),
+        (BOB, Access.APP_ADMIN, "app-000000000001", None, False),
     ],
 )
 def test_authorization_matrix(
