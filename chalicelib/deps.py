@@ -16,6 +16,7 @@ from chalicelib.services.auth import Principal, authenticate
 from chalicelib.services.credentials import CredentialService
 from chalicelib.services.fanout import FanoutService
 from chalicelib.services.messages import MessageService
+from chalicelib.services.read_sync import ReadSyncService
 from chalicelib.services.settings import SettingsService
 from chalicelib.services.users import UserService
 from chalicelib.settings import Settings, get_settings
@@ -24,6 +25,7 @@ from chalicelib.store.apps import AppRepository
 from chalicelib.store.deliveries import DeliveryRepository
 from chalicelib.store.groups import GroupRepository
 from chalicelib.store.queues import Queues
+from chalicelib.store.read_marks import ReadMarks
 from chalicelib.store.secrets import SecretStore
 from chalicelib.store.users import UserRepository
 
@@ -47,6 +49,8 @@ class Services:
     fanout: FanoutService
     messages: MessageService
     settings_service: SettingsService
+    read_marks: ReadMarks
+    read_sync: ReadSyncService
 
     @cached_property
     def sender(self) -> SendService:
@@ -104,6 +108,8 @@ def services() -> Services:
     groups = GroupRepository(ddb, settings.table_name)
     deliveries = DeliveryRepository(ddb, settings.table_name, ttl_s=settings.delivery_ttl_days * 86400)
     queues = Queues(aws.sqs(settings), settings.intake_queue_name, settings.send_queue_name)
+    settings_service = SettingsService(app_repo, is_local=settings.is_local)
+    read_marks = ReadMarks(ddb, settings.table_name, default_lease_s=settings.foreground_lease_default_s)
     return Services(
         settings=settings,
         secrets=secrets,
@@ -119,7 +125,9 @@ def services() -> Services:
             groups, deliveries, queues, user_repo, app_repo, chunk_size=settings.send_chunk_size
         ),
         messages=MessageService(queues, deliveries, groups),
-        settings_service=SettingsService(app_repo, is_local=settings.is_local),
+        settings_service=settings_service,
+        read_marks=read_marks,
+        read_sync=ReadSyncService(read_marks, settings_service, queues),
     )
 
 

@@ -17,6 +17,7 @@ from chalicelib.models.push_config import (
     PushConfig,
     PushConfigPatch,
 )
+from chalicelib.models.read_sync import ReadAccepted, ReadIn
 from chalicelib.services.auth import Access
 
 USER = "/v1/apps/{appId}/users/{userId}"
@@ -209,6 +210,21 @@ def delete_conversation_setting(req: ApiRequest) -> None:
 )
 def put_app_state(req: ApiRequest) -> dict[str, Any]:
     return services().users.set_app_state(req.params["appId"], req.params["userId"], req.body)
+
+
+@router.operation(
+    "POST",
+    USER + "/read",
+    summary="The user read on another device: set the badge, sync the phones (read sync)",
+    tag="App state",
+    access=Access.USER,
+    body=ReadIn,
+    response=ReadAccepted,
+    status=202,
+    errors=(400,),
+)
+def post_read(req: ApiRequest) -> ReadAccepted:
+    return services().read_sync.read(req.params["appId"], req.params["userId"], req.body)
 
 
 @router.operation(

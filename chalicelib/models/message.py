@@ -11,6 +11,7 @@ import json
 import re
 from functools import cached_property
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -107,6 +108,25 @@ Priority = Literal["high", "normal"]
 APNS_PRIORITY: dict[str, int] = {"high": 10, "normal": 5}
 
 
+MAX_FACE_URL = 1024
+
+
+def _https_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname or any(c.isspace() for c in value):
+        raise ValueError(
+            f"{_short(value)} is not an https URL: give the picture's https address (iOS loads "
+            "notification pictures over https only), e.g. https://cdn.example.com/face/alice.png"
+        )
+    return value
+
+
+# A picture for communication notifications (Tencent's faceUrl): https only, whatever the app's setting.
+FaceUrl = Annotated[
+    str | None, BeforeValidator(_empty_is_unset), AfterValidator(lambda v: v if v is None else _https_url(v))
+]
+
+
 def _unique_ids(field: str) -> AfterValidator:
     def check(values: list[str]) -> list[str]:
         if len(set(values)) != len(values):
@@ -136,6 +156,13 @@ class Sender(ApiModel):
         max_length=256,
         description="The sender's name card in the target group (Tencent 群名片): shown before the "
         "nickname in group notifications `nameCard(groupName):content`. Ignored for one-to-one messages.",
+    )
+    face_url: FaceUrl = Field(
+        default=None,
+        max_length=MAX_FACE_URL,
+        description="The sender's picture (https, Tencent's faceUrl): with the app's "
+        "communicationNotifications on, the payload's sender.faceUrl for the Notification Service "
+        "Extension; any other scheme is a 400.",
     )
 
 
@@ -183,6 +210,12 @@ class GroupTarget(ApiModel):
         default=None,
         max_length=256,
         description="The group's name, shown in parentheses: `name(groupName):content`.",
+    )
+    group_face_url: FaceUrl = Field(
+        default=None,
+        max_length=MAX_FACE_URL,
+        description="The group's picture (https, Tencent's faceUrl): with the app's "
+        "communicationNotifications on, the payload's conversation.faceUrl; any other scheme is a 400.",
     )
     members: (
         Annotated[list[UserId], Field(min_length=1, max_length=MAX_MEMBERS), _unique_ids("to.members")] | None

@@ -180,9 +180,25 @@ MAX_PRESENCE_ENTRIES = 500
 
 
 class PresenceEntry(AppStateIn):
-    """One user's app state as the IM server sees it (it holds the long connections)."""
+    """One user's app state as the IM server sees it (it holds the long connections). Unlike the
+    app's own report, a foreground entry may carry ``unreadCount`` too: the stored badge becomes it
+    (the next message counts from it). Presence never sends a read-sync push: an online user's app
+    shows its own count."""
 
     user_id: UserIdField
+
+    @model_validator(mode="after")
+    def _count_only_in_background(self) -> PresenceEntry:
+        if self.state == "background" and self.unread_count is None:
+            raise ValueError(
+                "state 'background' needs unreadCount (an integer >= 0): it becomes the badge base"
+            )
+        if self.state == "background" and self.lease_seconds is not None:
+            raise ValueError(
+                "leaseSeconds is only meaningful with state 'foreground' (how long it holds); drop it "
+                "for 'background'"
+            )
+        return self
 
 
 class PresenceBulk(ApiModel):

@@ -213,7 +213,9 @@ class UserService:
             assert body.unread_count is not None
             return StateWrite(user_id, "background", body.unread_count, now_ms)
         lease_s = body.lease_seconds or self.default_lease_s
-        return StateWrite(user_id, "foreground", 0, now_ms, now_ms + lease_s * 1000)
+        # The IM server's presence may give an online user's unread count (the badge base); else 0.
+        badge = body.unread_count or 0
+        return StateWrite(user_id, "foreground", badge, now_ms, now_ms + lease_s * 1000)
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock_ms() / 1000, UTC)
