@@ -70,6 +70,15 @@ class Request:
             raise HttpError(400, "InvalidQuery", f"{name} must be an integer") from exc
 
 
+# The inbox reaches nothing but the sandbox itself: pictures in notifications (a sender's faceUrl)
+# load only from here, the loopback or data: URLs; any other is drawn as initials, never fetched.
+INBOX_CSP = (
+    b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    b"img-src 'self' data: http://127.0.0.1:* https://127.0.0.1:* http://localhost:* https://localhost:*; "
+    b"connect-src 'self'"
+)
+
+
 class Response:
     def __init__(self, status: int = 200, body: bytes = b"", content_type: str = "application/json") -> None:
         self.status, self.body, self.content_type = status, body, content_type
@@ -145,6 +154,8 @@ class ControlApp:
             (b"content-length", str(len(response.body)).encode()),
             (b"cache-control", b"no-store"),
         ]
+        if response.content_type.startswith("text/html"):
+            headers.append((b"content-security-policy", INBOX_CSP))
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": response.body})
 
@@ -202,6 +213,12 @@ class ControlApp:
                 if device is None:
                     raise HttpError(404, "DeviceNotFound", f"no simulated device {token}")
                 if m == "GET":
+                    return Response.json(device.to_json())
+                if m == "PATCH":  # {appRunning}: the inbox's "app running" toggle
+                    running = req.json_object().get("appRunning")
+                    if not isinstance(running, bool):
+                        raise HttpError(400, "InvalidAppRunning", "appRunning must be true or false")
+                    self.state.set_app_running(token, running)
                     return Response.json(device.to_json())
                 _allow(m, "DELETE")
                 self.state.uninstall_device(token)
@@ -392,6 +409,7 @@ class ControlApp:
                 {
                     **d.to_json(),
                     "received": by_device.get(d.token, 0),
+                    "iconBadge": state.icon_badges.get(d.token),
                     "notifications": state.list_notifications(d.token, query.per_device),
                 }
                 for d in page

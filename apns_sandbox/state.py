@@ -21,7 +21,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from . import pki
+from . import phone, pki
 from .rules import DEFAULT_REASON, REASON_STATUS
 
 ENVIRONMENTS = ("development", "production")
@@ -91,11 +91,14 @@ class Device:
     # "voip": a PushKit token, which takes only voip pushes on <bundleId>.voip (Apple answers
     # DeviceTokenNotForTopic for anything else, and for a voip push to an ordinary token).
     type: str = "alert"
+    # False: the user force-quit the app, so iOS does not wake it for background pushes.
+    app_running: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return {
             "deviceToken": self.token,
             "type": self.type,
+            "appRunning": self.app_running,
             "bundleId": self.bundle_id,
             "environment": self.environment,
             "name": self.name,
@@ -286,6 +289,7 @@ class SandboxState:
         self.max_notifications = max_notifications
         self.notifications: deque[dict[str, Any]] = deque()
         self._by_device: dict[str, deque[dict[str, Any]]] = {}
+        self.icon_badges: dict[str, int] = {}  # device token -> the app icon's badge
         self._seq = 0
         self.stats = Stats()
         self.faults: list[Fault] = []
@@ -318,6 +322,8 @@ class SandboxState:
                     name=rec.get("name"),
                     type=rec.get("type", "alert"),
                 )
+            elif op == "running" and token in self.devices:
+                self.devices[token].app_running = bool(rec.get("running"))
             elif op == "uninstall" and token in self.devices:
                 self.devices[token].uninstalled_at_ms = int(rec["atMs"])
             elif op == "purge":
@@ -417,6 +423,16 @@ class SandboxState:
         self.touch()
         return device
 
+    def set_app_running(self, token: str, running: bool) -> Device | None:
+        """The inbox's per-phone toggle: a force-quit app (False) is not woken by background pushes."""
+        device = self.devices.get(token.lower())
+        if device is None:
+            return None
+        device.app_running = running
+        self._devices_log.append({"op": "running", "deviceToken": device.token, "running": running})
+        self.touch()
+        return device
+
     def uninstall_device(self, token: str) -> Device | None:
         device = self.devices.get(token.lower())
         if device is None:
@@ -439,6 +455,7 @@ class SandboxState:
         per_device = self._by_device.get(token)
         if per_device is None:
             per_device = self._by_device[token] = deque()
+        self._on_phone(item, per_device)
         per_device.append(item)
         if len(self.notifications) > self.max_notifications:
             old = self.notifications.popleft()
@@ -459,6 +476,20 @@ class SandboxState:
             else:
                 stats.seen_messages.add(key)
         self.touch()
+
+    def _on_phone(self, item: dict[str, Any], earlier: deque[dict[str, Any]]) -> None:
+        """What the phone does with the push: the icon's badge; a read-sync background push wakes a
+        running app, which removes the conversations' notifications (``cleared`` on the push)."""
+        token = item["deviceToken"]
+        badge = phone.icon_badge(item)
+        if badge is not None:
+            self.icon_badges[token] = badge
+        if phone.conversations_read(item):
+            device = self.devices.get(token)
+            if device is not None and device.app_running:
+                item["cleared"] = phone.clear_read(earlier, item, item.get("receivedAtMs") or now_ms())
+            else:
+                item["notWoken"] = True  # force-quit: iOS does not launch the app for it
 
     def take_device_budget(self, token: str) -> bool:
         """One notification from the device's token bucket; False: Apple's 429 TooManyRequests."""
@@ -525,6 +556,7 @@ class SandboxState:
     def clear_notifications(self) -> None:
         self.notifications.clear()
         self._by_device.clear()
+        self.icon_badges.clear()
         self.touch()
 
     def reset_stats(self) -> None:
