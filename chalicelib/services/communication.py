@@ -1,0 +1,47 @@
+"""Communication notifications (iOS 15+): the payload's top-level ``sender`` and ``conversation``, for
+the app's Notification Service Extension to donate an ``INSendMessageIntent`` so iOS draws the
+sender's picture and the group's name (docs/communication-notifications.md). Pure: event in, keys out.
+
+``name`` is the name the body's prefix shows (name card, displayName or nickname); a one-to-one
+conversation is the sender's own (id, name, picture). Over 4 KB the face URLs go first
+(``without_faces``), before the body is shortened.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.models.message import GroupTarget, MessageEvent
+from chalicelib.services.render import sender_name
+
+
+def communication_keys(event: MessageEvent, sender_display_name: str | None) -> dict[str, Any]:
+    """``{"sender": {id, name, faceUrl?}, "conversation": {type, id, name, faceUrl?}}``."""
+    user_id = event.sender.user_id
+    name = sender_name(event, sender_display_name) or user_id
+    sender: dict[str, Any] = {"id": user_id, "name": name}
+    if event.sender.face_url:
+        sender["faceUrl"] = event.sender.face_url
+    to = event.to
+    if isinstance(to, GroupTarget):
+        conversation: dict[str, Any] = {
+            "type": "group",
+            "id": to.group_id,
+            "name": to.group_name or to.group_id,
+        }
+        if to.group_face_url:
+            conversation["faceUrl"] = to.group_face_url
+    else:
+        conversation = {"type": "c2c", "id": user_id, "name": name}
+        if event.sender.face_url:
+            conversation["faceUrl"] = event.sender.face_url
+    return {"sender": sender, "conversation": conversation}
+
+
+def has_faces(keys: dict[str, Any] | None) -> bool:
+    return bool(keys) and any("faceUrl" in part for part in keys.values())  # type: ignore[union-attr]
+
+
+def without_faces(keys: dict[str, Any]) -> dict[str, Any]:
+    """The same keys without the pictures (what the 4 KB fit drops first)."""
+    return {k: {f: v for f, v in part.items() if f != "faceUrl"} for k, part in keys.items()}
