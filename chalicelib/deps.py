@@ -30,6 +30,7 @@ from chalicelib.store.secrets import SecretStore
 from chalicelib.store.users import UserRepository
 
 if TYPE_CHECKING:
+    from chalicelib.services.read_sync_send import ReadSyncSender
     from chalicelib.services.replace import ReplaceService
     from chalicelib.services.sender import SendService
 
@@ -76,6 +77,15 @@ class Services:
         from chalicelib.services.replace import ReplaceService
 
         return ReplaceService(self.sender)
+
+    @cached_property
+    def read_syncer(self) -> ReadSyncSender:
+        """Read sync's jobs, sent with the send function's APNs clients and credential cache."""
+        from chalicelib.services.read_sync_send import ApnsRawPush, ReadSyncSender
+
+        return ReadSyncSender(
+            self.user_repo, self.read_marks, ApnsRawPush(self.sender.clients, self.sender._creds)
+        )
 
     def operator_key(self) -> str | None:
         if self.settings.operator_key:

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from chalicelib.deps import services
 from chalicelib.models.lifecycle import ReplaceJob, SendRecord
 from chalicelib.models.message import QueuedMessageEvent
+from chalicelib.models.read_sync import ReadSyncJob
 from chalicelib.models.sending import SendChunk
 from chalicelib.observability import emit_metrics
 
@@ -94,8 +95,10 @@ def handle_send_records(records: list[dict[str, Any]]) -> dict[str, Any]:
     svc = services()
     parsed = [(i, r.root) for i, r in _parse(records, SendRecord, svc.settings.send_queue_name)]
 
-    def send(job: SendChunk | ReplaceJob) -> Any:
-        # A recall's or edit's replacements travel the same queue as the chunks they replace.
+    def send(job: SendChunk | ReplaceJob | ReadSyncJob) -> Any:
+        # A recall's or edit's replacements, and read sync's jobs, travel the same queue as the chunks.
+        if isinstance(job, ReadSyncJob):
+            return svc.read_syncer.sync(job)
         return svc.replacer.replace_chunk(job) if isinstance(job, ReplaceJob) else svc.sender.send_chunk(job)
 
     results = run(_send_all([chunk for _, chunk in parsed], send))
@@ -103,7 +106,10 @@ def handle_send_records(records: list[dict[str, Any]]) -> dict[str, Any]:
     counts: dict[tuple[str, str], int] = {}
     latencies: list[float] = []
     for (record_id, chunk), result in zip(parsed, results, strict=True):
-        if isinstance(result, ChunkBusy):
+        if isinstance(chunk, ReadSyncJob):
+            if _read_synced(chunk, result, counts):
+                failed.append(record_id)
+        elif isinstance(result, ChunkBusy):
             log.info("%s; SQS will deliver it again", result)
             failed.append(record_id)
         elif isinstance(result, BaseException):
@@ -137,9 +143,30 @@ def handle_send_records(records: list[dict[str, Any]]) -> dict[str, Any]:
                 counts[key] = counts.get(key, 0) + n
             latencies += result.latencies_ms
     emit_metrics(
-        {(_metric_name(s), r): n for (s, r), n in counts.items()}, latencies, svc.settings.metrics_namespace
+        {(s if s.startswith("ReadSync") else _metric_name(s), r): n for (s, r), n in counts.items()},
+        latencies,
+        svc.settings.metrics_namespace,
     )
     return _failures(failed)
+
+
+def _read_synced(job: ReadSyncJob, result: Any, counts: dict[tuple[str, str], int]) -> bool:
+    """Log a read-sync job's result and count its pushes apart from messages' (ReadSyncSent /
+    ReadSyncFailed); True when SQS should deliver it again."""
+    if isinstance(result, BaseException):
+        log.error("read sync of user %s failed: %r; SQS will retry it", job.user_id, result)
+        return True
+    log.info(
+        "read sync of user %s: %s %s",
+        job.user_id,
+        result.outcome,
+        dict(result.counts),
+        extra={"appId": job.app_id, "readSync": result.outcome},
+    )
+    for (status, reason), n in result.counts.items():
+        key = ("ReadSyncSent" if status == "sent" else "ReadSyncFailed", reason if status != "sent" else "")
+        counts[key] = counts.get(key, 0) + n
+    return False
 
 
 def _metric_name(status: str) -> str:
@@ -147,7 +174,8 @@ def _metric_name(status: str) -> str:
 
 
 async def _send_all(
-    chunks: list[SendChunk | ReplaceJob], send: Callable[[SendChunk | ReplaceJob], Any]
+    chunks: list[SendChunk | ReplaceJob | ReadSyncJob],
+    send: Callable[[SendChunk | ReplaceJob | ReadSyncJob], Any],
 ) -> list[Any]:
     return list(await asyncio.gather(*(send(c) for c in chunks), return_exceptions=True))
 

@@ -251,20 +251,23 @@ class ApnsClients:
         message: dict[str, Any],
         notification_id: str,
         priority: int,
-        collapse: str,
+        collapse: str | None,
         expiration: int | None = None,
         voip_topic: str | None = None,
+        background: bool = False,
     ) -> ApnsResult:
         """One request. ``voip_topic`` (``<bundleId>.voip``): a PushKit push, apns-push-type voip on
-        that topic; else an alert on the credential's bundle ID. ``expiration``: apns-expiration in
-        epoch seconds (0 = now or never); None = header absent."""
+        that topic; ``background``: apns-push-type background (read sync's clearing push); else an
+        alert on the credential's bundle ID. ``expiration``: apns-expiration in epoch seconds (0 = now
+        or never); None = header absent. ``collapse`` None: no apns-collapse-id."""
+        kind = PushType.VOIP if voip_topic else PushType.BACKGROUND if background else PushType.ALERT
         request = NotificationRequest(
             device_token=token,
             message=message,
             notification_id=notification_id,
             priority=priority,
             collapse_key=collapse,
-            push_type=PushType.VOIP if voip_topic else PushType.ALERT,
+            push_type=kind,
             time_to_live=AbsoluteExpiration(expiration) if expiration is not None else None,
             apns_topic=voip_topic,
         )

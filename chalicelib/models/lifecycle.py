@@ -8,6 +8,7 @@ from pydantic import AliasChoices, ConfigDict, Field, RootModel
 
 from chalicelib.models.base import ApiModel
 from chalicelib.models.message import Elem, OfflinePushInfo
+from chalicelib.models.read_sync import ReadSyncJob
 from chalicelib.models.sending import SendChunk
 
 ReplaceOp = Literal["recall", "edit"]
@@ -73,5 +74,6 @@ class ReplaceJob(ApiModel):
     waits: int = Field(0, ge=0, description="How often it waited for the original's chunk to finish.")
 
 
-class SendRecord(RootModel[ReplaceJob | SendChunk]):
-    """Any record of the send queue: a chunk of a message to send, or a chunk's replacements."""
+class SendRecord(RootModel[ReadSyncJob | ReplaceJob | SendChunk]):
+    """Any record of the send queue: a chunk of a message to send, a chunk's replacements, or a
+    read-sync job (``"job": "readSync"``)."""
