@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from dataclasses import replace
 from typing import Any
 
 import regex  # type: ignore[import-untyped]  # no stubs in the venv (types-regex)
 
 from chalicelib.models.message import APNS_PRIORITY, Priority
+from chalicelib.services.communication import has_faces, without_faces
 from chalicelib.services.render import Notification
 
 APNS_PAYLOAD_LIMIT = 4096  # bytes, for every push type but VoIP
@@ -193,7 +195,16 @@ def _message(
     if n.image is not None:
         message["image"] = n.image
     message.update(_ids(n, recipient_user_id))
+    _add_communication(n, message)
     return message
+
+
+def _add_communication(n: Notification, message: dict[str, Any]) -> None:
+    """Communication notifications: top-level sender and conversation for the app's Notification
+    Service Extension, which runs only with mutable-content 1."""
+    if n.communication:
+        message["aps"]["mutable-content"] = 1
+        message.update(n.communication)
 
 
 def _ids(n: Notification, recipient_user_id: str) -> dict[str, Any]:
@@ -235,6 +246,12 @@ def _fit(
     message, data = encode(n.title, n.body)
     if len(data) <= limit:
         return message, data
+    if has_faces(n.communication):
+        # Over the limit: the pictures go before the body is shortened.
+        n = replace(n, communication=without_faces(n.communication))  # type: ignore[arg-type]
+        message, data = encode(n.title, n.body)
+        if len(data) <= limit:
+            return message, data
 
     # The payload's size is the rest plus the escaped body, so the body's room is exact.
     _, rest = encode(n.title, "")

@@ -9,10 +9,21 @@ conversation is the sender's own (id, name, picture). Over 4 KB the face URLs go
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from chalicelib.models.message import GroupTarget, MessageEvent
-from chalicelib.services.render import sender_name
+from chalicelib.models.settings import SendSettings
+from chalicelib.services.render import Notification, sender_name
+
+
+def with_communication(
+    n: Notification, event: MessageEvent, sender_display_name: str | None, settings: SendSettings
+) -> Notification:
+    """The notification with the communication keys when the app asks for them (its setting)."""
+    if not settings.communication_notifications:
+        return n
+    return replace(n, communication=communication_keys(event, sender_display_name))
 
 
 def communication_keys(event: MessageEvent, sender_display_name: str | None) -> dict[str, Any]:

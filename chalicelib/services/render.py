@@ -111,6 +111,9 @@ class Notification:
     # "recall" / "edit": this notification replaces the message's earlier one (same collapse-id);
     # sent as top-level "op" in the payload.
     op: str | None = None
+    # Communication notifications (the app's setting): top-level sender / conversation, with
+    # mutable-content 1 (services/communication.py); None = none.
+    communication: dict[str, Any] | None = None
 
     @property
     def apns_priority(self) -> int:

@@ -30,6 +30,7 @@ from chalicelib.models.message import MessageEvent
 from chalicelib.models.sending import SendChunk
 from chalicelib.models.settings import SendSettings
 from chalicelib.services.checkpoint import Checkpointer
+from chalicelib.services.communication import with_communication
 from chalicelib.services.lifecycle import apply_edit, chunk_state
 from chalicelib.services.policy import DeviceView
 from chalicelib.services.render import Notification, render_edit, render_recall
@@ -146,7 +147,9 @@ class ReplaceService:
                         sender_display_name=chunk.sender_display_name,
                         mention=chunk.event.mention_of(user_id),
                     )
-                rendered[index] = n
+                rendered[index] = with_communication(
+                    n, chunk.event, chunk.sender_display_name, chunk.settings
+                )
             view = DeviceView(device.device_token, device.certificate_id, device.push_enabled, None)
             targets.append((_Target(index, user_id, view, badges.get(user_id)), rendered[index]))
         return skips, targets

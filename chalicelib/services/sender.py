@@ -38,6 +38,7 @@ from chalicelib.errors import NotFound
 from chalicelib.models.credentials import Credential
 from chalicelib.models.sending import SendChunk
 from chalicelib.services.checkpoint import Checkpointer
+from chalicelib.services.communication import with_communication
 from chalicelib.services.credentials import CredentialService
 from chalicelib.services.lifecycle import apply_edit
 from chalicelib.services.policy import (
@@ -338,7 +339,12 @@ class SendService:
             mention = event.mention_of(decision.user_id)
             key = (cfg.language, cfg.display_style, cfg.c2c_sound, cfg.group_sound, mention)
             if key not in rendered:
-                rendered[key] = render_for(event, cfg, sender_display_name=sender_display, mention=mention)
+                rendered[key] = with_communication(
+                    render_for(event, cfg, sender_display_name=sender_display, mention=mention),
+                    event,
+                    sender_display,
+                    chunk.settings,
+                )
             index = position[decision.user_id]
             for device in decision.targets:
                 targets.append(
