@@ -6,6 +6,7 @@ next message's badge counts from the read."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -137,3 +138,22 @@ def test_a_state_report_after_the_read_closes_the_window_without_a_push(
     stack.pump()
     assert payloads(stack.sandbox, phone) == []
     assert _badge(push_app) == 4
+
+
+def test_a_continuous_stream_of_reads_still_updates_the_phone_and_ends_on_the_last_count(
+    stack: Stack, push_app: PushApp
+) -> None:
+    # Given bob reading steadily on the desktop for about five seconds (a read every ~0.6 s)
+    phone = push_app.device("bob")
+    counts = list(range(16, 0, -2))
+    for unread in counts:
+        _read(push_app, unread)
+        time.sleep(0.6)
+        stack.send_poller.poll_once()  # the send function runs meanwhile, as on Lambda
+    stack.pump()
+    # Then the phone was not left stale until the stream ended: more than one push, fewer than reads,
+    # the badge never going up again, and the last one the final count
+    badges = [p["aps"]["badge"] for p in payloads(stack.sandbox, phone)]
+    assert 2 <= len(badges) < len(counts)
+    assert badges == sorted(badges, reverse=True)
+    assert badges[-1] == counts[-1]
