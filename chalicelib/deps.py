@@ -28,8 +28,9 @@ from chalicelib.store.secrets import SecretStore
 from chalicelib.store.users import UserRepository
 
 if TYPE_CHECKING:
-    from chalicelib.services.replace import ReplaceService
-    from chalicelib.services.sender import SendService
+    from chalicelib.services.send.chunk import SendService
+    from chalicelib.services.send.replace import ReplaceService
+    from chalicelib.services.send.wing import SendWing
 
 
 @dataclass
@@ -49,13 +50,13 @@ class Services:
     settings_service: SettingsService
 
     @cached_property
-    def sender(self) -> SendService:
+    def send_wing(self) -> SendWing:
         """Built on first use: only the send function imports aioapns (cold start of the others)."""
         from chalicelib.apns.client import ApnsClients
-        from chalicelib.services.sender import SendService
+        from chalicelib.services.send.wing import SendWing
         from chalicelib.store.dynamo_async import AsyncDynamo
 
-        return SendService(
+        return SendWing(
             self.settings,
             self.user_repo,
             self.credentials,
@@ -67,11 +68,17 @@ class Services:
         )
 
     @cached_property
-    def replacer(self) -> ReplaceService:
-        """Recalls' and edits' replacements, sent with the send function's clients and permits."""
-        from chalicelib.services.replace import ReplaceService
+    def sender(self) -> SendService:
+        from chalicelib.services.send.chunk import SendService
 
-        return ReplaceService(self.sender)
+        return SendService(self.send_wing)
+
+    @cached_property
+    def replacer(self) -> ReplaceService:
+        """Recalls' and edits' replacements, sent with the same wing: clients, permits, retry policy."""
+        from chalicelib.services.send.replace import ReplaceService
+
+        return ReplaceService(self.send_wing)
 
     def operator_key(self) -> str | None:
         if self.settings.operator_key:

@@ -89,7 +89,7 @@ def handle_intake_records(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def handle_send_records(records: list[dict[str, Any]]) -> dict[str, Any]:
     from chalicelib.apns.client import run  # aioapns: imported by the send function only
-    from chalicelib.services.sender import ChunkBusy
+    from chalicelib.services.send.attempt import ChunkBusy
 
     svc = services()
     parsed = [(i, r.root) for i, r in _parse(records, SendRecord, svc.settings.send_queue_name)]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.api.gateway import sam_gateway_responses
-from devstack.resources import MAX_RECEIVE_COUNT, TTL_ATTRIBUTE, table_definition
+from chalicelib.store.schema import MAX_RECEIVE_COUNT, TTL_ATTRIBUTE, table_definition
 
 API_HANDLER = "api_handler"  # chalice's name for the function behind the REST API
 DLQ_SUFFIX = "-dlq"  # the code dead-letters to <queue>-dlq (chalicelib/store/queues.py)

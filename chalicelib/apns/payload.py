@@ -18,7 +18,7 @@ from typing import Any
 import regex  # type: ignore[import-untyped]  # no stubs in the venv (types-regex)
 
 from chalicelib.models.message import APNS_PRIORITY, Priority
-from chalicelib.services.render import Notification
+from chalicelib.models.notification import Notification
 
 APNS_PAYLOAD_LIMIT = 4096  # bytes, for every push type but VoIP
 VOIP_PAYLOAD_LIMIT = 5120  # bytes, apns-push-type voip

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 
 from chalicelib import clock
 from chalicelib.errors import NotFound
+from chalicelib.models.ledger import ChunkRef
 from chalicelib.models.message import GroupTarget, Mentions, MessageEvent, QueuedMessageEvent
 from chalicelib.models.sending import SendChunk
 from chalicelib.models.settings import AppSettings
 from chalicelib.store.apps import AppRepository
-from chalicelib.store.deliveries import ChunkRef, DeliveryRepository
+from chalicelib.store.deliveries import DeliveryRepository
 from chalicelib.store.groups import GroupRepository
 from chalicelib.store.queues import Queues
 from chalicelib.store.users import UserRepository

@@ -12,10 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.models.ledger import ChunkAttempt, Outcome
 from chalicelib.models.lifecycle import MessageEdit
 from chalicelib.models.message import MessageEvent
-from chalicelib.store.deliveries import ChunkAttempt
-from chalicelib.store.ledger_codec import Outcome
 
 
 def apply_edit(event: MessageEvent, edit: dict[str, Any]) -> MessageEvent:

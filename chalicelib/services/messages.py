@@ -10,6 +10,7 @@ from typing import Any
 from chalicelib import clock
 from chalicelib.apns.ids import apns_id
 from chalicelib.errors import Conflict, NotFound, ValidationFailed
+from chalicelib.models.ledger import RECALL_PREFIX, ChunkAttempt, edit_prefix
 from chalicelib.models.lifecycle import MessageChangeAccepted, MessageEdit, ReplaceJob, ReplaceOp
 from chalicelib.models.message import MessageEvent
 from chalicelib.models.sending import (
@@ -26,7 +27,7 @@ from chalicelib.models.sending import (
 from chalicelib.services import report
 from chalicelib.services.lifecycle import apply_edit, edit_rev_of
 from chalicelib.services.policy import message_skip_reason
-from chalicelib.store.deliveries import RECALL_PREFIX, ChunkAttempt, DeliveryRepository, edit_prefix
+from chalicelib.store.deliveries import DeliveryRepository
 from chalicelib.store.groups import GroupRepository, Member
 from chalicelib.store.queues import Queues
 
