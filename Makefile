@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format typecheck unit openapi bench package deploy clean sandbox trust-apple coldstart
+.PHONY: run test lint format typecheck unit openapi bench package deploy clean sandbox trust-apple coldstart rehearse
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ package: $(STAMP)
 	AWS_DEFAULT_REGION=$(AWS_DEFAULT_REGION) $(PY) -m infra.package --stage $(STAGE) --out build/$(STAGE)
 	$(VENV)/bin/cfn-lint -- build/$(STAGE)/sam.json
 	@echo "cfn-lint: no findings in build/$(STAGE)/sam.json"
+
+## rehearse: the deploy of STAGE rehearsed offline: template -> SAM transform -> stack in the emulator -> a push through the real handlers, AWS's constraints, least privilege (README "Deploy")
+rehearse: package
+	AWS_DEFAULT_REGION=$(AWS_DEFAULT_REGION) $(PY) -m infra.rehearse --stage $(STAGE) --build build/$(STAGE)
 
 ## deploy: package STAGE, upload its code to DEPLOY_BUCKET, create/update the stack apns-push-STAGE (docs/deploy.md)
 # The template goes through S3 too: packaged, it is already ~45 KB of CloudFormation's 51,200-byte inline limit.

@@ -347,6 +347,9 @@ class Flow:
 
     def more_of_the_api(self, base: str, admin: str, operator: str, token: str, cert_id: int) -> None:
         """The rest of what the API function does with AWS: each call a route makes, once."""
+        gone = self.sandbox.create_device(BUNDLE, "production")
+        self.expect(200, "PUT", f"{base}/users/carol/devices/{gone}", {"certificateId": cert_id}, admin)
+        self.sandbox.uninstall(gone)  # APNs answers 410 Unregistered: the send function removes it
         self.expect(
             204, "PUT", f"{base}/groups/g1/members", {"add": [{"userId": "bob"}, {"userId": "carol"}]}, admin
         )
