@@ -113,3 +113,60 @@ def check_least_privilege(
             f"{rid}: its role allows nothing it did not do (besides {', '.join(sorted(PRODUCTION_ONLY))})",
             f"{rid}: its role allows what it never performed: {unused}",
         )
+
+
+# ---- the suite's recording, against the stage's policy files ---------------------------------------
+
+
+def stage_policies(stage: str, root: Any = None) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
+    """(function -> its policy from .chalice, Fn::Sub resolved; the stage's environment)."""
+    from pathlib import Path
+
+    root = Path(root or Path(__file__).resolve().parent.parent)
+    config = json.loads((root / ".chalice" / "config.json").read_text())
+    settings = config["stages"][stage]
+    env = {**config.get("environment_variables", {}), **settings.get("environment_variables", {})}
+    pseudo = {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012"}
+
+    def resolve(value: Any) -> str:
+        text = value["Fn::Sub"] if isinstance(value, dict) else value
+        for name, replacement in pseudo.items():
+            text = text.replace("${" + name + "}", replacement)
+        return str(text)
+
+    policies = {}
+    for function, fn_settings in settings.get("lambda_functions", {}).items():
+        name = fn_settings.get("iam_policy_file") or settings["iam_policy_file"]
+        document = json.loads((root / ".chalice" / name).read_text())
+        for statement in as_list(document["Statement"]):
+            statement["Resource"] = [resolve(r) for r in as_list(statement["Resource"])]
+        policies[function] = statements(document)
+    return policies, env
+
+
+def check_recorded_against_stage(
+    recorded: set[tuple[str, str, str]], stage: str, local: Any = None
+) -> list[str]:
+    """What a local run's functions did that their ``stage`` policy would refuse. Resource names of
+    the local run (``local``: its environment, default this process's) are renamed to the stage's."""
+    import os
+
+    policies, env = stage_policies(stage)
+    local = local or os.environ
+    renames = sorted(
+        (
+            (local[k], env[k])
+            for k in ("TABLE_NAME", "INTAKE_QUEUE_NAME", "SEND_QUEUE_NAME", "SECRETS_PREFIX")
+            if k in local and k in env
+        ),
+        key=lambda pair: -len(pair[0]),
+    )
+    problems = []
+    for function, action, resource in sorted(recorded):
+        for old, new in renames:
+            resource = resource.replace(f":{old}", f":{new}").replace(f"/{old}", f"/{new}")
+        if function not in policies:
+            problems.append(f"{function}: no such function in stage {stage}")
+        elif not allows(policies[function], action, resource):
+            problems.append(f"{function} {action} {resource}")
+    return problems

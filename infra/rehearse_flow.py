@@ -369,10 +369,14 @@ class Flow:
         self.expect(200, "PUT", f"{base}/presence", {"users": users}, admin)
         self.expect(200, "PATCH", f"{base}/users/bob/push-config", {"mutedGroups": ["g9"]}, admin)
         self.expect(200, "POST", f"{base}/secret-key/rotate", None, operator)
+        self.sandbox.add_fault(status=503, reason="ServiceUnavailable", count=1, deviceToken=token)
+        retried = {**group, "messageId": "rehearsal-3", "to": {"userId": "bob"}}
+        self.expect(202, "POST", f"{base}/messages", retried, admin)
+        self.drain()  # the send function puts the chunk back on its queue, delayed: a retry
         self.expect(204, "DELETE", f"{base}/users/bob/devices/{token}", None, admin)
         self.expect(204, "DELETE", f"{base}/credentials/{cert_id}", None, admin)
         self.report.proved.append(
-            "the API function's other AWS calls ran: group members, a group message and its recall, presence, push-config, key rotation, deletions"
+            "the API function's other AWS calls ran: group members, a group message and its recall, a push APNs refused (503) queued again for a retry, presence, push-config, key rotation, deletions"
         )
 
     def bad_records(self) -> None:
