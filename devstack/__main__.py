@@ -13,8 +13,10 @@ While it runs, a child that exits is started again, with a line saying so:
   API and poller are restarted with it.
 A child that keeps exiting (5 times within a minute) stops the stack.
 
-Ctrl-C or SIGTERM stops every child (and their children); further signals while stopping are
-ignored, so the clean-up always completes.
+Ctrl-C, SIGTERM or SIGHUP (the terminal closed) stops every child (and their children); further
+signals while stopping are ignored, so the clean-up always completes. A supervisor that cannot clean
+up (SIGKILL, a crash) takes its parts with it all the same: a watchdog process
+(``devstack/watchdog.py``) learns of its end through a pipe and stops every part's process group.
 """
 
 from __future__ import annotations
@@ -253,6 +255,42 @@ class Supervisor:
         self.children: dict[str, Child] = {}
         self.stopping = False
         self.started: list[subprocess.Popen[bytes]] = []  # every process ever started, to stop them all
+        self.watchdog: subprocess.Popen[bytes] | None = None
+
+    def start_watchdog(self) -> None:
+        """The process that stops every part if this one dies without stopping them (SIGKILL).
+        Started again, told every running part, if it was killed itself."""
+        self.watchdog = subprocess.Popen(
+            [sys.executable, "-m", "devstack.watchdog"],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            start_new_session=True,  # the terminal's signals must not end it before this process
+        )
+        for proc in self.started:
+            if proc.returncode is None:
+                self.tell_watchdog(f"+{proc.pid}")
+
+    def tell_watchdog(self, line: str) -> None:
+        if self.watchdog is None or self.watchdog.stdin is None:
+            return
+        with contextlib.suppress(BrokenPipeError, ValueError):  # it died: the loop restarts it
+            self.watchdog.stdin.write(f"{line}\n".encode())
+            self.watchdog.stdin.flush()
+
+    def stop_watchdog(self) -> None:
+        if self.watchdog is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            assert self.watchdog.stdin is not None
+            self.watchdog.stdin.close()  # end of file with no part listed: it exits at once
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.watchdog.wait(5)
+
+    def stop_procs(self, procs: list[subprocess.Popen[bytes]], grace_s: float = STOP_GRACE_S) -> None:
+        stop_all(procs, grace_s)
+        for proc in procs:
+            if proc.returncode is not None:  # reaped: its group ID may be reused from now on
+                self.tell_watchdog(f"-{proc.pid}")
 
     def on_signal(self, signum: int, _frame: Any) -> None:
         """The first signal asks the main loop to stop; later ones are noted, nothing more.
@@ -277,6 +315,7 @@ class Supervisor:
             raise Stopping
         child.proc = child.start()
         self.started.append(child.proc)
+        self.tell_watchdog(f"+{child.proc.pid}")
         if child.ready_url:
             self.wait_ready(child)
 
@@ -298,7 +337,8 @@ class Supervisor:
 
     def stop(self) -> None:
         self.stopping = True
-        stop_all(list(reversed(self.started)))
+        self.stop_procs(list(reversed(self.started)))
+        self.stop_watchdog()
 
     def restart(self, names: list[str], reason: str) -> None:
         """Stop and start these children again (in the given order), counting each restart."""
@@ -314,7 +354,7 @@ class Supervisor:
         for name in reversed(names):
             proc = self.children[name].proc
             if proc is not None:
-                stop_all([proc], grace_s=5)
+                self.stop_procs([proc], grace_s=5)
         for name in names:
             self.children[name].restarts.append(now)
             self.launch(name)
@@ -346,6 +386,7 @@ def main() -> int:
     supervisor = Supervisor()
     signal.signal(signal.SIGINT, supervisor.on_signal)
     signal.signal(signal.SIGTERM, supervisor.on_signal)
+    signal.signal(signal.SIGHUP, supervisor.on_signal)  # the terminal closed: stop as on Ctrl-C
 
     # Fake credentials: the emulator accepts any, and nothing here may reach a real AWS account.
     for name, default in (
@@ -386,6 +427,7 @@ def main() -> int:
 
     api_port, ui_port = ports["API_PORT"], ports["APNS_SANDBOX_UI_PORT"]
     add_children(supervisor, env, ports)
+    supervisor.start_watchdog()
     try:
         for name in ("emulator", "apns-sandbox", "api", "poller"):
             supervisor.launch(name)
@@ -422,8 +464,8 @@ Ctrl-C stops everything.""",
         supervisor.stop()
         # Done: signals still on their way must not kill the interpreter as it exits (Python puts the
         # default handlers back at exit, which would turn a clean stop into "killed by SIGTERM").
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def add_children(supervisor: Supervisor, env: dict[str, str], ports: dict[str, int]) -> None:
@@ -495,6 +537,9 @@ RESTARTS: dict[str, tuple[list[str], str]] = {
 
 def supervise(supervisor: Supervisor) -> None:
     while not supervisor.stopping:
+        if supervisor.watchdog is not None and supervisor.watchdog.poll() is not None:
+            say(f"the watchdog exited ({_describe(supervisor.watchdog.returncode)}); restarting it")
+            supervisor.start_watchdog()
         for name, child in supervisor.children.items():
             status = exit_status(child.proc) if child.proc is not None else None
             if status is None:
