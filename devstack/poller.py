@@ -11,6 +11,7 @@ its whole batch, as on Lambda.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
@@ -157,7 +158,10 @@ def main() -> None:
     from chalicelib.settings import get_settings
 
     settings = get_settings()
-    sqs = boto3.client("sqs", endpoint_url=settings.aws_endpoint_url, region_name=settings.region)
+    # Lambda's event source mapping is AWS's own client: under `AWS_FAULTS` it talks to the emulator
+    # directly; only the functions' calls go through the fault layer.
+    endpoint = os.environ.get("AWS_EMULATOR_URL") or settings.aws_endpoint_url
+    sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=settings.region)
     pollers = pollers_for(app_module, sqs, settings.region)
     threads = [p.start() for p in pollers]
     log.info(
