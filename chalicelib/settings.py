@@ -44,6 +44,18 @@ class Settings(BaseModel):
     )
     apns_request_timeout_s: float = Field(10.0, alias="APNS_REQUEST_TIMEOUT_S", gt=0)
     apns_max_connections: int = Field(4, alias="APNS_MAX_CONNECTIONS", ge=1)
+    apns_idle_ping_s: float = Field(
+        5.0,
+        alias="APNS_IDLE_PING_S",
+        gt=0,
+        description="A connection that heard nothing for this long must answer a PING before it is reused.",
+    )
+    apns_ping_timeout_s: float = Field(
+        1.0,
+        alias="APNS_PING_TIMEOUT_S",
+        gt=0,
+        description="A connection whose PING is not answered within this is dropped for a fresh one.",
+    )
     apns_concurrency: int = Field(500, alias="APNS_CONCURRENCY", ge=1)
 
     # Push certificates must be issued by one of these (Apple's WWDR CAs in production).
