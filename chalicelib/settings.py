@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -80,6 +80,12 @@ class Settings(BaseModel):
         ge=1,
         description="After this, a chunk claimed by a crashed invocation is retaken.",
     )
+    send_function_timeout_s: int | None = Field(
+        None,
+        alias="SEND_FUNCTION_TIMEOUT_S",
+        ge=1,
+        description="The send function's timeout, set by the template: SEND_LEASE_S must exceed it.",
+    )
     send_max_unrecorded: int = Field(
         20,
         alias="SEND_MAX_UNRECORDED",
@@ -112,6 +118,18 @@ class Settings(BaseModel):
     )
     metrics_namespace: str = Field("ApnsPush", alias="POWERTOOLS_METRICS_NAMESPACE")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="LOG_LEVEL")
+
+    @model_validator(mode="after")
+    def _lease_outlives_the_invocation(self) -> Settings:
+        timeout = self.send_function_timeout_s
+        if timeout is not None and self.send_lease_s <= timeout:
+            raise ValueError(
+                f"SEND_LEASE_S={self.send_lease_s} must exceed the send function's timeout "
+                f"(SEND_FUNCTION_TIMEOUT_S={timeout}): a chunk's lease would run out while the invocation "
+                f"holding it still sends, and another would send it again; let the template derive it "
+                f"(infra/stack.py) or set it above {timeout}"
+            )
+        return self
 
     @field_validator("aws_endpoint_url", "operator_key", "operator_key_secret_id", mode="before")
     @classmethod
