@@ -142,3 +142,73 @@ def test_a_group_under_throttling_errors_and_unprocessed_keys_loses_nothing(faul
     assert set(answers) <= {503, 404}  # never a 500 (404: the report before the fan-out wrote it)
     assert (lost, twice, final["pending"]) == (0, 0, 0)
     assert final["sent"] == len(members)
+
+
+def delivered_within(s: FaultyStack, token: str, message_id: str, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        items = call("GET", f"{s.sandbox}/sandbox/notifications?deviceToken={token}")["items"]
+        if any(n["payload"].get("m") == message_id for n in items):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_message_after_a_freeze_with_the_connection_silenced_is_delivered_within_10_s(
+    faulty: FaultyStack,
+) -> None:
+    # Given a warm send container whose APNs connection went silent while it was frozen
+    token = device_of(faulty.api, faulty.sandbox, faulty.app_id, faulty.admin, faulty.cert, "frozen-bob")
+    first = message({"userId": "frozen-bob"})
+    call("POST", f"{faulty.api}/v1/apps/{faulty.app_id}/messages", first, token=faulty.admin)
+    assert delivered_within(faulty, token, first["messageId"], 30)
+    call("PUT", f"{faulty.sandbox}/sandbox/faults", {"connections": "silent"})
+    time.sleep(6)  # frozen longer than APNS_IDLE_PING_S (the bench measures a real 60 s freeze)
+
+    # When the next message comes
+    second = message({"userId": "frozen-bob"})
+    call("POST", f"{faulty.api}/v1/apps/{faulty.app_id}/messages", second, token=faulty.admin)
+
+    # Then it is delivered within 10 s (one PING deadline, then a fresh connection)
+    assert delivered_within(faulty, token, second["messageId"], 10)
+    assert summary(faulty, second["messageId"])["sent"] == 1
+
+
+def test_connections_silenced_mid_group_deliver_everything_and_fail_nothing(faulty: FaultyStack) -> None:
+    # Given a group of 60 members
+    members = [f"s{i}" for i in range(60)]
+    tokens = {
+        device_of(faulty.api, faulty.sandbox, faulty.app_id, faulty.admin, faulty.cert, u): u for u in members
+    }
+    body = message({"groupId": "silenced", "groupName": "Silenced", "members": ["alice", *members]})
+
+    # When every APNs connection goes silent while it is being sent
+    before = call("GET", f"{faulty.sandbox}/sandbox/stats")["accepted"]
+    call("POST", f"{faulty.api}/v1/apps/{faulty.app_id}/messages", body, token=faulty.admin)
+    deadline = time.monotonic() + 30
+    while (
+        time.monotonic() < deadline and call("GET", f"{faulty.sandbox}/sandbox/stats")["accepted"] == before
+    ):
+        time.sleep(0.01)
+    call("PUT", f"{faulty.sandbox}/sandbox/faults", {"connections": "silent"})
+    deadline = time.monotonic() + 120
+    final: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        try:
+            final = summary(faulty, body["messageId"])
+        except urllib.error.HTTPError:  # 404 until the fan-out wrote it
+            time.sleep(0.5)
+            continue
+        if not final["pending"] and final["sent"] + sum(final["failed"].values()) >= len(members):
+            break
+        time.sleep(1)
+
+    # Then every member got it, none failed
+    received = {
+        n["deviceToken"]
+        for n in call("GET", f"{faulty.sandbox}/sandbox/notifications?limit=100000")["items"]
+        if n["payload"].get("m") == body["messageId"]
+    }
+    print(f"silenced mid-send: {final}; lost {len(set(tokens) - received)}")
+    assert set(tokens) <= received
+    assert (final["sent"], final["failed"], final["pending"]) == (len(members), {}, 0)
