@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format typecheck unit openapi bench package deploy clean sandbox trust-apple coldstart
+.PHONY: run test lint format typecheck unit openapi bench package deploy clean sandbox trust-apple coldstart redrive
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ unit: $(STAMP)
 ## openapi: regenerate openapi.json from the route declarations and models
 openapi: $(STAMP)
 	$(PY) tools/gen_openapi.py
+
+## redrive: put the local send queue's dead letters back on it (QUEUE=intake for the intake queue); production: docs in README
+QUEUE ?= send
+redrive: $(STAMP)
+	$(PY) tools/redrive.py --queue $(QUEUE)
 
 ## sandbox: the APNs sandbox alone
 sandbox: $(STAMP)
