@@ -50,9 +50,10 @@ sandbox: $(STAMP)
 clean:
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache
 
-## bench: the send pipeline against raw aioapns on the local stack (BENCH_N=20000), and the cost of a push (BENCH_COST_N=3000)
+## bench: the send pipeline against raw aioapns on the local stack (BENCH_N=20000), the cost of a push (BENCH_COST_N=3000), cold start and the first push after a 60 s freeze (BENCH_FREEZE_S)
 bench: $(STAMP)
 	$(PY) -m bench.send_pipeline
+	$(PY) -m bench.freeze
 
 ## package: the deployable CloudFormation (SAM) template of STAGE (dev|prod) in build/STAGE, offline, cfn-linted
 STAGE ?= dev
