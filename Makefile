@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format typecheck unit openapi bench package deploy clean sandbox trust-apple coldstart rehearse scan
+.PHONY: run test lint format typecheck unit openapi bench package deploy clean sandbox trust-apple coldstart rehearse scan redrive
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ unit: $(STAMP)
 openapi: $(STAMP)
 	$(PY) tools/gen_openapi.py
 
+## redrive: put the local send queue's dead letters back on it (QUEUE=intake for the intake queue); production: docs in README
+QUEUE ?= send
+redrive: $(STAMP)
+	$(PY) tools/redrive.py --queue $(QUEUE)
+
 ## sandbox: the APNs sandbox alone
 sandbox: $(STAMP)
 	$(PY) -m apns_sandbox
@@ -45,9 +50,10 @@ sandbox: $(STAMP)
 clean:
 	rm -rf $(VENV) $(SCAN_VENV) .local .pytest_cache .mypy_cache .ruff_cache
 
-## bench: the send pipeline against raw aioapns on the local stack (BENCH_N=20000), and the cost of a push (BENCH_COST_N=3000)
+## bench: the send pipeline against raw aioapns on the local stack (BENCH_N=20000), the cost of a push (BENCH_COST_N=3000), cold start and the first push after a 60 s freeze (BENCH_FREEZE_S)
 bench: $(STAMP)
 	$(PY) -m bench.send_pipeline
+	$(PY) -m bench.freeze
 
 ## package: the deployable CloudFormation (SAM) template of STAGE (dev|prod) in build/STAGE, offline, cfn-linted
 STAGE ?= dev

@@ -48,6 +48,15 @@ STAGE_LIMITS = {
 }
 
 
+SEND_FUNCTION = "send"
+LEASE_PER_TIMEOUT = 2  # the send lease is this many times the send function's timeout
+
+
+def send_lease_s(timeout_s: int) -> int:
+    """The deployed chunk lease: past the send function's timeout, so a live invocation keeps its chunk."""
+    return LEASE_PER_TIMEOUT * timeout_s
+
+
 @dataclass(frozen=True)
 class FunctionSpec:
     name: str  # chalice's: api_handler, or the decorated function's name
@@ -217,6 +226,14 @@ def merge_template(spec: StageSpec) -> dict[str, Any]:
                 "LoggingConfig": {"LogGroup": {"Ref": log_group_id}},
             }
         }
+        if fn.name == SEND_FUNCTION:
+            # A chunk's lease must outlive the invocation holding it (the settings refuse less).
+            resources[fn_id]["Properties"]["Environment"] = {
+                "Variables": {
+                    "SEND_LEASE_S": str(send_lease_s(fn.timeout_s)),
+                    "SEND_FUNCTION_TIMEOUT_S": str(fn.timeout_s),
+                }
+            }
 
     for trigger in spec.triggers:
         fn = spec.function(trigger.function)

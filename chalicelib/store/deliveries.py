@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from chalicelib.models.ledger import ChunkAttempt, ChunkRef, ClaimOutcome, MessageOps, Outcome
-from chalicelib.store import items
+from chalicelib.store import items, retry
 from chalicelib.store.ledger_codec import (
     decode_badges,
     decode_outcomes,
@@ -234,7 +235,11 @@ class DeliveryRepository:
                     "ConsistentRead": True,
                 }
             }
+            started, rounds = time.monotonic(), 0
             while pending:
+                if rounds:
+                    retry.pause_for_unprocessed(rounds, started)
+                rounds += 1
                 resp = self.client.batch_get_item(RequestItems=pending)
                 found = resp.get("Responses", {}).get(self.table, [])
                 claimed += sum(1 for it in found if it.get("status", {}).get("S") == "claimed")

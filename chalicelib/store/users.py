@@ -8,6 +8,8 @@ exact keys only (U, S and the conversation settings a message concerns), never a
 
 from __future__ import annotations
 
+import contextvars
+import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from botocore.exceptions import ClientError
 from chalicelib.errors import Conflict
 from chalicelib.models.devices import Device
 from chalicelib.models.push_config import AppState, ConversationSetting, PushConfig
-from chalicelib.store import items
+from chalicelib.store import items, retry
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -108,7 +110,11 @@ class UserRepository:
     def _batch_get(self, keys: list[dict[str, Any]], consistent: bool) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": consistent}}
+        started, rounds = time.monotonic(), 0
         while request:
+            if rounds:
+                retry.pause_for_unprocessed(rounds, started)
+            rounds += 1
             resp = self.client.batch_get_item(RequestItems=request)
             out += resp.get("Responses", {}).get(self.table, [])
             request = dict(resp.get("UnprocessedKeys") or {})
@@ -404,8 +410,9 @@ def _concurrently(fn: Any, batches: list[Any]) -> list[Any]:
     thread-safe); results in batch order."""
     if len(batches) <= 1:
         return [fn(b) for b in batches]
+    context = contextvars.copy_context()  # the request's retry deadline (store.retry) holds in the threads
     with ThreadPoolExecutor(max_workers=min(_PARALLEL_CALLS, len(batches))) as pool:
-        return list(pool.map(fn, batches))
+        return list(pool.map(lambda b: context.copy().run(fn, b), batches))
 
 
 def _clause(keyword: str, parts: list[str]) -> str:

@@ -207,7 +207,15 @@ class Poller:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "devstack.poller"],
             cwd=ROOT,
-            env={**os.environ, **self.env, "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING"},
+            # In-process handlers (no Lambda containers): these tests crash the whole poller, with
+            # the 3 s lease of stack_env, shorter than any send timeout a container could keep.
+            env={
+                **os.environ,
+                "LAMBDA_CONTAINERS": "0",
+                **self.env,
+                "PYTHONPATH": str(ROOT),
+                "LOG_LEVEL": "WARNING",
+            },
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
