@@ -66,7 +66,7 @@ package: $(STAMP)
 
 ## rehearse: the deploy of STAGE rehearsed offline: template -> SAM transform -> stack in the emulator -> a push through the real handlers, AWS's constraints, least privilege (README "Deploy")
 rehearse: package
-	AWS_DEFAULT_REGION=$(AWS_DEFAULT_REGION) $(PY) -m infra.rehearse --stage $(STAGE) --build build/$(STAGE)
+	AWS_DEFAULT_REGION=$(AWS_DEFAULT_REGION) $(PY) -m devstack.rehearse --stage $(STAGE) --build build/$(STAGE)
 
 ## scan: checkov over STAGE's packaged template (own virtualenv: checkov pins an older boto3); every finding fixed or justified (infra/checkov.yaml, README "Deploy")
 SCAN_VENV := .venv-scan

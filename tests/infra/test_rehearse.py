@@ -31,7 +31,7 @@ def test_the_dev_stack_rehearses_a_push_and_holds_every_check(built: dict[str, P
     build = built["dev"].parent
     # When the rehearsal creates it in the emulator and runs the handlers against it
     done = subprocess.run(
-        [sys.executable, "-m", "infra.rehearse", "--stage", "dev", "--build", str(build)],
+        [sys.executable, "-m", "devstack.rehearse", "--stage", "dev", "--build", str(build)],
         cwd=ROOT,
         env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1"},
         capture_output=True,

@@ -1,4 +1,4 @@
-"""``make rehearse`` (``python -m infra.rehearse --stage dev``): the deploy, rehearsed offline.
+"""``make rehearse`` (``python -m devstack.rehearse --stage dev``): the deploy, rehearsed offline.
 
 1. The packaged template (``make package``'s ``build/<stage>/sam.json``) goes through
    ``aws-sam-translator``, the library CloudFormation runs for ``AWS::Serverless-2016-10-31``.
@@ -8,7 +8,7 @@
 3. What the stack created is held to AWS's documented constraints (``check_constraints``).
 4. The real handlers, from the deployment package, run with the environment the stack gave each
    function against the resources the stack created: a message goes in through the API handler and
-   comes out of the send function into the APNs sandbox (``infra/rehearse_flow.py``); every AWS
+   comes out of the send function into the APNs sandbox (``devstack/rehearse_flow.py``); every AWS
    action each performs is recorded and held to that function's role (``infra/least_privilege.py``).
 
 Prints what it proved and what it could not check; exits 0 when everything holds.
@@ -396,13 +396,13 @@ def check_environment(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.rehearse", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m devstack.rehearse", description=__doc__.split("\n")[0])
     parser.add_argument("--stage", default="dev")
     parser.add_argument("--build", type=Path, help="the package directory (default: build/<stage>)")
     parser.add_argument("--account-concurrency", type=int, default=DEFAULT_ACCOUNT_CONCURRENCY)
     parser.add_argument("--actions-log", type=Path, help="keep the recorded actions in this file")
     args = parser.parse_args(argv)
-    from infra.rehearse_flow import rehearse
+    from devstack.rehearse_flow import rehearse
 
     report = rehearse(
         args.stage,

@@ -1,6 +1,6 @@
 """The rehearsal's run: the stack created, then the real handlers pushing a message through it.
 
-Each function runs in a process of its own (``infra/rehearse_worker.py``, one "container"),
+Each function runs in a process of its own (``devstack/rehearse_worker.py``, one "container"),
 from the unpacked deployment package, with the environment the stack gave it; the only
 additions are what points it at this machine (the emulator's URL, fake credentials, the APNs
 sandbox's host, port and CA) and the action recorder's file. The SQS event source mappings the
@@ -22,7 +22,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from infra.rehearse import (
+from devstack.rehearse import (
     BUCKET,
     PROJECT_DIR,
     REGION,
@@ -45,7 +45,7 @@ class Worker:
     def __init__(self, config: dict[str, Any], env: dict[str, str], log: IO[bytes]) -> None:
         self.name = config["FunctionName"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "infra.rehearse_worker", config["Handler"]],
+            [sys.executable, "-m", "devstack.rehearse_worker", config["Handler"]],
             env=env,
             cwd=env["LAMBDA_TASK_ROOT"],
             stdin=subprocess.PIPE,

@@ -1,4 +1,4 @@
-"""One function's container in the rehearsal: ``python -m infra.rehearse_worker <module.handler>``.
+"""One function's container in the rehearsal: ``python -m devstack.rehearse_worker <module.handler>``.
 
 Started with the environment the stack gave the function (plus the emulator's and the APNs
 sandbox's addresses), from the deployment package unpacked first on ``PYTHONPATH``. Reads one JSON
