@@ -49,7 +49,8 @@ class UserService:
             raise ValidationFailed(
                 f"credential {cred.certificate_id} ({cred.name}) cannot send {body.type} pushes: "
                 + (
-                    "a voip (PushKit) token needs a p8 key or a VoIP Services certificate"
+                    "a voip (PushKit) token needs a p8 key, a VoIP Services certificate or a universal "
+                    "Apple Push Services certificate (its topics list <bundleId>.voip)"
                     if body.type == "voip"
                     else "it is a VoIP Services certificate; register the alert token with a p8 key or "
                     "an Apple Push Services certificate"
