@@ -110,7 +110,12 @@ def services() -> Services:
         secrets=secrets,
         apps=AppService(app_repo, secrets),
         credentials=credentials,
-        users=UserService(user_repo, credentials, default_lease_s=settings.foreground_lease_default_s),
+        users=UserService(
+            user_repo,
+            credentials,
+            default_lease_s=settings.foreground_lease_default_s,
+            settings=settings_service,
+        ),
         user_repo=user_repo,
         app_repo=app_repo,
         groups=groups,

@@ -63,7 +63,7 @@ def _ext_size(value: str | None) -> str | None:
         size = escaped_size(value)
         if size > MAX_EXT_BYTES:
             raise ValueError(
-                f"ext is {size} bytes once JSON-escaped; at most {MAX_EXT_BYTES} fit (with one payload "
+                f"ext is {size} bytes once JSON-escaped; at most {MAX_EXT_BYTES} bytes fit (with one payload "
                 f"convention; {EXT_LIMITS[2]} with two, the default, {EXT_LIMITS[3]} with three): put an ID "
                 "in ext and let the app fetch the rest"
             )

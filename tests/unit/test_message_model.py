@@ -188,7 +188,7 @@ def test_scalar_fields_say_what_is_wrong(field: str, value: Any, expected: str) 
     [
         ({"sound": "ding"}, "sound file name in the app bundle with its extension"),
         ({"sound": "../x.caf"}, "sound file name"),
-        ({"ext": "x" * 3001}, "ext is 3001 bytes once JSON-escaped; at most 3000 fit"),
+        ({"ext": "x" * 3001}, "ext is 3001 bytes once JSON-escaped; at most 3000 bytes fit"),
         ({"ext": '"' * 1600}, "ext is 3200 bytes once JSON-escaped"),
         ({"title": "x" * 1025}, "at most 1024"),
         ({"desc": "a", "em_push_content": "b"}, "desc and em_push_content are two names for one setting"),
