@@ -483,9 +483,12 @@ class MessageEvent(ApiModel):
 
     @property
     def counts_in_badge(self) -> bool:
-        """Whether pushing it adds 1 to the recipient's badge: not with ignoreBadge, never for a call
-        event (signalling: the missed-call message the IM server sends afterwards is what counts)."""
-        return not self.offline_push_info.ignore_badge and self.call is None
+        """Whether pushing it adds 1 to the recipient's badge: any message and a call invitation (seed
+        003: "+1 per push"), not with ignoreBadge; never a call's cancel (it neither adds nor takes
+        back: a missed call stays unread)."""
+        if self.offline_push_info.ignore_badge:
+            return False
+        return self.call is None or self.call.action == "invite"
 
     @property
     def expiration(self) -> int | None:
