@@ -338,7 +338,13 @@ class SendService:
             mention = event.mention_of(decision.user_id)
             key = (cfg.language, cfg.display_style, cfg.c2c_sound, cfg.group_sound, mention)
             if key not in rendered:
-                rendered[key] = render_for(event, cfg, sender_display_name=sender_display, mention=mention)
+                rendered[key] = render_for(
+                    event,
+                    cfg,
+                    sender_display_name=sender_display,
+                    mention=mention,
+                    conventions=chunk.settings.payload_conventions,
+                )
             index = position[decision.user_id]
             for device in decision.targets:
                 targets.append(
