@@ -338,3 +338,19 @@ def test_a_universal_certificate_rings_pushkit_tokens(stack: Stack, push_app: Pu
     assert note["headers"]["apns-push-type"] == "voip" and note["headers"]["apns-topic"] == BUNDLE + ".voip"
     assert payloads(push_app.sandbox, alert)[0]["call"]["callId"] == call["callId"]
     assert {d["status"] for d in push_app.deliveries(event["messageId"])} == {"sent"}
+
+
+def test_an_ext_over_the_apps_limit_on_the_intake_queue_is_dead_lettered_with_the_limit(
+    stack: Stack, push_app: PushApp
+) -> None:
+    """An IM server putting events straight on the queue gets the 400's reason on the dead letter."""
+    register(push_app, "bob", {"certificateId": push_app.prod_cert})
+    event = push_app.message(
+        {"userId": "bob"}, offlinePushInfo={"ext": "x" * 2000}
+    )  # default: two conventions
+    stack.dead_letters(stack.env["INTAKE_QUEUE_NAME"])
+    stack.send_raw(stack.env["INTAKE_QUEUE_NAME"], json.dumps({"appId": push_app.ctx.app_id, **event}))
+    stack.pump()
+    [dead] = stack.dead_letters(stack.env["INTAKE_QUEUE_NAME"])
+    reason = json.dumps(dead.get("MessageAttributes", {}))
+    assert "at most 1536 bytes fit" in reason, reason

@@ -1,7 +1,24 @@
 """The seed audit's broken rules and readings (issue 16), one named test each, at the rule's own level.
 
-The end-to-end replays of each seed are in tests/e2e/test_seeds.py; the alias tables in
-test_push_info_aliases.py; the conventions and the 4 KB fit in test_payload_conventions.py.
+Where each is covered:
+- Tencent's SDK / REST names and Android fields were a 400: test_push_info_aliases.py
+  (test_every_alias_sets_its_canonical_field, test_android_only_fields_are_accepted_and_ignored,
+  test_apns_info_overrides_the_top_level_fields, test_two_names_that_disagree_are_a_400_naming_both).
+- TUIKit's click handler found no `custom`: test_payload_conventions.py
+  (test_tpns_without_ext_carries_tuikits_message_entity, test_tpns_with_ext_carries_the_ext_itself).
+- Calls were not TUIKit's action 2: test_tpns_call_entity_content_is_what_the_handler_parses.
+- ext capped at 1,536 bytes: test_the_4kb_fit_keeps_a_3000_byte_ext_whole_and_shortens_the_body,
+  test_ext_of_3000_bytes_is_accepted_and_3001_refused, and (API) test_seed_client_calls.py
+  test_ext_over_the_apps_limit_is_a_400_stating_it.
+- A call invitation did not count in the badge; a group call to mentionOnly was skipped; an edit
+  without push info showed the old desc: below.
+- simpleBanner showed title and subtitle: test_simple_banner_shows_no_title_subtitle_or_image.
+- A universal certificate was refused for VoIP: test_credential_validation.py
+  test_universal_certificate_serves_voip_tokens_too; e2e test_a_universal_certificate_rings_pushkit_tokens.
+- doForeground once was pushed 300 s later: test_seed_client_calls.py
+  test_lease_0_holds_foreground_until_the_app_reports_background.
+- A TPNS registration got a generic 400: test_a_tpns_registration_is_a_400_that_says_what_to_register.
+The end-to-end replays of each seed are in tests/e2e/test_seeds.py.
 """
 
 from __future__ import annotations
