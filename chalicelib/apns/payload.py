@@ -285,19 +285,24 @@ def _fit(
         if limit - len(rest) >= _ELLIPSIS_BYTES:
             return encode(n.title, shorten(n.body, limit - len(rest)))
     else:
-        # The body and TUIKit's entity content shrink together: the largest byte budget for both
-        # that fits (sizes grow with the budget; a dozen serializations at most).
-        low, high = _ELLIPSIS_BYTES, max(_escaped_len(n.body), _escaped_len(content))
-        best: tuple[dict[str, Any], bytes] | None = None
-        while low <= high:
-            middle = (low + high) // 2
-            candidate = encode(n.title, shorten(n.body, middle), shorten(content, middle))
-            if len(candidate[1]) <= limit:
-                best, low = candidate, middle + 1
-            else:
-                high = middle - 1
-        if best is not None:
-            return best
+        # The body and TUIKit's entity content share the room left beside everything else: the
+        # content gets at most half, the body exactly what remains; if the body needs less, the
+        # content gets the rest. Four serializations, whatever the text's length.
+        _, rest = encode(n.title, "", "")
+        room = limit - len(rest)
+        if room >= 2 * _ELLIPSIS_BYTES:
+            part = shorten(content, room // 2)
+            _, rest = encode(n.title, "", part)
+            if limit - len(rest) >= _ELLIPSIS_BYTES:
+                body = shorten(n.body, limit - len(rest))
+                best = encode(n.title, body, part)
+                if body == n.body and part != content:
+                    _, rest = encode(n.title, n.body, "")
+                    candidate = encode(n.title, n.body, shorten(content, limit - len(rest)))
+                    if len(candidate[1]) <= limit:
+                        best = candidate
+                if len(best[1]) <= limit:
+                    return best
 
     # Not even "…" fits next to the title: the body becomes "…" and the title is shortened.
     body = ELLIPSIS if n.body else ""
