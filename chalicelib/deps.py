@@ -111,12 +111,18 @@ def services() -> Services:
     groups = GroupRepository(ddb, settings.table_name)
     deliveries = DeliveryRepository(ddb, settings.table_name, ttl_s=settings.delivery_ttl_days * 86400)
     queues = Queues(aws.sqs(settings), settings.intake_queue_name, settings.send_queue_name)
+    settings_service = SettingsService(app_repo, is_local=settings.is_local)
     return Services(
         settings=settings,
         secrets=secrets,
         apps=AppService(app_repo, secrets),
         credentials=credentials,
-        users=UserService(user_repo, credentials, default_lease_s=settings.foreground_lease_default_s),
+        users=UserService(
+            user_repo,
+            credentials,
+            default_lease_s=settings.foreground_lease_default_s,
+            settings=settings_service,
+        ),
         user_repo=user_repo,
         app_repo=app_repo,
         groups=groups,
@@ -125,8 +131,8 @@ def services() -> Services:
         fanout=FanoutService(
             groups, deliveries, queues, user_repo, app_repo, chunk_size=settings.send_chunk_size
         ),
-        messages=MessageService(queues, deliveries, groups),
-        settings_service=SettingsService(app_repo, is_local=settings.is_local),
+        messages=MessageService(queues, deliveries, groups, settings=settings_service),
+        settings_service=settings_service,
     )
 
 
