@@ -31,8 +31,9 @@ from chalicelib.store.users import UserRepository
 
 if TYPE_CHECKING:
     from chalicelib.services.read_sync_send import ReadSyncSender
-    from chalicelib.services.replace import ReplaceService
-    from chalicelib.services.sender import SendService
+    from chalicelib.services.send.chunk import SendService
+    from chalicelib.services.send.replace import ReplaceService
+    from chalicelib.services.send.wing import SendWing
 
 
 @dataclass
@@ -54,13 +55,13 @@ class Services:
     read_sync: ReadSyncService
 
     @cached_property
-    def sender(self) -> SendService:
+    def send_wing(self) -> SendWing:
         """Built on first use: only the send function imports aioapns (cold start of the others)."""
         from chalicelib.apns.client import ApnsClients
-        from chalicelib.services.sender import SendService
+        from chalicelib.services.send.wing import SendWing
         from chalicelib.store.dynamo_async import AsyncDynamo
 
-        return SendService(
+        return SendWing(
             self.settings,
             self.user_repo,
             self.credentials,
@@ -72,20 +73,24 @@ class Services:
         )
 
     @cached_property
-    def replacer(self) -> ReplaceService:
-        """Recalls' and edits' replacements, sent with the send function's clients and permits."""
-        from chalicelib.services.replace import ReplaceService
+    def sender(self) -> SendService:
+        from chalicelib.services.send.chunk import SendService
 
-        return ReplaceService(self.sender)
+        return SendService(self.send_wing)
+
+    @cached_property
+    def replacer(self) -> ReplaceService:
+        """Recalls' and edits' replacements, sent with the same wing: clients, permits, retry policy."""
+        from chalicelib.services.send.replace import ReplaceService
+
+        return ReplaceService(self.send_wing)
 
     @cached_property
     def read_syncer(self) -> ReadSyncSender:
-        """Read sync's jobs, sent with the send function's APNs clients and credential cache."""
-        from chalicelib.services.read_sync_send import ApnsRawPush, ReadSyncSender
+        """Read sync's jobs, sent through the send wing's APNs gateway (connections, permits, refresh)."""
+        from chalicelib.services.read_sync_send import ReadSyncSender
 
-        return ReadSyncSender(
-            self.user_repo, self.read_marks, ApnsRawPush(self.sender.clients, self.sender._creds)
-        )
+        return ReadSyncSender(self.user_repo, self.read_marks, self.send_wing.gateway)
 
     def operator_key(self) -> str | None:
         if self.settings.operator_key:
@@ -125,7 +130,12 @@ def services() -> Services:
         secrets=secrets,
         apps=AppService(app_repo, secrets),
         credentials=credentials,
-        users=UserService(user_repo, credentials, default_lease_s=settings.foreground_lease_default_s),
+        users=UserService(
+            user_repo,
+            credentials,
+            default_lease_s=settings.foreground_lease_default_s,
+            settings=settings_service,
+        ),
         user_repo=user_repo,
         app_repo=app_repo,
         groups=groups,
@@ -134,7 +144,7 @@ def services() -> Services:
         fanout=FanoutService(
             groups, deliveries, queues, user_repo, app_repo, chunk_size=settings.send_chunk_size
         ),
-        messages=MessageService(queues, deliveries, groups),
+        messages=MessageService(queues, deliveries, groups, settings=settings_service),
         settings_service=settings_service,
         read_marks=read_marks,
         read_sync=ReadSyncService(read_marks, settings_service, queues),

@@ -3,8 +3,8 @@ the app's Notification Service Extension to donate an ``INSendMessageIntent`` so
 sender's picture and the group's name (docs/communication-notifications.md). Pure: event in, keys out.
 
 ``name`` is the name the body's prefix shows (name card, displayName or nickname); a one-to-one
-conversation is the sender's own (id, name, picture). Over 4 KB the face URLs go first
-(``without_faces``), before the body is shortened.
+conversation is the sender's own (id, name, picture). Over 4 KB the face URLs go first (the
+payload's ``DROP_FIRST``), before the body is shortened.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from dataclasses import replace
 from typing import Any
 
 from chalicelib.models.message import GroupTarget, MessageEvent
+from chalicelib.models.notification import Notification
 from chalicelib.models.settings import SendSettings
-from chalicelib.services.render import Notification, sender_name
+from chalicelib.services.render import sender_name
 
 
 def with_communication(
@@ -47,12 +48,3 @@ def communication_keys(event: MessageEvent, sender_display_name: str | None) -> 
         if event.sender.face_url:
             conversation["faceUrl"] = event.sender.face_url
     return {"sender": sender, "conversation": conversation}
-
-
-def has_faces(keys: dict[str, Any] | None) -> bool:
-    return bool(keys) and any("faceUrl" in part for part in keys.values())  # type: ignore[union-attr]
-
-
-def without_faces(keys: dict[str, Any]) -> dict[str, Any]:
-    """The same keys without the pictures (what the 4 KB fit drops first)."""
-    return {k: {f: v for f, v in part.items() if f != "faceUrl"} for k, part in keys.items()}

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chalicelib import clock
-from chalicelib.apns.client import ApnsClients, ApnsResult
+from chalicelib.apns.client import ApnsResult
 from chalicelib.apns.ids import apns_id
 from chalicelib.apns.outcomes import Action, classify
 from chalicelib.models.devices import Device
@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 
 
 class RawPusher(Protocol):
-    """The part of the APNs gateway read sync uses: one request with a payload made here."""
+    """The part of the send wing's APNs gateway (services/send/gateway.py) read sync uses: one request
+    with a payload made here."""
 
     async def send_raw(
         self,
@@ -117,45 +118,3 @@ class ReadSyncSender:
             log.info(
                 "read-sync %s push to a device of %s: %s (not retried)", push.op, job.user_id, result.reason
             )
-
-
-@dataclass
-class ApnsRawPush:
-    """``RawPusher`` over the send function's APNs clients and credential cache (shared connections;
-    a refused provider token or certificate rebuilds the client once, as for messages)."""
-
-    clients: ApnsClients
-    creds: Any  # the send path's credential cache: fetch(app_id, certificate_id), forget(...)
-
-    async def send_raw(
-        self,
-        app_id: str,
-        device: Device,
-        *,
-        payload: dict[str, Any],
-        push_type: str,
-        priority: int,
-        ident: str,
-        expiration: int | None,
-    ) -> ApnsResult:
-        for attempt in range(2):
-            cred, secret = await self.creds.fetch(app_id, device.certificate_id)
-            if cred is None or secret is None:
-                return ApnsResult(-1, f"credential {device.certificate_id} no longer exists", ident)
-            client = self.clients.get(app_id, cred, secret)
-            result = await self.clients.send(
-                client,
-                token=device.device_token,
-                message=payload,
-                notification_id=ident,
-                priority=priority,
-                collapse=None,
-                expiration=expiration,
-                background=push_type == "background",
-            )
-            if attempt or classify(result.status, result.reason) is not Action.REFRESH_AUTH:
-                return result
-            if self.clients.current(app_id, cred.certificate_id) is client:
-                self.clients.discard(app_id, cred.certificate_id)
-                self.creds.forget(app_id, cred.certificate_id)
-        raise AssertionError("unreachable")  # pragma: no cover

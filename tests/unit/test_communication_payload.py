@@ -12,10 +12,11 @@ from pydantic import ValidationError
 
 from chalicelib.apns.payload import APNS_PAYLOAD_LIMIT, ELLIPSIS, build_message, build_payload
 from chalicelib.models.message import MessageEvent
+from chalicelib.models.notification import Notification
 from chalicelib.models.push_config import PushConfig
 from chalicelib.models.settings import SendSettings
 from chalicelib.services.communication import with_communication
-from chalicelib.services.render import Notification, render_for
+from chalicelib.services.render import render_for
 
 ALICE_FACE = "https://cdn.example.com/face/alice.png"
 GROUP_FACE = "https://cdn.example.com/face/g1.png"
