@@ -15,10 +15,12 @@ per app for an offline device, and a read-sync push must not take the place of a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from chalicelib.models.devices import Device
 from chalicelib.models.push_config import AppState
+from chalicelib.services.policy import foreground_now
 from chalicelib.store.users import UserRecord
 
 ReadSyncSkip = Literal["loggedOut", "pushOff", "foreground", "noDevice"]
@@ -43,7 +45,8 @@ def devices_to_sync(
         return [], "loggedOut" if user.logged_out else "noDevice"
     if not user.config.open_push:
         return [], "pushOff"
-    if state.state == "foreground" and (state.foreground_until or 0) > now_ms:
+    # The send path's rule: a lapsed lease counts as offline; no lease (the app's setting 0) holds.
+    if foreground_now(state, datetime.fromtimestamp(now_ms / 1000, UTC)):
         return [], "foreground"
     devices = [d for d in user.devices if d.type == "alert" and d.push_enabled and not d.invalid_reason]
     return devices, None if devices else "noDevice"

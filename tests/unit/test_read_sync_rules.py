@@ -79,6 +79,13 @@ def test_a_lapsed_foreground_lease_counts_as_offline() -> None:
     assert len(devices) == 1 and skip is None
 
 
+def test_a_foreground_without_a_lease_holds() -> None:
+    # Given an app whose foregroundLeaseSeconds is 0: foreground is stored without a lease end
+    state = AppState(state="foreground", foreground_until=None)
+    # When a read window closes, Then the user's phone is left to the app
+    assert devices_to_sync(_user(_device("a" * 64)), state, NOW) == ([], "foreground")
+
+
 def test_badge_mode_sends_only_the_badge() -> None:
     (push,) = read_sync_pushes("badge", 3, ({"kind": "group", "id": "g1"},))
     assert push.payload == {"aps": {"badge": 3}, "op": "badge"}
