@@ -94,8 +94,8 @@ class MessageListQuery(ApiModel):
     user_id: str | None = Field(
         None, min_length=1, max_length=128, description="Only messages this user was a recipient of."
     )
-    cursor: str | None = Field(None, max_length=512)
-    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=512, description="nextCursor of the previous page.")
+    limit: int = Field(20, ge=1, le=100, description="At most this many messages (1-100, default 20).")
 
 
 class UserRef(ApiModel):
