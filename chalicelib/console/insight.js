@@ -331,6 +331,10 @@ document.addEventListener("console:page", (event) => {
 document.addEventListener("console:report", (event) => drawFunnel(event.detail));
 document.addEventListener("DOMContentLoaded", () => {
   $("#list-form").addEventListener("submit", listMessages);
+  $("#user-messages").addEventListener("click", () => {
+    $("#list-user-id").value = $("#user-id").value.trim(); // the Users page's user
+    openPage("messages");
+  });
   $("#messages-more").addEventListener("click", () =>
     loadMessageList(false).catch((error) => showError($("#list-form"), error)),
   );

@@ -43,24 +43,31 @@ class MessageListService:
     deliveries: DeliveryRepository
     retention_days: int  # index entries live as long as the messages' ledgers
     clock_ms: Callable[[], int] = field(default=clock.now_ms)
-    max_examined: int = 200
+    max_examined: int = 200  # index entries looked at per request
+    max_checked: int = 50  # chunks read per request to check a user's membership
 
     def list(self, app_id: str, query: MessageListQuery) -> MessageList:
         today = utc_day(self.clock_ms())
         oldest = today - dt.timedelta(days=self.retention_days)
         pos = decode_cursor(query.cursor) if query.cursor else _Position(today, None)
         out: list[MessageListItem] = []
-        examined = 0
-        while pos.day >= oldest and len(out) < query.limit and examined < self.max_examined:
+        examined = checked = 0
+
+        def room() -> bool:
+            return len(out) < query.limit and examined < self.max_examined and checked < self.max_checked
+
+        while pos.day >= oldest and room():
             want = query.limit - len(out) if query.user_id is None else self.max_examined - examined
             entries, more = self.index.newest(app_id, pos.day, pos.before, min(want, 100))
             for entry in entries:
                 examined += 1
                 pos = _Position(pos.day, entry.sk)
+                if query.user_id is not None and entry.may_hold(query.user_id):
+                    checked += 1
                 item = self._item(app_id, entry, query.user_id)
                 if item is not None:
                     out.append(item)
-                if len(out) >= query.limit or examined >= self.max_examined:
+                if not room():
                     break
             else:
                 if not more:  # this day is done: go on with the one before

@@ -99,10 +99,17 @@ def test_console_finds_messages_and_draws_statistics(local_stack: LocalStack, br
     assert "group team" in group_row and "1 sent" in group_row and "1 failed" in group_row
     _shot(browser, "message-list")
 
-    # And bob's messages are the two he received
-    browser.fill("#list-user-id", "bob")
-    browser.click("#list-form button[type=submit]")
-    browser.wait_for("document.querySelector('#list-title').dataset.loaded", "bob's messages")
+    # And bob's messages, opened from his Users page, are the two he received
+    browser.click("#tabs button[data-page=users]")
+    browser.fill("#user-id", "bob")
+    browser.click("#user-form button[type=submit]")
+    browser.wait_for("!document.querySelector('#user-view').hidden", "bob's page")
+    browser.click("#user-messages")
+    browser.wait_for(
+        "document.querySelector('#list-title').dataset.loaded"
+        " && !document.querySelector('#page-messages').hidden",
+        "bob's messages",
+    )
     assert _rows(browser, "#messages-table tbody tr", "messageId") == [sent[1], sent[0]]
     assert "received by bob" in browser.text("#list-title")
 
