@@ -50,11 +50,13 @@ from chalicelib.services.policy import (
     message_skip_reason,
 )
 from chalicelib.services.render import Notification, render_for
+from chalicelib.services.stats import attempt_counts
 from chalicelib.settings import Settings
 from chalicelib.store.deliveries import ChunkAttempt, ChunkRef, DeliveryRepository, MessageOps
 from chalicelib.store.dynamo_async import AsyncDynamo
 from chalicelib.store.ledger_codec import Outcome
 from chalicelib.store.queues import Queues
+from chalicelib.store.stats import StatsRepository, utc_day
 from chalicelib.store.users import UserRecord, UserRepository
 
 log = logging.getLogger(__name__)
@@ -163,6 +165,7 @@ class SendService:
     dynamo: AsyncDynamo
     clock_ms: Callable[[], int] = clock.now_ms
     lease_ms: int = 120_000
+    stats: StatsRepository | None = None  # the day's counters, one ADD per settled chunk attempt
     _creds: _CredentialCache = field(init=False)
     _semaphore: asyncio.Semaphore | None = field(default=None, init=False)
     _unrecorded: asyncio.Semaphore | None = field(default=None, init=False)
@@ -232,6 +235,7 @@ class SendService:
             write,
             lambda cp: self._deliver(chunk, targets, cp, report, live),
             report,
+            claimed_at=now_ms,
         )
         return report
 
@@ -244,8 +248,11 @@ class SendService:
         write: Callable[[int, list[Outcome]], Awaitable[None]],
         deliver: Callable[[Checkpointer], Awaitable[None]],
         report: ChunkReport,
+        claimed_at: int | None = None,
     ) -> None:
-        """A claimed attempt's sending, checkpointed (pages numbered on from a takeover's), then done."""
+        """A claimed attempt's sending, checkpointed (pages numbered on from a takeover's), then done.
+        ``claimed_at`` (a message's own chunks): done only while the claim is still this one's, and
+        then the attempt's outcomes are added to the day's statistics, once."""
         checkpoints = Checkpointer(
             write,
             seq=earlier.pages,
@@ -258,8 +265,23 @@ class SendService:
             await deliver(checkpoints)
         finally:
             await checkpoints.close()
-        await self._db(self.deliveries.finish, chunk.app_id, chunk.message_id, ref)
+        finished = await self._db(self.deliveries.finish, chunk.app_id, chunk.message_id, ref, claimed_at)
         report.count(checkpoints.written)
+        if claimed_at is None:
+            return
+        if not finished:
+            log.warning("chunk %s of %s was taken over: its finish is the taker's", ref.sk, chunk.message_id)
+            report.outcome = "superseded"
+            return
+        if self.stats is not None:
+            counts = attempt_counts(
+                earlier.outcomes + checkpoints.written, first_of_message=ref == ChunkRef(0, 0)
+            )
+            writer = f"{chunk.message_id}#{ref.sk}"
+            try:
+                await self._db(self.stats.add, chunk.app_id, utc_day(self.clock_ms()), counts, writer)
+            except Exception as exc:  # the outcomes are recorded; only the day's counters miss them
+                log.error("could not add the statistics of %s %s: %r", chunk.message_id, ref.sk, exc)
 
     def _permits(self) -> asyncio.Semaphore:
         """This container's sends without a written outcome (created on the container's loop)."""

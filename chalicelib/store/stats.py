@@ -13,14 +13,19 @@ chunk counts once; a range of days is one Query of one partition.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
 
 from chalicelib.models.stats import DayCounts
 from chalicelib.store import items
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+log = logging.getLogger(__name__)
 
 STATS_TTL_DAYS = 400
 SKIPPED = "s#"
@@ -45,9 +50,13 @@ class StatsRepository:
     client: DynamoDBClient
     table: str
 
-    def update_spec(self, app_id: str, day: dt.date, counts: DayCounts) -> dict[str, Any]:
+    def update_spec(
+        self, app_id: str, day: dt.date, counts: DayCounts, writer: str | None = None
+    ) -> dict[str, Any]:
         """The ADD of ``counts`` to the app's day item: UpdateItem arguments, also usable as the
-        ``Update`` entry of a TransactWriteItems."""
+        ``Update`` entry of a TransactWriteItems. ``writer``: a key unique to what is being counted,
+        kept as the item's last writer; the ADD is refused when it already is (a retry of this very
+        call after AWS applied it and answered 500)."""
         names: dict[str, str] = {"#ttl": "ttl"}
         values: dict[str, Any] = {}
         adds: list[str] = []
@@ -61,6 +70,12 @@ class StatsRepository:
         expires = dt.datetime.combine(day, dt.time(), dt.UTC).timestamp() + STATS_TTL_DAYS * 86400
         values[":ttl"] = {"N": str(int(expires))}
         expression = "SET #ttl = if_not_exists(#ttl, :ttl)"
+        spec: dict[str, Any] = {}
+        if writer is not None:
+            names["#w"] = "w"
+            values[":w"] = {"S": writer}
+            expression += ", #w = :w"
+            spec["ConditionExpression"] = "attribute_not_exists(#w) OR #w <> :w"
         if adds:
             expression += " ADD " + ", ".join(adds)
         return {
@@ -69,12 +84,19 @@ class StatsRepository:
             "UpdateExpression": expression,
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
+            **spec,
         }
 
-    def add(self, app_id: str, day: dt.date, counts: DayCounts) -> None:
-        """One UpdateItem ADD (nothing when every count is zero)."""
-        if not counts.empty:
-            self.client.update_item(**self.update_spec(app_id, day, counts))
+    def add(self, app_id: str, day: dt.date, counts: DayCounts, writer: str | None = None) -> None:
+        """One UpdateItem ADD (nothing when every count is zero); see ``update_spec`` for ``writer``."""
+        if counts.empty:
+            return
+        try:
+            self.client.update_item(**self.update_spec(app_id, day, counts, writer))
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            log.info("stats of %s were added already (a retried write)", writer)
 
     def days(self, app_id: str, first: dt.date, last: dt.date) -> dict[dt.date, DayCounts]:
         """The stored days between first and last (inclusive); days with nothing are absent."""
