@@ -198,9 +198,18 @@ function drawStats(days) {
       m.append(svg("title", {}, `${d.date}: ${d[s.key]} ${s.label}`));
       group.append(m);
     });
-    const last = days[days.length - 1];
-    group.append(svg("text", { x: x(days.length - 1) + 10, y: y(last[s.key]) + 4, class: "end-label" }, `${s.label} ${last[s.key]}`));
     chart.append(group);
+  }
+  // End labels beside the last points, moved apart when they would overlap (equal values).
+  const last = days[days.length - 1];
+  const labels = SERIES.map((s) => ({ s, y: y(last[s.key]) + 4 })).sort((a, b) => a.y - b.y);
+  labels.forEach((l, i) => {
+    if (i > 0 && l.y - labels[i - 1].y < 14) l.y = labels[i - 1].y + 14;
+  });
+  for (const l of labels) {
+    $(`#stats-chart [data-series=${l.s.key}]`).append(
+      svg("text", { x: x(days.length - 1) + 10, y: l.y, class: "end-label" }, `${l.s.label} ${last[l.s.key]}`),
+    );
   }
   const legend = SERIES.map((s) =>
     el("span", { class: `legend series-${s.key}` }, legendSample(s), ` ${s.label} (${sum(days.map((d) => d[s.key]))})`),

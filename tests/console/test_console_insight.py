@@ -57,6 +57,33 @@ def _settled(api: str, app_id: str, admin: str, message_id: str) -> dict[str, An
         time.sleep(0.2)
 
 
+def _seed_past_days(local_stack: LocalStack, app_id: str) -> None:
+    import datetime as dt
+
+    import boto3
+
+    from chalicelib.models.stats import DayCounts
+    from chalicelib.store.stats import StatsRepository
+
+    ddb = boto3.client(
+        "dynamodb",
+        endpoint_url=local_stack.emulator,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # the emulator takes any
+    )
+    (table,) = ddb.list_tables()["TableNames"]
+    repo = StatsRepository(ddb, table)
+    today = dt.datetime.now(dt.UTC).date()
+    for back, (sent, delivered, opened, gone) in enumerate(
+        [(40, 36, 12, 2), (55, 50, 20, 1), (38, 33, 9, 3), (61, 57, 25, 0), (47, 41, 15, 4), (52, 49, 18, 2)],
+        start=1,
+    ):
+        failed = {"Unregistered": gone, **({"BadDeviceToken": 1} if back % 3 == 0 else {})}
+        counts = DayCounts(messages=sent // 2, sent=sent, delivered=delivered, opened=opened, failed=failed)
+        repo.add(app_id, today - dt.timedelta(days=back), counts)
+
+
 def _rows(browser: Browser, selector: str, attribute: str) -> list[str]:
     return list(browser.js(f"[...document.querySelectorAll('{selector}')].map(r => r.dataset.{attribute})"))
 
@@ -83,6 +110,9 @@ def test_console_finds_messages_and_draws_statistics(local_stack: LocalStack, br
         call("POST", f"{api}/v1/apps/{app_id}/messages", body, token=admin)
         _settled(api, app_id, admin, body["messageId"])
         sent.append(body["messageId"])
+
+    # (and, for a chart with a history, counts of the six days before, as the send path adds them)
+    _seed_past_days(local_stack, app_id)
 
     # When the operator signs in, picks the app and opens Messages
     browser.open(api + "/console")
@@ -157,7 +187,14 @@ def test_console_finds_messages_and_draws_statistics(local_stack: LocalStack, br
     assert "sent 2" in browser.text("#stats-chart")
     bar = f'#failures-chart rect[data-reason="Unregistered"][data-date="{today}"]'
     assert browser.js(f"document.querySelector('{bar}').dataset.value") == "1"
-    assert "Unregistered (1)" in browser.text("#failures-caption")
+    assert "Unregistered (13)" in browser.text("#failures-caption")  # 1 today, 12 seeded before
+    assert "BadDeviceToken (2)" in browser.text("#failures-caption")
+    assert (
+        browser.js("document.querySelectorAll('#stats-chart [data-series=opened] polygon.marker').length")
+        == 30
+    )
+    series_totals = browser.text("#stats-caption")
+    assert "sent (295)" in series_totals and "delivered (266)" in series_totals
     assert "1" in browser.text(f'#stats-table tr[data-date="{today}"]')
     _shot(browser, "statistics")
 
