@@ -32,8 +32,9 @@ from chalicelib.store.stats import StatsRepository
 from chalicelib.store.users import UserRepository
 
 if TYPE_CHECKING:
-    from chalicelib.services.replace import ReplaceService
-    from chalicelib.services.sender import SendService
+    from chalicelib.services.send.chunk import SendService
+    from chalicelib.services.send.replace import ReplaceService
+    from chalicelib.services.send.wing import SendWing
 
 
 @dataclass
@@ -56,13 +57,13 @@ class Services:
     message_list: MessageListService
 
     @cached_property
-    def sender(self) -> SendService:
+    def send_wing(self) -> SendWing:
         """Built on first use: only the send function imports aioapns (cold start of the others)."""
         from chalicelib.apns.client import ApnsClients
-        from chalicelib.services.sender import SendService
+        from chalicelib.services.send.wing import SendWing
         from chalicelib.store.dynamo_async import AsyncDynamo
 
-        return SendService(
+        return SendWing(
             self.settings,
             self.user_repo,
             self.credentials,
@@ -71,15 +72,20 @@ class Services:
             ApnsClients(self.settings),
             AsyncDynamo(self.settings),
             lease_ms=self.settings.send_lease_s * 1000,
-            stats=self.stats_repo,
         )
 
     @cached_property
-    def replacer(self) -> ReplaceService:
-        """Recalls' and edits' replacements, sent with the send function's clients and permits."""
-        from chalicelib.services.replace import ReplaceService
+    def sender(self) -> SendService:
+        from chalicelib.services.send.chunk import SendService
 
-        return ReplaceService(self.sender)
+        return SendService(self.send_wing)
+
+    @cached_property
+    def replacer(self) -> ReplaceService:
+        """Recalls' and edits' replacements, sent with the same wing: clients, permits, retry policy."""
+        from chalicelib.services.send.replace import ReplaceService
+
+        return ReplaceService(self.send_wing)
 
     def operator_key(self) -> str | None:
         if self.settings.operator_key:
@@ -114,12 +120,18 @@ def services() -> Services:
     queues = Queues(aws.sqs(settings), settings.intake_queue_name, settings.send_queue_name)
     stats_repo = StatsRepository(ddb, settings.table_name)
     message_index = MessageIndexRepository(ddb, settings.table_name, ttl_s=settings.delivery_ttl_days * 86400)
+    settings_service = SettingsService(app_repo, is_local=settings.is_local)
     return Services(
         settings=settings,
         secrets=secrets,
         apps=AppService(app_repo, secrets),
         credentials=credentials,
-        users=UserService(user_repo, credentials, default_lease_s=settings.foreground_lease_default_s),
+        users=UserService(
+            user_repo,
+            credentials,
+            default_lease_s=settings.foreground_lease_default_s,
+            settings=settings_service,
+        ),
         user_repo=user_repo,
         app_repo=app_repo,
         groups=groups,
@@ -135,8 +147,8 @@ def services() -> Services:
             index=message_index,
             stats=stats_repo,
         ),
-        messages=MessageService(queues, deliveries, groups),
-        settings_service=SettingsService(app_repo, is_local=settings.is_local),
+        messages=MessageService(queues, deliveries, groups, settings=settings_service),
+        settings_service=settings_service,
         stats_repo=stats_repo,
         stats=StatsService(stats_repo),
         message_list=MessageListService(message_index, deliveries, retention_days=settings.delivery_ttl_days),

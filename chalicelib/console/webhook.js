@@ -43,8 +43,8 @@ async function patchWebhook(webhook, form) {
     fillWebhookForm(answer.webhook);
     $("#webhook-saved").textContent = webhook ? "Saved." : "Removed.";
     if (answer.webhookSecret) {
-      $("#webhook-secret").textContent = answer.webhookSecret;
-      show($("#webhook-secret-box"));
+      $("#webhook-page-secret").textContent = answer.webhookSecret;
+      show($("#webhook-page-secret-box"));
     }
   } catch (error) {
     showError(form, error);
@@ -98,7 +98,7 @@ async function loadDeliveries() {
 document.addEventListener("console:page", (event) => {
   if (event.detail === "webhook" && session.appId) {
     delete $("#webhook-form").dataset.loaded;
-    show($("#webhook-secret-box"), false);
+    show($("#webhook-page-secret-box"), false);
     loadWebhook();
   }
 });

@@ -13,8 +13,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from chalicelib.models.ledger import Outcome
 from chalicelib.models.stats import DayCounts, StatsDay, StatsPage, StatsQuery
-from chalicelib.store.ledger_codec import Outcome
 from chalicelib.store.stats import StatsRepository
 
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from chalicelib import deps
+from chalicelib.models.ledger import ChunkRef
 from chalicelib.models.message import MessageEvent
 from chalicelib.models.sending import SendChunk
-from chalicelib.store.deliveries import ChunkRef
 from tests.e2e.conftest import PushApp, Stack
 from tests.e2e.test_crash import accepted, group_of, settled_report, wait_for
 

@@ -11,11 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from chalicelib.models.ledger import ChunkAttempt, ChunkRef, Outcome
 from chalicelib.models.stats import DayCounts, StatsQuery
 from chalicelib.services import report
 from chalicelib.services.stats import attempt_counts
-from chalicelib.store.deliveries import ChunkAttempt, ChunkRef
-from chalicelib.store.ledger_codec import Outcome
 from chalicelib.store.stats import StatsRepository, counts_of
 
 SKIPS = ["online", "noDevice", "pushDisabled", "loggedOut", "recalled"]
