@@ -72,6 +72,7 @@ class Services:
             ApnsClients(self.settings),
             AsyncDynamo(self.settings),
             lease_ms=self.settings.send_lease_s * 1000,
+            stats=self.stats_repo,
         )
 
     @cached_property

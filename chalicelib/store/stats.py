@@ -5,9 +5,9 @@
 | day stats | ``ST#<appId>``| ``D#<YYYY-MM-DD>``  | ``messages sent delivered opened s#<reason> f#<code>`` |
 
 Counters are flat top-level numbers (``s#online``, ``f#Unregistered``): ``ADD`` on a path inside
-a map fails while the map does not exist. The send path adds a chunk attempt's counts in the same
-TransactWriteItems that marks the attempt done (``update_spec``), so a replayed or taken-over
-chunk counts once; a range of days is one Query of one partition.
+a map fails while the map does not exist. The send path (the attempt runner) adds a chunk attempt's
+counts right after its fenced finish, with the attempt as writer key, so a replayed or taken-over
+chunk counts once (docs/insight.md); a range of days is one Query of one partition.
 """
 
 from __future__ import annotations
