@@ -24,12 +24,16 @@ from chalicelib.store.apps import AppRepository
 from chalicelib.store.deliveries import DeliveryRepository
 from chalicelib.store.groups import GroupRepository
 from chalicelib.store.queues import Queues
+from chalicelib.store.receipts import ReceiptRepository
 from chalicelib.store.secrets import SecretStore
 from chalicelib.store.users import UserRepository
 
 if TYPE_CHECKING:
+    from chalicelib.services.receipts import ReceiptService
     from chalicelib.services.replace import ReplaceService
     from chalicelib.services.sender import SendService
+    from chalicelib.services.webhooks import WebhookService
+    from chalicelib.store.receipts import ReceiptKeys
 
 
 @dataclass
@@ -73,6 +77,36 @@ class Services:
 
         return ReplaceService(self.sender)
 
+    @cached_property
+    def receipt_keys(self) -> ReceiptKeys:
+        from chalicelib.store.receipts import ReceiptKeys
+
+        return ReceiptKeys(self.secrets)
+
+    @cached_property
+    def receipts(self) -> ReceiptService:
+        from chalicelib.services.receipts import ReceiptService
+
+        assert self.messages.receipts is not None
+        return ReceiptService(self.receipt_keys, self.messages.receipts)
+
+    @cached_property
+    def webhooks(self) -> WebhookService:
+        """Signing secrets, and delivering queued events (the webhook function; the API's test)."""
+        from chalicelib.services.webhooks import WebhookService
+        from chalicelib.store.webhook_log import WebhookLog
+
+        return WebhookService(
+            self.secrets,
+            self.queues,
+            WebhookLog(aws.dynamodb(self.settings), self.settings.table_name),
+            settings_of=self.settings_service.cached,
+            summary_of=self.messages.summary_of,
+            timeout_s=self.settings.webhook_timeout_s,
+            retry_base_s=self.settings.webhook_retry_base_s,
+            retry_for_s=self.settings.webhook_retry_for_s,
+        )
+
     def operator_key(self) -> str | None:
         if self.settings.operator_key:
             return self.settings.operator_key
@@ -103,7 +137,9 @@ def services() -> Services:
     credentials = CredentialService(app_repo, secrets, settings.trusted_push_issuers_file)
     groups = GroupRepository(ddb, settings.table_name)
     deliveries = DeliveryRepository(ddb, settings.table_name, ttl_s=settings.delivery_ttl_days * 86400)
-    queues = Queues(aws.sqs(settings), settings.intake_queue_name, settings.send_queue_name)
+    queues = Queues(
+        aws.sqs(settings), settings.intake_queue_name, settings.send_queue_name, settings.webhook_queue_name
+    )
     return Services(
         settings=settings,
         secrets=secrets,
@@ -118,7 +154,9 @@ def services() -> Services:
         fanout=FanoutService(
             groups, deliveries, queues, user_repo, app_repo, chunk_size=settings.send_chunk_size
         ),
-        messages=MessageService(queues, deliveries, groups),
+        messages=MessageService(
+            queues, deliveries, groups, receipts=ReceiptRepository(ddb, settings.table_name, deliveries.ttl_s)
+        ),
         settings_service=SettingsService(app_repo, is_local=settings.is_local),
     )
 

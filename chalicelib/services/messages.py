@@ -23,12 +23,14 @@ from chalicelib.models.sending import (
     PageQuery,
     Replacement,
 )
+from chalicelib.services import receipts as receipt_rules
 from chalicelib.services import report
 from chalicelib.services.lifecycle import apply_edit, edit_rev_of
 from chalicelib.services.policy import message_skip_reason
 from chalicelib.store.deliveries import RECALL_PREFIX, ChunkAttempt, DeliveryRepository, edit_prefix
 from chalicelib.store.groups import GroupRepository, Member
 from chalicelib.store.queues import Queues
+from chalicelib.store.receipts import ReceiptRepository
 
 
 @dataclass
@@ -41,6 +43,7 @@ class MessageService:
     # at their next checkpoint and finish their requests in flight), for at most this long.
     recall_wait_s: float = 10.0
     sleep: Callable[[float], None] = field(default=time.sleep)
+    receipts: ReceiptRepository | None = None
 
     def submit(self, app_id: str, event: MessageEvent) -> str:
         """Queue the event for fan-out, in the same form the IM server may put on the queue itself."""
@@ -141,6 +144,7 @@ class MessageService:
             if ops.edit_rev
             else {}
         )
+        times = self._receipt_times(app_id, message_id, index, attempts)
         start = report.decode_cursor(query.cursor) if query.cursor else report.Position()
         keep = (lambda r: r.status == query.status) if query.status else (lambda _r: True)
         listed, next_start = report.page(rows, start, query.limit, keep)
@@ -155,6 +159,8 @@ class MessageService:
                     apns_id=apns_id(app_id, message_id, r.device_token)
                     if r.device_token and r.status != "skipped"
                     else None,
+                    delivered_at=_times(times, r)[0],
+                    opened_at=_times(times, r)[1],
                     recall=_replacement(recalls, r, app_id, message_id, "recall") if ops.recalled else None,
                     edit=_replacement(edits, r, app_id, message_id, "edit", ops.edit_rev)
                     if ops.edit_rev
@@ -164,8 +170,21 @@ class MessageService:
             ],
             next_cursor=report.encode_cursor(next_start) if next_start else None,
             recipient_count=int(summary["recipientCount"]),
-            summary=DeliverySummary.model_validate(report.summary(rows)),
+            summary=_summary(rows, times),
         )
+
+    def summary_of(self, app_id: str, message_id: str) -> dict[str, Any]:
+        """The report's summary of a whole message (what message.completed carries)."""
+        attempts = self.deliveries.attempts(app_id, message_id)
+        rows = report.rows(attempts)
+        return _summary(rows, self._receipt_times(app_id, message_id, None, attempts)).dump()
+
+    def _receipt_times(
+        self, app_id: str, message_id: str, index: int | None, attempts: list[ChunkAttempt]
+    ) -> receipt_rules.DeviceTimes:
+        if self.receipts is None or not attempts:
+            return {}
+        return receipt_rules.by_device(attempts, self.receipts.of_message(app_id, message_id, index))
 
     def _replacements(
         self, app_id: str, message_id: str, index: int | None, prefix: str, original: list[ChunkAttempt]
@@ -188,6 +207,23 @@ class MessageService:
         return GroupMembersPage(
             items=[GroupMember(user_id=m.user_id, name_card=m.name_card) for m in members], next_cursor=cursor
         )
+
+
+def _times(times: receipt_rules.DeviceTimes, row: report.Row) -> tuple[int | None, int | None]:
+    if row.device_token is None or row.status != "sent":
+        return None, None
+    return times.get((row.chunk, row.user_id, row.device_token[:8]), (None, None))
+
+
+def _summary(rows: list[report.Row], times: receipt_rules.DeviceTimes) -> DeliverySummary:
+    found = [_times(times, r) for r in rows] if times else []
+    return DeliverySummary.model_validate(
+        {
+            **report.summary(rows),
+            "delivered": sum(1 for d, _ in found if d is not None),
+            "opened": sum(1 for _, o in found if o is not None),
+        }
+    )
 
 
 def _reason(row: report.Row) -> str | None:
