@@ -82,7 +82,7 @@ def test_table_has_the_key_schema_ttl_pitr_and_encryption(template: dict[str, An
     assert props["SSESpecification"] == {"SSEEnabled": True}
 
 
-@pytest.mark.parametrize("queue_var", ["INTAKE_QUEUE_NAME", "SEND_QUEUE_NAME"])
+@pytest.mark.parametrize("queue_var", ["INTAKE_QUEUE_NAME", "SEND_QUEUE_NAME", "WEBHOOK_QUEUE_NAME"])
 def test_queues_redrive_to_their_dead_letter_queues(
     template: dict[str, Any], stage: str, queue_var: str
 ) -> None:
@@ -132,7 +132,11 @@ def test_both_sqs_triggers_report_batch_item_failures_on_their_own_queue(
         assert queue_id is not None, f"{fn_id}: {props['Queue']} is not a reference to a queue resource"
         consumed[fn_id] = template["Resources"][queue_id]["Properties"]["QueueName"]
         assert props["FunctionResponseTypes"] == BATCH_ITEM_FAILURES
-    assert consumed == {"FanOut": env["INTAKE_QUEUE_NAME"], "Send": env["SEND_QUEUE_NAME"]}
+    assert consumed == {
+        "FanOut": env["INTAKE_QUEUE_NAME"],
+        "Send": env["SEND_QUEUE_NAME"],
+        "Webhook": env["WEBHOOK_QUEUE_NAME"],
+    }
 
 
 def test_queue_names_appear_only_in_the_queues_and_the_policies(template: dict[str, Any]) -> None:
@@ -172,6 +176,10 @@ def test_every_function_logs_to_its_own_log_group_with_retention(
         group = groups[fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]]["Properties"]
         assert group["LogGroupName"] == f"/aws/lambda/{fn['Properties']['FunctionName']}", fn_id
         assert group["RetentionInDays"] > 0
+        if fn_id == "Webhook":  # its own role: its own log group only
+            stream = arn("logs", f"log-group:{group['LogGroupName']}:log-stream:2026/01/01/[$LATEST]abc")
+            assert allows(_role_policy("WebhookRole", stage), "logs:PutLogEvents", stream)
+            continue
         named.add(group["LogGroupName"])
     policy = load_policy(stage)
     for name in named:
@@ -231,13 +239,20 @@ def test_every_role_carries_the_stages_policy_file(template: dict[str, Any], sta
     assert len(roles) == len(resources_of(template, "AWS::Serverless::Function"))
     for rid, role in roles.items():
         (policy,) = role["Properties"]["Policies"]
-        assert policy["PolicyDocument"] == load_policy(stage), rid
+        assert policy["PolicyDocument"] == _role_policy(rid, stage), rid
         assert "ManagedPolicyArns" not in role["Properties"], rid
 
 
+def _role_policy(role_id: str, stage: str) -> dict[str, Any]:
+    """The webhook function has its own least-privilege policy; the others share the stage's."""
+    if role_id == "WebhookRole":
+        return dict(json.loads((ROOT / ".chalice" / f"policy-{stage}-webhook.json").read_text()))
+    return load_policy(stage)
+
+
 def test_consumers_may_read_and_delete_from_their_queue(template: dict[str, Any], stage: str) -> None:
-    policy = load_policy(stage)
     for fn_id, _, props in sqs_events(template):
+        policy = _role_policy(f"{fn_id}Role", stage)
         name = template["Resources"][queue_reference(props["Queue"]) or ""]["Properties"]["QueueName"]
         for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"):
             assert allows(policy, action, arn("sqs", name)), (fn_id, action)
