@@ -122,9 +122,9 @@ class ReceiptRepository:
             UpdateExpression="SET " + ", ".join([*sets, "#ttl = if_not_exists(#ttl, :ttl)"]),
             ExpressionAttributeNames={**names, "#ttl": "ttl"},
             ExpressionAttributeValues={**values, ":ttl": {"N": str(day * 86400 + self.ttl_s)}},
-            ReturnValues="UPDATED_OLD",
+            ReturnValues="ALL_OLD",  # (UPDATED_OLD may leave out what if_not_exists kept as it was)
         )
-        return set(resp.get("Attributes", {})) - {"ttl"}
+        return set(resp.get("Attributes", {})) & set(attrs)
 
     def of_message(self, app_id: str, message_id: str, chunk: int | None = None) -> ReceiptTimes:
         """Every receipt of the message (or of one chunk): one Query of small items."""
