@@ -1,0 +1,117 @@
+"""Outcome webhooks end to end: the send path queues events, the webhook function POSTs them signed
+to a real receiver on loopback, retries a failing one with back-off and dead-letters what never
+succeeds (the retry schedule shortened so it runs in seconds)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from chalicelib import clock, deps, handlers
+from chalicelib.models.webhooks import WebhookBatch
+from chalicelib.services.webhook_events import SIGNATURE_HEADER, completed_event, verify
+from devstack.poller import QueuePoller
+from tests.e2e.conftest import PushApp, Stack
+from tests.webhook_receiver import Receiver, receiver
+
+ALL = ["device.invalidated", "recipient.failed", "message.completed"]
+
+
+@pytest.fixture
+def hook() -> Iterator[Receiver]:
+    with receiver() as r:
+        yield r
+
+
+@pytest.fixture
+def webhook_poller(stack: Stack) -> QueuePoller:
+    url = stack.sqs.get_queue_url(QueueName=stack.env["WEBHOOK_QUEUE_NAME"])["QueueUrl"]
+
+    def handle(event: dict[str, Any], _ctx: Any) -> Any:
+        return handlers.handle_webhook_records(event["Records"])
+
+    return QueuePoller(sqs=stack.sqs, queue_url=url, handler=handle, name="webhook", wait_s=0)
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """1 s, 2 s, 4 s ... for 3 s in all, instead of 10 s ... for 65 minutes."""
+    svc = deps.services().webhooks
+    monkeypatch.setattr(svc, "retry_base_s", 1)
+    monkeypatch.setattr(svc, "retry_for_s", 3)
+
+
+def _webhook(app: PushApp, url: str, events: list[str] | None = None) -> str:
+    resp = app.call("PATCH", "/settings", {"webhook": {"url": url, "events": events or ALL}})
+    assert resp.status_code == 200, resp.body
+    return str(resp.data["webhookSecret"])
+
+
+def _pump_until(poller: QueuePoller, done: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if done():
+            return
+        if not poller.poll_once():
+            time.sleep(0.1)
+    raise AssertionError("the webhook queue never got there")
+
+
+def _enqueue(app_id: str, events: list[dict[str, Any]]) -> None:
+    batch = WebhookBatch(app_id=app_id, events=events, first_at=clock.now_ms())
+    deps.services().queues.send_webhook([batch.model_dump_json(by_alias=True)])
+
+
+def test_a_failing_receiver_gets_the_same_event_id_again_later(
+    push_app: PushApp, hook: Receiver, webhook_poller: QueuePoller, fast_retries: None
+) -> None:
+    # Given a receiver that fails, and an event queued for it
+    secret = _webhook(push_app, hook.url)
+    hook.status = 500
+    event = completed_event(push_app.ctx.app_id, "m-retry", clock.now_ms())
+    _enqueue(push_app.ctx.app_id, [{**event, "summary": {"sent": 1}}])
+    _pump_until(webhook_poller, lambda: len(hook.requests) >= 1)
+    # When it recovers
+    hook.status = 200
+    _pump_until(webhook_poller, lambda: len(hook.requests) >= 2)
+    # Then the retry carried the same event, signed again, and the log shows both tries
+    first, second = hook.requests[:2]
+    assert [e["id"] for e in first.events] == [e["id"] for e in second.events] == [event["id"]]
+    for request in (first, second):
+        assert verify(secret, request.headers[SIGNATURE_HEADER.lower()], request.body)
+    log = push_app.call("GET", "/settings/webhook/deliveries").data["items"]
+    assert [(d["outcome"], d["attempt"]) for d in log[:2]] == [("delivered", 2), ("retrying", 1)]
+
+
+def test_what_never_succeeds_is_dead_lettered_with_the_reason(
+    push_app: PushApp, stack: Stack, hook: Receiver, webhook_poller: QueuePoller, fast_retries: None
+) -> None:
+    _webhook(push_app, hook.url)
+    hook.status = 503
+    event = completed_event(push_app.ctx.app_id, "m-dlq", clock.now_ms())
+    _enqueue(push_app.ctx.app_id, [{**event, "summary": {"sent": 0}}])
+    found: list[dict[str, Any]] = []
+
+    def dead_lettered() -> bool:
+        found.extend(
+            m for m in stack.dead_letters(stack.env["WEBHOOK_QUEUE_NAME"]) if event["id"] in m["Body"]
+        )
+        return bool(found)
+
+    _pump_until(webhook_poller, dead_lettered)
+    reason = found[0]["MessageAttributes"]["reason"]["StringValue"]
+    assert "503" in reason and "tries" in reason
+    assert len(hook.requests) >= 2  # tried, retried, then given up
+    assert {e["id"] for r in hook.requests for e in r.events} == {event["id"]}
+
+
+def test_events_the_app_no_longer_wants_are_dropped(
+    push_app: PushApp, hook: Receiver, webhook_poller: QueuePoller
+) -> None:
+    _webhook(push_app, hook.url, ["device.invalidated"])
+    _enqueue(push_app.ctx.app_id, [completed_event(push_app.ctx.app_id, "m-unwanted", clock.now_ms())])
+    _pump_until(webhook_poller, lambda: webhook_poller.records >= 1)
+    assert hook.requests == []
