@@ -4,7 +4,9 @@ the record of its last deliveries, against a real HTTP receiver on loopback."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -113,3 +115,30 @@ def test_without_a_webhook_test_and_rotate_are_409(app_ctx: AppContext, path: st
     resp = app_ctx.api.call("POST", app_ctx.path(path), token=app_ctx.admin)
     assert resp.status_code == 409, resp.body
     assert "set one first" in resp.data["error"]["message"]
+
+
+def _readme_receiver() -> str:
+    """The ten-line receiver the README shows, as written there."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("### Outcome webhooks and delivery receipts") :]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start : section.index("```", start)]
+
+
+@pytest.mark.parametrize("right_secret", [True, False])
+def test_the_readmes_receiver_verifies_the_signature(app_ctx: AppContext, right_secret: bool) -> None:
+    code = _readme_receiver()
+    assert len([line for line in code.splitlines() if line.strip()]) <= 10
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    server = namespace["hs"].HTTPServer(("127.0.0.1", 0), namespace["Hook"])
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        secret = _set(app_ctx, f"http://127.0.0.1:{server.server_address[1]}/hook").data["webhookSecret"]
+        namespace["SECRET"] = secret.encode() if right_secret else b"whsec_not-the-secret"
+        resp = app_ctx.api.call("POST", app_ctx.path("/settings/webhook/test"), token=app_ctx.admin)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert resp.data["delivered"] is right_secret
+    assert resp.data["status"] == (200 if right_secret else 400)
