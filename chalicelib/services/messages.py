@@ -212,7 +212,7 @@ class MessageService:
 def _times(times: receipt_rules.DeviceTimes, row: report.Row) -> tuple[int | None, int | None]:
     if row.device_token is None or row.status != "sent":
         return None, None
-    return times.get((row.chunk, row.user_id, row.device_token[:8]), (None, None))
+    return times.get((row.chunk, row.user_id, row.device_token[:4]), (None, None))
 
 
 def _summary(rows: list[report.Row], times: receipt_rules.DeviceTimes) -> DeliverySummary:

@@ -22,7 +22,7 @@ _BODY = struct.Struct(">BH8sHBH4s")  # version, day, message digest, chunk, atte
 MAC_BYTES = 10
 REF_BYTES = _BODY.size + MAC_BYTES  # 30
 REF_CHARS = 40
-RECEIPT_GROUP = 64  # recipients of a chunk attempt whose receipts share one item
+RECEIPT_GROUP = 32  # recipients of a chunk attempt whose receipts share one item (~1 KB when all opened)
 
 
 def message_digest(message_id: str) -> bytes:
@@ -44,8 +44,10 @@ class ReceiptRef:
 
     @property
     def device_key(self) -> str:
-        """The device's attribute suffix in its receipt item (short: items are billed by size)."""
-        return f"{self.attempt:x}_{self.index:x}_{self.token_prefix.hex()}"
+        """The device's attribute suffix in its receipt item (its item names the chunk attempt and
+        group): short, as writes are billed by item size. Two bytes of token tell a user's devices
+        apart."""
+        return f"{self.index % RECEIPT_GROUP:x}{self.token_prefix[:2].hex()}"
 
 
 def issue(

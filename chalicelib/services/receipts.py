@@ -19,7 +19,7 @@ from chalicelib.store.receipts import ReceiptKeys, ReceiptRepository, ReceiptTim
 
 # (app, now ms, newly delivered, newly opened): the daily statistics' counter (helper `stats`)
 Counter = Callable[[str, int, int, int], None]
-DeviceTimes = dict[tuple[int, str, str], tuple[int | None, int | None]]  # (chunk, user, token[:8])
+DeviceTimes = dict[tuple[int, str, str], tuple[int | None, int | None]]  # (chunk, user, token[:4])
 
 
 def _no_count(app_id: str, now_ms: int, delivered: int, opened: int) -> None:

@@ -1,7 +1,7 @@
 """Delivery receipts in DynamoDB, and each app's receipt key in Secrets Manager.
 
 Receipts are stored per message under ``RC#<appId>#<digest of the message ID>`` (the reference
-carries the digest, not the ID), one item per 64 recipients of a chunk attempt (sk
+carries the digest, not the ID), one item per 32 recipients of a chunk attempt (sk
 ``<chunk>.<attempt>.<group>``), one attribute per device and event (``d<device>`` / ``o<device>``
 = epoch ms): a receipt batch costs one UpdateItem per item it touches, each item stays around
 1 KB, and ``if_not_exists`` keeps the first time of a repeated receipt.
@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.services.receipt_refs import ReceiptRef, message_digest
+from chalicelib.services.receipt_refs import RECEIPT_GROUP, ReceiptRef, message_digest
 from chalicelib.store import items
 from chalicelib.store.secrets import SecretStore
 
@@ -27,7 +27,7 @@ KEY_NAME = "receipt-key"
 MAX_SETS_PER_UPDATE = 60  # keeps an UpdateExpression well under DynamoDB's 4 KB
 MISSING_KEY_CACHE_S = 60.0
 
-# (chunk, attempt, index, token prefix hex) -> (deliveredAt, openedAt)
+# (chunk, attempt, index, the token's first 2 bytes in hex) -> (deliveredAt, openedAt)
 ReceiptTimes = dict[tuple[int, int, int, str], tuple[int | None, int | None]]
 
 
@@ -139,12 +139,12 @@ class ReceiptRepository:
             KeyConditionExpression=condition,
             ExpressionAttributeValues=values,
         ):
-            c = int(raw["sk"]["S"].split(".")[0])
+            c, att, group = (int(p) for p in raw["sk"]["S"].split("."))
             for name, value in raw.items():
                 if name[0] not in "do":  # pk, sk, ttl
                     continue
-                att, idx, prefix = name[1:].split("_")
-                where = (c, int(att, 16), int(idx, 16), prefix)
+                idx, prefix = int(name[1:-4], 16) + group * RECEIPT_GROUP, name[-4:]
+                where = (c, att, idx, prefix)
                 d, o = out.get(where, (None, None))
                 at = int(value["N"])
                 out[where] = (at, o) if name[0] == "d" else (d, at)
