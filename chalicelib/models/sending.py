@@ -31,6 +31,11 @@ class SendChunk(ApiModel):
     badges: dict[str, int | None] | None = Field(
         None, description="Retries only: the badge each recipient was given on the first try."
     )
+    chunks: int | None = Field(
+        None,
+        ge=1,
+        description="How many chunks the message has (message.completed knows the last one by it).",
+    )
     settings: SendSettings = Field(
         default_factory=SendSettings,
         description="The app's settings the send path needs, read by the fan-out for this message "
