@@ -115,3 +115,98 @@ def test_events_the_app_no_longer_wants_are_dropped(
     _enqueue(push_app.ctx.app_id, [completed_event(push_app.ctx.app_id, "m-unwanted", clock.now_ms())])
     _pump_until(webhook_poller, lambda: webhook_poller.records >= 1)
     assert hook.requests == []
+
+
+# ---- events from real sends ----------------------------------------------------------------------
+
+
+def _group(app: PushApp, stack: Stack, members: list[str]) -> str:
+    body = app.message({"groupId": "g-hooks", "groupName": "Hooks", "members": members})
+    resp = app.call("POST", "/messages", body)
+    assert resp.status_code == 202, resp.body
+    stack.pump()
+    return str(body["messageId"])
+
+
+def test_each_event_type_arrives_signed(
+    push_app: PushApp, stack: Stack, hook: Receiver, webhook_poller: QueuePoller
+) -> None:
+    # Given bob with a live phone and an uninstalled one, carol with a live phone
+    secret = _webhook(push_app, hook.url)
+    push_app.device("bob")
+    dead = push_app.device("bob")
+    push_app.device("carol")
+    stack.sandbox.uninstall(dead)
+    # When a message goes to both
+    message_id = _group(push_app, stack, ["alice", "bob", "carol"])
+    _pump_until(webhook_poller, lambda: any(e["type"] == "message.completed" for e in hook.events()))
+    # Then the receiver got the dead device, the failure and the completion, each signed
+    for request in hook.requests:
+        assert verify(secret, request.headers[SIGNATURE_HEADER.lower()], request.body)
+    by_type = {e["type"]: e for e in hook.events()}
+    assert set(by_type) == set(ALL)
+    assert by_type["device.invalidated"] | {"id": "", "at": 0} == {
+        "id": "",
+        "at": 0,
+        "type": "device.invalidated",
+        "appId": push_app.ctx.app_id,
+        "userId": "bob",
+        "deviceToken": dead,
+        "certificateId": push_app.prod_cert,
+        "code": "Unregistered",
+    }
+    failed = by_type["recipient.failed"]
+    assert (failed["messageId"], failed["userId"], failed["deviceToken"], failed["code"]) == (
+        message_id,
+        "bob",
+        dead,
+        "Unregistered",
+    )
+    completed = by_type["message.completed"]
+    assert completed["messageId"] == message_id
+    assert completed["summary"]["sent"] == 2 and completed["summary"]["failed"] == {"Unregistered": 1}
+    assert completed["summary"]["pending"] == 0
+    assert len({e["id"] for e in hook.events()}) == len(hook.events())
+
+
+def test_message_completed_is_sent_once_when_a_chunk_comes_again(
+    push_app: PushApp, stack: Stack, hook: Receiver, webhook_poller: QueuePoller
+) -> None:
+    _webhook(push_app, hook.url, ["message.completed"])
+    push_app.device("bob")
+    message_id = _group(push_app, stack, ["alice", "bob"])
+    _pump_until(webhook_poller, lambda: len(hook.events()) >= 1)
+    # When the chunk's record is delivered again (SQS at least once), and the queues settle
+    chunk = deps.services().deliveries.first_chunks(push_app.ctx.app_id, message_id)[0]
+    from chalicelib.models.sending import SendChunk
+
+    again = SendChunk.model_validate_json(
+        SendChunk(
+            app_id=push_app.ctx.app_id,
+            message_id=message_id,
+            index=chunk[0].index,
+            event=push_app.message({"groupId": "g-hooks"}, messageId=message_id),
+            recipients=chunk[1],
+            chunks=1,
+            settings={"webhookEvents": ["message.completed"]},
+        ).model_dump_json(by_alias=True)
+    )
+    stack.send_raw(stack.env["SEND_QUEUE_NAME"], again.model_dump_json(by_alias=True, exclude_none=True))
+    stack.pump()
+    for _ in range(5):
+        webhook_poller.poll_once()
+    # Then one message.completed only
+    assert [e["messageId"] for e in hook.events()] == [message_id]
+
+
+def test_an_app_without_a_webhook_queues_nothing(
+    push_app: PushApp, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queued: list[Any] = []
+    monkeypatch.setattr(
+        deps.services().queues, "send_webhook", lambda bodies, delay_s=0: queued.append(bodies)
+    )
+    dead = push_app.device("bob")
+    stack.sandbox.uninstall(dead)
+    _group(push_app, stack, ["alice", "bob"])
+    assert queued == []
