@@ -56,9 +56,11 @@ class Services:
     def sender(self) -> SendService:
         """Built on first use: only the send function imports aioapns (cold start of the others)."""
         from chalicelib.apns.client import ApnsClients
+        from chalicelib.services.outcome_events import OutcomeEvents
         from chalicelib.services.sender import SendService
         from chalicelib.store.dynamo_async import AsyncDynamo
 
+        dynamo = AsyncDynamo(self.settings)
         return SendService(
             self.settings,
             self.user_repo,
@@ -66,8 +68,10 @@ class Services:
             self.deliveries,
             self.queues,
             ApnsClients(self.settings),
-            AsyncDynamo(self.settings),
+            dynamo,
             lease_ms=self.settings.send_lease_s * 1000,
+            receipt_keys=self.receipt_keys,
+            events=OutcomeEvents(self.queues, dynamo, self.settings.table_name, self.deliveries.ttl_s),
         )
 
     @cached_property

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from collections.abc import Mapping
 from typing import Any
 
 import regex  # type: ignore[import-untyped]  # no stubs in the venv (types-regex)
@@ -223,12 +224,15 @@ def _fit(
     limit: int,
     separators: tuple[str, str],
     voip: bool = False,
+    extra: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], bytes]:
     if badge is not None and badge < 0:
         raise ValueError(f"badge must be >= 0 or None (no badge), got {badge}")
 
     def encode(title: str | None, body: str) -> tuple[dict[str, Any], bytes]:
         message = _message(n, recipient_user_id, badge, title, body, voip)
+        if extra:
+            message.update(extra)
         return message, json.dumps(message, ensure_ascii=False, separators=separators).encode("utf-8")
 
     # The common case: it fits, one serialization.
@@ -277,6 +281,7 @@ def build_message(
     limit: int | None = None,
     separators: tuple[str, str] = AIOAPNS_SEPARATORS,
     voip: bool = False,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The same payload as a dict, for aioapns' ``NotificationRequest(message=...)``, which serializes
     it itself with json.dumps' default separators: measured that way, it fits ``limit`` once sent.
@@ -293,6 +298,7 @@ def build_message(
         limit=limit,
         separators=separators,
         voip=voip,
+        extra=extra,
     )[0]
 
 

@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib import clock
 from chalicelib.apns.client import ApnsClients, ApnsResult
@@ -37,6 +37,7 @@ from chalicelib.apns.payload import PayloadTooLargeError, build_message
 from chalicelib.errors import NotFound
 from chalicelib.models.credentials import Credential
 from chalicelib.models.sending import SendChunk
+from chalicelib.services import receipt_refs
 from chalicelib.services.checkpoint import Checkpointer
 from chalicelib.services.credentials import CredentialService
 from chalicelib.services.lifecycle import apply_edit
@@ -55,7 +56,11 @@ from chalicelib.store.deliveries import ChunkAttempt, ChunkRef, DeliveryReposito
 from chalicelib.store.dynamo_async import AsyncDynamo
 from chalicelib.store.ledger_codec import Outcome
 from chalicelib.store.queues import Queues
+from chalicelib.store.receipts import ReceiptKeys
 from chalicelib.store.users import UserRecord, UserRepository
+
+if TYPE_CHECKING:
+    from chalicelib.services.outcome_events import OutcomeEvents
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +168,8 @@ class SendService:
     dynamo: AsyncDynamo
     clock_ms: Callable[[], int] = clock.now_ms
     lease_ms: int = 120_000
+    receipt_keys: ReceiptKeys | None = None  # every notification's `r`
+    events: OutcomeEvents | None = None  # outcome webhooks: queued once a chunk attempt settles
     _creds: _CredentialCache = field(init=False)
     _semaphore: asyncio.Semaphore | None = field(default=None, init=False)
     _unrecorded: asyncio.Semaphore | None = field(default=None, init=False)
@@ -193,6 +200,8 @@ class SendService:
             if live.ops.edit_rev and live.ops.edit and not live.ops.recalled:
                 chunk = chunk.model_copy(update={"event": apply_edit(chunk.event, live.ops.edit)})
                 live.sent_code = f"edit{live.ops.edit_rev}"
+            if self.receipt_keys is not None:  # read (or created) once per app per container
+                await self._db(self.receipt_keys.get_or_create, app_id)
             earlier = ChunkAttempt(ref)
             if claim == "takeover":  # a previous invocation died mid-chunk: keep what it recorded
                 found = await self._db(self.deliveries.attempts, app_id, message_id, None, ref)
@@ -224,6 +233,20 @@ class SendService:
             else:
                 live.ops = self.deliveries.ops_of(found.get("Item"))
 
+        async def settled(outcomes: list[Outcome]) -> None:
+            if self.events is not None:
+                certificates = {(t.index, t.device.token): t.device.certificate_id for t, _ in targets}
+                await self.events.settled(
+                    app_id,
+                    message_id,
+                    chunk.index,
+                    chunk.chunks,
+                    chunk.recipients,
+                    list(chunk.settings.webhook_events),
+                    outcomes,
+                    certificates,
+                )
+
         await self._run_attempt(
             chunk,
             ref,
@@ -232,6 +255,7 @@ class SendService:
             write,
             lambda cp: self._deliver(chunk, targets, cp, report, live),
             report,
+            settled if chunk.settings.webhook_events else None,
         )
         return report
 
@@ -244,8 +268,11 @@ class SendService:
         write: Callable[[int, list[Outcome]], Awaitable[None]],
         deliver: Callable[[Checkpointer], Awaitable[None]],
         report: ChunkReport,
+        settled: Callable[[list[Outcome]], Awaitable[None]] | None = None,
     ) -> None:
-        """A claimed attempt's sending, checkpointed (pages numbered on from a takeover's), then done."""
+        """A claimed attempt's sending, checkpointed (pages numbered on from a takeover's), then done.
+        ``settled`` gets all of the attempt's outcomes once written, before the lease is done (a crash
+        in between calls it again from the takeover)."""
         checkpoints = Checkpointer(
             write,
             seq=earlier.pages,
@@ -258,6 +285,8 @@ class SendService:
             await deliver(checkpoints)
         finally:
             await checkpoints.close()
+        if settled is not None:
+            await settled([*earlier.outcomes, *checkpoints.written])
         await self._db(self.deliveries.finish, chunk.app_id, chunk.message_id, ref)
         report.count(checkpoints.written)
 
@@ -528,7 +557,11 @@ class SendService:
             ), cred
         try:
             message = build_message(
-                notification, recipient_user_id=target.user_id, badge=target.badge, voip=voip
+                notification,
+                recipient_user_id=target.user_id,
+                badge=target.badge,
+                voip=voip,
+                extra=self._receipt(chunk, target),
             )
         except PayloadTooLargeError:
             return ApnsResult(-1, "PayloadTooLarge", ident), cred
@@ -547,6 +580,24 @@ class SendService:
                 )
         report.latencies_ms.append(result.latency_ms)
         return result, cred
+
+    def _receipt(self, chunk: SendChunk, target: _Target) -> dict[str, str] | None:
+        """The notification's top-level ``r`` (receipt_refs): a few microseconds of HMAC."""
+        key = self.receipt_keys.cached(chunk.app_id) if self.receipt_keys is not None else None
+        if key is None or not chunk.app_id:
+            return None
+        day = self.clock_ms() // 86_400_000
+        ref = receipt_refs.issue(
+            key,
+            chunk.app_id,
+            chunk.message_id,
+            day,
+            chunk.index,
+            chunk.attempt,
+            target.index,
+            target.device.token,
+        )
+        return {"r": ref}
 
     async def _refresh(self, app_id: str, certificate_id: int, refused: Any) -> None:
         lock = self._refresh_locks.setdefault((app_id, certificate_id), asyncio.Lock())

@@ -55,6 +55,10 @@ class ReceiptKeys:
         self._keys[app_id] = key
         return key
 
+    def cached(self, app_id: str) -> bytes | None:
+        """The key if this container has it (no I/O)."""
+        return self._keys.get(app_id)
+
     def get_or_create(self, app_id: str) -> bytes:
         """The send path's: the key, created the first time the app sends."""
         if app_id in self._keys:
