@@ -26,7 +26,9 @@ MAX_FOREGROUND_LEASE_S = 86_400
 LOCAL_WEBHOOK_HOSTS = ("127.0.0.1", "localhost")
 
 
-def _conventions(value: list[PayloadConvention]) -> list[PayloadConvention]:
+def _conventions(value: list[PayloadConvention] | None) -> list[PayloadConvention] | None:
+    if value is None:  # a PATCH's null: refused by name in AppSettingsPatch
+        return value
     if not value:
         raise ValueError("name at least one of 'tencent', 'agora', 'tpns'")
     if len(set(value)) != len(value):
@@ -34,7 +36,9 @@ def _conventions(value: list[PayloadConvention]) -> list[PayloadConvention]:
     return value
 
 
-def _lease(value: int) -> int:
+def _lease(value: int | None) -> int | None:
+    if value is None:  # a PATCH's null: refused by name in AppSettingsPatch
+        return value
     if value != 0 and not MIN_FOREGROUND_LEASE_S <= value <= MAX_FOREGROUND_LEASE_S:
         raise ValueError(
             f"give 0 (foreground holds until the app reports background) or {MIN_FOREGROUND_LEASE_S}-"
