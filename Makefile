@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format typecheck unit openapi bench package deploy clean sandbox trust-apple coldstart
+.PHONY: run test lint format typecheck unit openapi bench bench-hooks package deploy clean sandbox trust-apple coldstart
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ clean:
 ## bench: the send pipeline against raw aioapns on the local stack (BENCH_N=20000), and the cost of a push (BENCH_COST_N=3000)
 bench: $(STAMP)
 	$(PY) -m bench.send_pipeline
+
+## bench-hooks: sending with a failing webhook receiver vs none, and what receipts cost (BENCH_HOOKS_N=5000)
+bench-hooks: $(STAMP)
+	$(PY) -m bench.webhooks
 
 ## package: the deployable CloudFormation (SAM) template of STAGE (dev|prod) in build/STAGE, offline, cfn-linted
 STAGE ?= dev
