@@ -105,6 +105,7 @@ class Services:
             self.queues,
             WebhookLog(aws.dynamodb(self.settings), self.settings.table_name),
             settings_of=self.settings_service.cached,
+            fresh_settings_of=self.settings_service.get,
             summary_of=self.messages.summary_of,
             timeout_s=self.settings.webhook_timeout_s,
             retry_base_s=self.settings.webhook_retry_base_s,

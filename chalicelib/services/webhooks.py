@@ -19,8 +19,8 @@ from typing import Any
 import urllib3
 
 from chalicelib import clock
-from chalicelib.errors import Conflict
-from chalicelib.models.settings import AppSettings, AppSettingsPatch
+from chalicelib.errors import Conflict, NotFound
+from chalicelib.models.settings import AppSettings, AppSettingsPatch, WebhookSetting
 from chalicelib.models.webhooks import (
     WebhookBatch,
     WebhookDelivery,
@@ -53,6 +53,7 @@ class WebhookService:
     queues: Queues
     log_store: WebhookLog
     settings_of: Callable[[str], AppSettings]  # SettingsService.cached
+    fresh_settings_of: Callable[[str], AppSettings]  # SettingsService.get (a cache miss, or to be sure)
     summary_of: Callable[[str, str], dict[str, Any]]  # a message's report summary
     timeout_s: float = 5.0
     retry_base_s: int = 10
@@ -113,7 +114,14 @@ class WebhookService:
         dropped (the app no longer has a webhook, or no longer wants these types)."""
         app_id = batch.app_id
         hook = self.settings_of(app_id).webhook
+        if hook is None or any(e.get("type") not in hook.events for e in batch.events):
+            # The cache may predate the webhook (events are queued from the settings the fan-out read):
+            # read again before dropping anything.
+            hook = self._fresh_hook(app_id)
         secret = self.secret(app_id) if hook is not None else None
+        if hook is not None and secret is None:
+            value = self.secrets.get(self._name(app_id), fresh=True)
+            secret = str(value.get("secret") or "") or None if value else None
         events = [e for e in batch.events if hook is not None and e.get("type") in hook.events]
         if hook is None or secret is None or not events:
             log.info(
@@ -149,6 +157,12 @@ class WebhookService:
             )
         self._record(app_id, events, result, batch.attempt, outcome, now)
         return outcome
+
+    def _fresh_hook(self, app_id: str) -> WebhookSetting | None:
+        try:
+            return self.fresh_settings_of(app_id).webhook
+        except NotFound:
+            return None
 
     def _complete(self, app_id: str, event: dict[str, Any]) -> dict[str, Any]:
         """message.completed gets the message's summary at its first try (retries carry it as is)."""

@@ -210,3 +210,20 @@ def test_an_app_without_a_webhook_queues_nothing(
     stack.sandbox.uninstall(dead)
     _group(push_app, stack, ["alice", "bob"])
     assert queued == []
+
+
+def test_a_webhook_set_just_now_gets_events_though_a_warm_cache_predates_it(
+    push_app: PushApp, hook: Receiver, webhook_poller: QueuePoller
+) -> None:
+    from chalicelib.models.settings import AppSettings
+
+    # Given the webhook function's settings cache read before the webhook was set
+    _webhook(push_app, hook.url)
+    settings = deps.services().settings_service
+    settings._cache[push_app.ctx.app_id] = (time.monotonic(), AppSettings())
+    # When an event for it is queued
+    event = completed_event(push_app.ctx.app_id, "m-fresh", clock.now_ms())
+    _enqueue(push_app.ctx.app_id, [{**event, "summary": {"sent": 1}}])
+    # Then it is delivered, not dropped
+    _pump_until(webhook_poller, lambda: len(hook.requests) >= 1)
+    assert [e["id"] for e in hook.events()] == [event["id"]]
