@@ -6,6 +6,7 @@ Handlers ask ``services()`` for what they need; tests reset it with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
@@ -92,7 +93,24 @@ class Services:
         from chalicelib.services.receipts import ReceiptService
 
         assert self.messages.receipts is not None
-        return ReceiptService(self.receipt_keys, self.messages.receipts)
+        return ReceiptService(self.receipt_keys, self.messages.receipts, count=self._count_receipts())
+
+    def _count_receipts(self) -> Callable[[str, int, int, int], None]:
+        """What receipts changed, in the daily statistics (helper `stats`'s StatsRepository: one ADD
+        per receipt batch, after the receipts are stored)."""
+        import importlib
+
+        try:  # MERGE: import directly once chalicelib/store/stats.py is on main (branch `stats`)
+            stats = importlib.import_module("chalicelib.store.stats")
+            day_counts = importlib.import_module("chalicelib.models.stats").DayCounts
+        except ImportError:
+            return lambda _app, _ms, _d, _o: None
+        repo = stats.StatsRepository(aws.dynamodb(self.settings), self.settings.table_name)
+
+        def count(app_id: str, now_ms: int, delivered: int, opened: int) -> None:
+            repo.add(app_id, stats.utc_day(now_ms), day_counts(delivered=delivered, opened=opened))
+
+        return count
 
     @cached_property
     def webhooks(self) -> WebhookService:
