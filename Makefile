@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format typecheck unit openapi bench bench-hooks package deploy clean sandbox trust-apple coldstart
+.PHONY: run test lint format typecheck unit openapi bench bench-hooks package deploy clean sandbox trust-apple coldstart rehearse scan redrive
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,16 +38,22 @@ unit: $(STAMP)
 openapi: $(STAMP)
 	$(PY) tools/gen_openapi.py
 
+## redrive: put the local send queue's dead letters back on it (QUEUE=intake for the intake queue); production: docs in README
+QUEUE ?= send
+redrive: $(STAMP)
+	$(PY) tools/redrive.py --queue $(QUEUE)
+
 ## sandbox: the APNs sandbox alone
 sandbox: $(STAMP)
 	$(PY) -m apns_sandbox
 
 clean:
-	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SCAN_VENV) .local .pytest_cache .mypy_cache .ruff_cache
 
-## bench: the send pipeline against raw aioapns on the local stack (BENCH_N=20000), and the cost of a push (BENCH_COST_N=3000)
+## bench: the send pipeline against raw aioapns on the local stack (BENCH_N=20000), the cost of a push (BENCH_COST_N=3000), cold start and the first push after a 60 s freeze (BENCH_FREEZE_S)
 bench: $(STAMP)
 	$(PY) -m bench.send_pipeline
+	$(PY) -m bench.freeze
 
 ## bench-hooks: sending with a failing webhook receiver vs none, and what receipts cost (BENCH_HOOKS_N=5000)
 bench-hooks: $(STAMP)
@@ -61,6 +67,20 @@ package: $(STAMP)
 	AWS_DEFAULT_REGION=$(AWS_DEFAULT_REGION) $(PY) -m infra.package --stage $(STAGE) --out build/$(STAGE)
 	$(VENV)/bin/cfn-lint -- build/$(STAGE)/sam.json
 	@echo "cfn-lint: no findings in build/$(STAGE)/sam.json"
+
+## rehearse: the deploy of STAGE rehearsed offline: template -> SAM transform -> stack in the emulator -> a push through the real handlers, AWS's constraints, least privilege (README "Deploy")
+rehearse: package
+	AWS_DEFAULT_REGION=$(AWS_DEFAULT_REGION) $(PY) -m devstack.rehearse --stage $(STAGE) --build build/$(STAGE)
+
+## scan: checkov over STAGE's packaged template (own virtualenv: checkov pins an older boto3); every finding fixed or justified (infra/checkov.yaml, README "Deploy")
+SCAN_VENV := .venv-scan
+CHECKOV ?= checkov==3.3.30
+$(SCAN_VENV)/.installed:
+	@test -x $(SCAN_VENV)/bin/python || $(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/python -m pip install --quiet "$(CHECKOV)"
+	@touch $@
+scan: package $(SCAN_VENV)/.installed
+	BC_SKIP_MAPPING=TRUE $(SCAN_VENV)/bin/checkov --config-file infra/checkov.yaml -f build/$(STAGE)/sam.json
 
 ## deploy: package STAGE, upload its code to DEPLOY_BUCKET, create/update the stack apns-push-STAGE (docs/deploy.md)
 # The template goes through S3 too: packaged, it is already ~45 KB of CloudFormation's 51,200-byte inline limit.

@@ -14,6 +14,7 @@ from chalicelib.api.gateway import emulate_locally
 from chalicelib.api.routing import conform_chalice_errors
 from chalicelib.observability import configure_logging
 from chalicelib.settings import get_settings
+from chalicelib.store.retry import invocation
 
 settings = get_settings()
 configure_logging(settings)
@@ -28,12 +29,14 @@ if "chalice.local" in sys.modules:  # `chalice local` or chalice's test client, 
 
 @app.on_sqs_message(queue=settings.intake_queue_name, batch_size=10, maximum_batching_window_in_seconds=1)
 def fan_out(event: SQSEvent) -> dict[str, Any]:
-    return handlers.handle_intake_records(event.to_dict()["Records"])
+    with invocation(event.context):  # AWS calls stop retrying before the function's timeout
+        return handlers.handle_intake_records(event.to_dict()["Records"])
 
 
 @app.on_sqs_message(queue=settings.send_queue_name, batch_size=10, maximum_batching_window_in_seconds=1)
 def send(event: SQSEvent) -> dict[str, Any]:
-    return handlers.handle_send_records(event.to_dict()["Records"])
+    with invocation(event.context):
+        return handlers.handle_send_records(event.to_dict()["Records"])
 
 
 @app.on_sqs_message(queue=settings.webhook_queue_name, batch_size=10, maximum_batching_window_in_seconds=1)

@@ -214,6 +214,11 @@ class ControlApp:
                     return Response(204)
                 _allow(m, "PUT", "POST")
                 data = req.json()
+                if isinstance(data, dict) and "connections" in data:
+                    if set(data) != {"connections"}:
+                        raise HttpError(400, "BadFault", "a connection fault is {connections} alone")
+                    affected = self.state.fault_connections(str(data["connections"]))
+                    return Response.json({"connections": data["connections"], "affected": affected})
                 specs = data if isinstance(data, list) else [data]
                 added = [self.state.add_fault(spec) for spec in specs]
                 return Response.json(
@@ -332,6 +337,7 @@ class ControlApp:
                 "subject": cert.subject.rfc4514_string(),
                 "notBefore": cert.not_valid_before_utc.isoformat().replace("+00:00", "Z"),
                 "expiresAt": cert.not_valid_after_utc.isoformat().replace("+00:00", "Z"),
+                "universal": bool(data.get("universal", False)) and data.get("type", "push") != "voip",
             },
             201,
         )

@@ -84,6 +84,18 @@ class ProviderEndpoint:
         self.token_update_lockout_s = token_update_lockout_s
         self.connections: set[ApnsConnection] = set()
         self.server: asyncio.Server | None = None
+        state.connection_fault_listeners.append(self.fault_connections)
+
+    def fault_connections(self, mode: str) -> int:
+        """``silent``: every open connection stops reading and answering, without closing (a NAT's
+        dropped mapping, a frozen peer); ``close``: each gets GOAWAY and is closed. The count."""
+        live = [c for c in self.connections if not c.closed and not c.going_away and not c.silenced]
+        for conn in live:
+            if mode == "silent":
+                conn.silence()
+            else:
+                conn.goaway()
+        return len(live)
 
     async def start(self, host: str, port: int) -> int:
         loop = asyncio.get_running_loop()
@@ -185,6 +197,7 @@ class ApnsConnection(asyncio.Protocol):
         self._locked_until = 0.0  # after a 429 TooManyProviderTokenUpdates (monotonic)
         self.closed = False
         self.going_away = False  # GOAWAY sent: answer nothing more on this connection
+        self.silenced = False  # a connection fault: nothing read, nothing answered, never closed
 
     # --- asyncio.Protocol ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -215,8 +228,13 @@ class ApnsConnection(asyncio.Protocol):
         self.streams.clear()
         self.pending_data.clear()
 
+    def silence(self) -> None:
+        self.silenced = True
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+
     def data_received(self, data: bytes) -> None:
-        if self.going_away:
+        if self.going_away or self.silenced:
             return  # after our GOAWAY h2 would answer any frame with a second one (PROTOCOL_ERROR)
         conn = self.conn
         try:
@@ -256,7 +274,7 @@ class ApnsConnection(asyncio.Protocol):
 
     # --- plumbing ------------------------------------------------------------------------------
     def _flush(self) -> None:
-        if self.transport is not None and not self.closed:
+        if self.transport is not None and not self.closed and not self.silenced:
             data = self.conn.data_to_send()
             if data:
                 self.transport.write(data)
@@ -480,6 +498,15 @@ class ApnsConnection(asyncio.Protocol):
         cert = self.cert
         # A VoIP Services certificate serves <bundleId>.voip only; a push certificate not that topic.
         if auth_mode == "certificate" and cert and not cert.universal and cert.voip != (push_type == "voip"):
+            raise Rejection("TopicDisallowed")
+        # A universal certificate serves the topics its extension lists (<bundleId>, .voip, ...).
+        if (
+            auth_mode == "certificate"
+            and cert
+            and cert.universal
+            and cert.topics
+            and topic not in cert.topics
+        ):
             raise Rejection("TopicDisallowed")
         rules.check_options(
             headers.get("apns-priority"),

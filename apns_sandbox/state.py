@@ -15,6 +15,7 @@ import pathlib
 import secrets
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from . import pki
 from .rules import DEFAULT_REASON, REASON_STATUS
+
+# `PUT /sandbox/faults {connections}`: a dead connection that never answers, or one ended by GOAWAY.
+CONNECTION_FAULTS = frozenset({"silent", "close"})
 
 ENVIRONMENTS = ("development", "production")
 FAULT_ACTIONS = ("goaway", "reset", "close", "accept-reset")
@@ -290,6 +294,8 @@ class SandboxState:
         self.stats = Stats()
         self.faults: list[Fault] = []
         self._fault_seq = 0
+        # The provider endpoints listen here for `{connections: "silent"|"close"}` (connection faults).
+        self.connection_fault_listeners: list[Callable[[str], int]] = []
         self.version = 0
         self._changed = asyncio.Event()
         self.device_burst = device_burst
@@ -540,6 +546,12 @@ class SandboxState:
 
     def clear_faults(self) -> None:
         self.faults.clear()
+
+    def fault_connections(self, mode: str) -> int:
+        """Silence (``silent``) or close (``close``) every provider connection open now; the count."""
+        if mode not in CONNECTION_FAULTS:
+            raise ValidationError(f"connections must be one of {sorted(CONNECTION_FAULTS)}, not {mode!r}")
+        return sum(listener(mode) for listener in self.connection_fault_listeners)
 
     def take_fault(self, device_token: str, environment: str) -> Fault | None:
         """The first fault rule matching this request, consuming one of its count."""

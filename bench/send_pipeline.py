@@ -563,7 +563,7 @@ def main() -> None:
         svc = deps.services()
         settings = svc.settings
         ddb = svc.user_repo.client
-        counter = CallCounter(ddb, svc.sender.dynamo)
+        counter = CallCounter(ddb, svc.send_wing.dynamo)
         app = svc.apps.create(AppCreate(name="bench"))
         key = sandbox.issue_p8([BUNDLE])
         cred = svc.credentials.upload(
@@ -603,7 +603,7 @@ def main() -> None:
         meter = CostMeter(probe)
         meter.enabled = False
         meter.attach_dynamodb(ddb)
-        meter.attach_async(svc.sender.dynamo)
+        meter.attach_async(svc.send_wing.dynamo)
         meter.attach_sqs(svc.queues.client, "service")
         pollers = Pollers(env, meter)
         background = users[-args.cost_n :]

@@ -77,11 +77,11 @@ def main() -> None:
         from bench.cost import CostMeter
         from chalicelib import deps
         from chalicelib.handlers import handle_webhook_records
+        from chalicelib.models import receipt_refs
         from chalicelib.models.apps import AppCreate
         from chalicelib.models.credentials import P8Upload
         from chalicelib.models.receipts import ReceiptBatch, ReceiptIn
         from chalicelib.models.settings import AppSettingsPatch
-        from chalicelib.services import receipt_refs
         from devstack import resources
         from devstack.poller import QueuePoller
         from devstack.seed import bulk_devices, seed_users

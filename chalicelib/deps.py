@@ -31,8 +31,9 @@ from chalicelib.store.users import UserRepository
 
 if TYPE_CHECKING:
     from chalicelib.services.receipts import ReceiptService
-    from chalicelib.services.replace import ReplaceService
-    from chalicelib.services.sender import SendService
+    from chalicelib.services.send.chunk import SendService
+    from chalicelib.services.send.replace import ReplaceService
+    from chalicelib.services.send.wing import SendWing
     from chalicelib.services.webhooks import WebhookService
     from chalicelib.store.receipts import ReceiptKeys
 
@@ -54,15 +55,15 @@ class Services:
     settings_service: SettingsService
 
     @cached_property
-    def sender(self) -> SendService:
+    def send_wing(self) -> SendWing:
         """Built on first use: only the send function imports aioapns (cold start of the others)."""
         from chalicelib.apns.client import ApnsClients
         from chalicelib.services.outcome_events import OutcomeEvents
-        from chalicelib.services.sender import SendService
+        from chalicelib.services.send.wing import SendWing
         from chalicelib.store.dynamo_async import AsyncDynamo
 
         dynamo = AsyncDynamo(self.settings)
-        return SendService(
+        return SendWing(
             self.settings,
             self.user_repo,
             self.credentials,
@@ -76,11 +77,17 @@ class Services:
         )
 
     @cached_property
-    def replacer(self) -> ReplaceService:
-        """Recalls' and edits' replacements, sent with the send function's clients and permits."""
-        from chalicelib.services.replace import ReplaceService
+    def sender(self) -> SendService:
+        from chalicelib.services.send.chunk import SendService
 
-        return ReplaceService(self.sender)
+        return SendService(self.send_wing)
+
+    @cached_property
+    def replacer(self) -> ReplaceService:
+        """Recalls' and edits' replacements, sent with the same wing: clients, permits, retry policy."""
+        from chalicelib.services.send.replace import ReplaceService
+
+        return ReplaceService(self.send_wing)
 
     @cached_property
     def receipt_keys(self) -> ReceiptKeys:
@@ -163,12 +170,18 @@ def services() -> Services:
     queues = Queues(
         aws.sqs(settings), settings.intake_queue_name, settings.send_queue_name, settings.webhook_queue_name
     )
+    settings_service = SettingsService(app_repo, is_local=settings.is_local)
     return Services(
         settings=settings,
         secrets=secrets,
         apps=AppService(app_repo, secrets),
         credentials=credentials,
-        users=UserService(user_repo, credentials, default_lease_s=settings.foreground_lease_default_s),
+        users=UserService(
+            user_repo,
+            credentials,
+            default_lease_s=settings.foreground_lease_default_s,
+            settings=settings_service,
+        ),
         user_repo=user_repo,
         app_repo=app_repo,
         groups=groups,
@@ -178,9 +191,13 @@ def services() -> Services:
             groups, deliveries, queues, user_repo, app_repo, chunk_size=settings.send_chunk_size
         ),
         messages=MessageService(
-            queues, deliveries, groups, receipts=ReceiptRepository(ddb, settings.table_name, deliveries.ttl_s)
+            queues,
+            deliveries,
+            groups,
+            settings=settings_service,
+            receipts=ReceiptRepository(ddb, settings.table_name, deliveries.ttl_s),
         ),
-        settings_service=SettingsService(app_repo, is_local=settings.is_local),
+        settings_service=settings_service,
     )
 
 

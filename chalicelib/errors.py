@@ -75,6 +75,21 @@ class NotConfigured(ServiceError):
     code = "NotConfigured"
 
 
+class TryLater(ServiceError):
+    """AWS kept throttling (or failing) past the request's retry budget: nothing is wrong with the
+    request, it can be sent again unchanged after ``Retry-After`` seconds."""
+
+    status = 503
+    code = "TryLater"
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(
+            f"the service's database is busy (AWS throttled this request); send it again unchanged "
+            f"after {retry_after_s} s (Retry-After)"
+        )
+        self.retry_after_s = retry_after_s
+
+
 EXCERPT_CHARS = 40
 
 

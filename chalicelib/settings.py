@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -45,6 +45,18 @@ class Settings(BaseModel):
     )
     apns_request_timeout_s: float = Field(10.0, alias="APNS_REQUEST_TIMEOUT_S", gt=0)
     apns_max_connections: int = Field(4, alias="APNS_MAX_CONNECTIONS", ge=1)
+    apns_idle_ping_s: float = Field(
+        5.0,
+        alias="APNS_IDLE_PING_S",
+        gt=0,
+        description="A connection that heard nothing for this long must answer a PING before it is reused.",
+    )
+    apns_ping_timeout_s: float = Field(
+        1.0,
+        alias="APNS_PING_TIMEOUT_S",
+        gt=0,
+        description="A connection whose PING is not answered within this is dropped for a fresh one.",
+    )
     apns_concurrency: int = Field(500, alias="APNS_CONCURRENCY", ge=1)
 
     # Push certificates must be issued by one of these (Apple's WWDR CAs in production).
@@ -68,6 +80,12 @@ class Settings(BaseModel):
         alias="SEND_LEASE_S",
         ge=1,
         description="After this, a chunk claimed by a crashed invocation is retaken.",
+    )
+    send_function_timeout_s: int | None = Field(
+        None,
+        alias="SEND_FUNCTION_TIMEOUT_S",
+        ge=1,
+        description="The send function's timeout, set by the template: SEND_LEASE_S must exceed it.",
     )
     send_max_unrecorded: int = Field(
         20,
@@ -117,6 +135,18 @@ class Settings(BaseModel):
     )
     metrics_namespace: str = Field("ApnsPush", alias="POWERTOOLS_METRICS_NAMESPACE")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="LOG_LEVEL")
+
+    @model_validator(mode="after")
+    def _lease_outlives_the_invocation(self) -> Settings:
+        timeout = self.send_function_timeout_s
+        if timeout is not None and self.send_lease_s <= timeout:
+            raise ValueError(
+                f"SEND_LEASE_S={self.send_lease_s} must exceed the send function's timeout "
+                f"(SEND_FUNCTION_TIMEOUT_S={timeout}): a chunk's lease would run out while the invocation "
+                f"holding it still sends, and another would send it again; let the template derive it "
+                f"(infra/stack.py) or set it above {timeout}"
+            )
+        return self
 
     @field_validator("aws_endpoint_url", "operator_key", "operator_key_secret_id", mode="before")
     @classmethod

@@ -13,8 +13,10 @@ While it runs, a child that exits is started again, with a line saying so:
   API and poller are restarted with it.
 A child that keeps exiting (5 times within a minute) stops the stack.
 
-Ctrl-C or SIGTERM stops every child (and their children); further signals while stopping are
-ignored, so the clean-up always completes.
+Ctrl-C, SIGTERM or SIGHUP (the terminal closed) stops every child (and their children); further
+signals while stopping are ignored, so the clean-up always completes. A supervisor that cannot clean
+up (SIGKILL, a crash) takes its parts with it all the same: a watchdog process
+(``devstack/watchdog.py``) learns of its end through a pipe and stops every part's process group.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ PORTS = (
     ("APNS_SANDBOX_DEVELOPMENT_PORT", 2196, "the APNs sandbox (development)"),
     ("APNS_SANDBOX_UI_PORT", 8025, "the APNs sandbox inbox"),
 )
+# `AWS_FAULTS=throttle:0.1,... make run`: the AWS fault layer (devstack.aws_faults) between the
+# functions and the emulator, on this port.
+FAULTS_PORT = ("AWS_FAULTS_PORT", 5010, "the AWS fault layer")
 RESTART_LIMIT = 5  # restarts of one child within RESTART_WINDOW_S before the stack gives up
 RESTART_WINDOW_S = 60.0
 STOP_GRACE_S = 10.0
@@ -92,7 +97,8 @@ class Misconfigured(Exception):
 
 def check_ports(environ: dict[str, str]) -> dict[str, int]:
     ports: dict[str, int] = {}
-    for name, default, _what in PORTS:
+    wanted = (*PORTS, FAULTS_PORT) if "AWS_FAULTS" in environ else PORTS
+    for name, default, _what in wanted:
         raw = environ.get(name) or str(default)
         if not raw.isdigit() or not 0 < int(raw) < 65536:
             raise Misconfigured(
@@ -104,7 +110,7 @@ def check_ports(environ: dict[str, str]) -> dict[str, int]:
         if number in seen:
             raise Misconfigured(f"{seen[number]} and {name} are both {number}: give each part its own port")
         seen[number] = name
-    for name, _default, what in PORTS:
+    for name, _default, what in wanted:
         number = ports[name]
         if not port_is_free(number):
             raise Misconfigured(
@@ -130,6 +136,15 @@ def free_port_near(number: int) -> int:
         if port_is_free(candidate):
             return candidate
     return 0
+
+
+def check_faults(text: str) -> None:
+    from devstack.aws_faults import BadFaults, Faults
+
+    try:
+        Faults.parse(text)
+    except BadFaults as exc:
+        raise Misconfigured(f"{exc}, or unset it") from None
 
 
 def check_settings(env: dict[str, str]) -> None:
@@ -253,6 +268,42 @@ class Supervisor:
         self.children: dict[str, Child] = {}
         self.stopping = False
         self.started: list[subprocess.Popen[bytes]] = []  # every process ever started, to stop them all
+        self.watchdog: subprocess.Popen[bytes] | None = None
+
+    def start_watchdog(self) -> None:
+        """The process that stops every part if this one dies without stopping them (SIGKILL).
+        Started again, told every running part, if it was killed itself."""
+        self.watchdog = subprocess.Popen(
+            [sys.executable, "-m", "devstack.watchdog"],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            start_new_session=True,  # the terminal's signals must not end it before this process
+        )
+        for proc in self.started:
+            if proc.returncode is None:
+                self.tell_watchdog(f"+{proc.pid}")
+
+    def tell_watchdog(self, line: str) -> None:
+        if self.watchdog is None or self.watchdog.stdin is None:
+            return
+        with contextlib.suppress(BrokenPipeError, ValueError):  # it died: the loop restarts it
+            self.watchdog.stdin.write(f"{line}\n".encode())
+            self.watchdog.stdin.flush()
+
+    def stop_watchdog(self) -> None:
+        if self.watchdog is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            assert self.watchdog.stdin is not None
+            self.watchdog.stdin.close()  # end of file with no part listed: it exits at once
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.watchdog.wait(5)
+
+    def stop_procs(self, procs: list[subprocess.Popen[bytes]], grace_s: float = STOP_GRACE_S) -> None:
+        stop_all(procs, grace_s)
+        for proc in procs:
+            if proc.returncode is not None:  # reaped: its group ID may be reused from now on
+                self.tell_watchdog(f"-{proc.pid}")
 
     def on_signal(self, signum: int, _frame: Any) -> None:
         """The first signal asks the main loop to stop; later ones are noted, nothing more.
@@ -277,6 +328,7 @@ class Supervisor:
             raise Stopping
         child.proc = child.start()
         self.started.append(child.proc)
+        self.tell_watchdog(f"+{child.proc.pid}")
         if child.ready_url:
             self.wait_ready(child)
 
@@ -298,7 +350,8 @@ class Supervisor:
 
     def stop(self) -> None:
         self.stopping = True
-        stop_all(list(reversed(self.started)))
+        self.stop_procs(list(reversed(self.started)))
+        self.stop_watchdog()
 
     def restart(self, names: list[str], reason: str) -> None:
         """Stop and start these children again (in the given order), counting each restart."""
@@ -314,7 +367,7 @@ class Supervisor:
         for name in reversed(names):
             proc = self.children[name].proc
             if proc is not None:
-                stop_all([proc], grace_s=5)
+                self.stop_procs([proc], grace_s=5)
         for name in names:
             self.children[name].restarts.append(now)
             self.launch(name)
@@ -346,6 +399,7 @@ def main() -> int:
     supervisor = Supervisor()
     signal.signal(signal.SIGINT, supervisor.on_signal)
     signal.signal(signal.SIGTERM, supervisor.on_signal)
+    signal.signal(signal.SIGHUP, supervisor.on_signal)  # the terminal closed: stop as on Ctrl-C
 
     # Fake credentials: the emulator accepts any, and nothing here may reach a real AWS account.
     for name, default in (
@@ -379,15 +433,22 @@ def main() -> int:
             # the send-tuning settings of this environment beat the stage's (also in devstack.api)
             **pinned(os.environ),
         }
+        env.pop("AWS_EMULATOR_URL", None)
+        if "AWS_FAULTS" in os.environ:
+            check_faults(os.environ["AWS_FAULTS"])
+            env["AWS_EMULATOR_URL"] = emulator_url  # the event source mapping is AWS's own: no faults
+            env["AWS_ENDPOINT_OVERRIDE"] = f"http://127.0.0.1:{ports['AWS_FAULTS_PORT']}"
         check_settings(env)
     except Misconfigured as exc:
         print(f"make run: {exc}", file=sys.stderr, flush=True)
         return 2
 
     api_port, ui_port = ports["API_PORT"], ports["APNS_SANDBOX_UI_PORT"]
+    faults = faults_line(env)
     add_children(supervisor, env, ports)
+    supervisor.start_watchdog()
     try:
-        for name in ("emulator", "apns-sandbox", "api", "poller"):
+        for name in supervisor.children:
             supervisor.launch(name)
         print(
             f"""
@@ -397,7 +458,7 @@ APNs offline push: local stack is up (logs in {STATE / "logs"}/)
   Operator console               http://127.0.0.1:{api_port}/console  (sign in with OPERATOR_KEY)
   AWS emulator (moto server)     {emulator_url}
       table {env["TABLE_NAME"]}; queues {env["INTAKE_QUEUE_NAME"]}, {env["SEND_QUEUE_NAME"]},
-      {env["WEBHOOK_QUEUE_NAME"]} (+ -dlq)
+      {env["WEBHOOK_QUEUE_NAME"]} (+ -dlq){faults}
   APNs sandbox production        https://127.0.0.1:{ports["APNS_SANDBOX_PRODUCTION_PORT"]}   (HTTP/2 + TLS)
   APNs sandbox development       https://127.0.0.1:{ports["APNS_SANDBOX_DEVELOPMENT_PORT"]}
   APNs sandbox inbox + control   http://127.0.0.1:{ui_port}/
@@ -423,19 +484,48 @@ Ctrl-C stops everything.""",
         supervisor.stop()
         # Done: signals still on their way must not kill the interpreter as it exits (Python puts the
         # default handlers back at exit, which would turn a clean stop into "killed by SIGTERM").
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+
+
+def faults_line(env: dict[str, str]) -> str:
+    if "AWS_EMULATOR_URL" not in env:
+        return ""
+    return (
+        f"\n  AWS fault layer                {env['AWS_ENDPOINT_OVERRIDE']}   "
+        f"AWS_FAULTS={env.get('AWS_FAULTS') or 'off'}"
+        f"\n      the functions' AWS calls go through it; change it: curl -X PUT --data 'throttle:0.5' "
+        f"{env['AWS_ENDPOINT_OVERRIDE']}/_faults"
+    )
 
 
 def add_children(supervisor: Supervisor, env: dict[str, str], ports: dict[str, int]) -> None:
     from devstack.fast_emulator import emulator_command, emulator_env
 
-    emulator_url = env["AWS_ENDPOINT_OVERRIDE"]
+    emulator_url = env.get("AWS_EMULATOR_URL") or env["AWS_ENDPOINT_OVERRIDE"]
 
     def start_emulator() -> subprocess.Popen[bytes]:
         return spawn(emulator_command(ports["AWS_EMULATOR_PORT"]), emulator_env(env), "emulator")
 
     supervisor.add(Child("emulator", "emulator", start_emulator, ready_url=f"{emulator_url}/moto-api/"))
+    if "AWS_EMULATOR_URL" in env:
+        faults_url = env["AWS_ENDPOINT_OVERRIDE"]
+        args = [
+            "--port",
+            str(ports["AWS_FAULTS_PORT"]),
+            "--upstream",
+            emulator_url,
+            "--faults",
+            env["AWS_FAULTS"],
+        ]
+        supervisor.add(
+            Child(
+                "aws-faults",
+                "aws-faults",
+                lambda: spawn([sys.executable, "-m", "devstack.aws_faults", *args], env, "aws-faults"),
+                ready_url=f"{faults_url}/_faults",
+            )
+        )
     supervisor.add(
         Child(
             "apns-sandbox",
@@ -472,7 +562,7 @@ def create_resources(env: dict[str, str]) -> None:
 
     from devstack import resources
 
-    url, region = env["AWS_ENDPOINT_OVERRIDE"], env["AWS_REGION"]
+    url, region = env.get("AWS_EMULATOR_URL") or env["AWS_ENDPOINT_OVERRIDE"], env["AWS_REGION"]
     ddb = boto3.client("dynamodb", endpoint_url=url, region_name=region)
     sqs = boto3.client("sqs", endpoint_url=url, region_name=region)
     resources.create_all(
@@ -489,6 +579,7 @@ def create_resources(env: dict[str, str]) -> None:
 RESTARTS: dict[str, tuple[list[str], str]] = {
     "poller": (["poller"], "restarting it; the stack keeps its state"),
     "api": (["api"], "restarting it; the stack keeps its state"),
+    "aws-faults": (["aws-faults"], "restarting it (it holds no state; its rules are AWS_FAULTS again)"),
     "apns-sandbox": (
         ["apns-sandbox"],
         "restarting it; its keys and devices are kept on disk, its inbox of notifications is lost",
@@ -503,6 +594,9 @@ RESTARTS: dict[str, tuple[list[str], str]] = {
 
 def supervise(supervisor: Supervisor) -> None:
     while not supervisor.stopping:
+        if supervisor.watchdog is not None and supervisor.watchdog.poll() is not None:
+            say(f"the watchdog exited ({_describe(supervisor.watchdog.returncode)}); restarting it")
+            supervisor.start_watchdog()
         for name, child in supervisor.children.items():
             status = exit_status(child.proc) if child.proc is not None else None
             if status is None:

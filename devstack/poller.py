@@ -6,11 +6,16 @@ delete the records it did not report in ``batchItemFailures``, and leave the
 rest to reappear after the visibility timeout, so redrive to the dead-letter
 queue happens in the emulator exactly as on AWS. A handler that raises fails
 its whole batch, as on Lambda.
+
+Each function runs as on Lambda (devstack.lambda_runtime): in a container of
+its own, cold-started, frozen between invocations and killed at its timeout
+(``LAMBDA_CONTAINERS=0``: in the poller's own process, as threads).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
@@ -126,14 +131,22 @@ class QueuePoller:
         return thread
 
 
-def pollers_for(app_module: Any, sqs: Any, region: str) -> list[QueuePoller]:
-    """One poller per SQS event source the Chalice app declares."""
+def pollers_for(
+    app_module: Any, sqs: Any, region: str, containers: dict[str, float] | None = None
+) -> list[QueuePoller]:
+    """One poller per SQS event source the Chalice app declares. ``containers``: each function runs
+    in a Lambda-like container of its own with this timeout (devstack.lambda_runtime), else in-process."""
+    from devstack.lambda_runtime import Container
+
     out = []
     for source in app_module.app.event_sources:
         queue = getattr(source, "queue", None)
         if queue is None:
             continue
-        handler = getattr(app_module, source.handler_string.split(".", 1)[1])
+        name = source.handler_string.split(".", 1)[1]
+        handler: Handler = getattr(app_module, name)
+        if containers is not None:
+            handler = Container(name, containers.get(name, 60.0))
         url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
         out.append(
             QueuePoller(
@@ -157,8 +170,19 @@ def main() -> None:
     from chalicelib.settings import get_settings
 
     settings = get_settings()
-    sqs = boto3.client("sqs", endpoint_url=settings.aws_endpoint_url, region_name=settings.region)
-    pollers = pollers_for(app_module, sqs, settings.region)
+    containers = None
+    if os.environ.get("LAMBDA_CONTAINERS", "1") != "0":
+        from devstack.lambda_runtime import deployed_timeouts, local_timeout_s
+
+        containers = {
+            name: local_timeout_s(name, timeout, settings.send_lease_s)
+            for name, timeout in deployed_timeouts().items()
+        }
+    # Lambda's event source mapping is AWS's own client: under `AWS_FAULTS` it talks to the emulator
+    # directly; only the functions' calls go through the fault layer.
+    endpoint = os.environ.get("AWS_EMULATOR_URL") or settings.aws_endpoint_url
+    sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=settings.region)
+    pollers = pollers_for(app_module, sqs, settings.region, containers)
     threads = [p.start() for p in pollers]
     log.info(
         "driving %s", ", ".join(f"{p.name} <- {p.queue_url.rsplit('/', 1)[-1]}" for p in pollers) or "nothing"
@@ -171,6 +195,8 @@ def main() -> None:
     finally:
         for p in pollers:
             p.stop_event.set()
+            if hasattr(p.handler, "discard"):
+                p.handler.discard()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The AWS resources the service needs, created in the local emulator.
 
-Mirrors what the deployed stack declares (infra/): one DynamoDB table with
+Mirrors what the deployed stack declares (infra/), from the same schema
+(``chalicelib/store/schema.py``): one DynamoDB table with
 TTL, the intake, send and webhook queues, each with a dead-letter queue and redrive.
 """
 
@@ -12,24 +13,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-TTL_ATTRIBUTE = "ttl"
-MAX_RECEIVE_COUNT = 5
+from chalicelib.store.schema import MAX_RECEIVE_COUNT, TTL_ATTRIBUTE, table_definition
+
 QUEUE_VISIBILITY_TIMEOUT_S = 60
-
-
-def table_definition(name: str) -> dict[str, Any]:
-    return {
-        "TableName": name,
-        "AttributeDefinitions": [
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        "KeySchema": [
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        "BillingMode": "PAY_PER_REQUEST",
-    }
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.api.gateway import sam_gateway_responses
-from devstack.resources import MAX_RECEIVE_COUNT, TTL_ATTRIBUTE, table_definition
+from chalicelib.store.schema import MAX_RECEIVE_COUNT, TTL_ATTRIBUTE, table_definition
 
 API_HANDLER = "api_handler"  # chalice's name for the function behind the REST API
 DLQ_SUFFIX = "-dlq"  # the code dead-letters to <queue>-dlq (chalicelib/store/queues.py)
@@ -46,6 +46,15 @@ STAGE_LIMITS = {
     "dev": StageLimits(api_rate_limit=20, api_burst_limit=40, log_retention_days=14, keep_data=False),
     "prod": StageLimits(api_rate_limit=500, api_burst_limit=1000, log_retention_days=90, keep_data=True),
 }
+
+
+SEND_FUNCTION = "send"
+LEASE_PER_TIMEOUT = 2  # the send lease is this many times the send function's timeout
+
+
+def send_lease_s(timeout_s: int) -> int:
+    """The deployed chunk lease: past the send function's timeout, so a live invocation keeps its chunk."""
+    return LEASE_PER_TIMEOUT * timeout_s
 
 
 @dataclass(frozen=True)
@@ -226,6 +235,14 @@ def merge_template(spec: StageSpec) -> dict[str, Any]:
                 "LoggingConfig": {"LogGroup": {"Ref": log_group_id}},
             }
         }
+        if fn.name == SEND_FUNCTION:
+            # A chunk's lease must outlive the invocation holding it (the settings refuse less).
+            resources[fn_id]["Properties"]["Environment"] = {
+                "Variables": {
+                    "SEND_LEASE_S": str(send_lease_s(fn.timeout_s)),
+                    "SEND_FUNCTION_TIMEOUT_S": str(fn.timeout_s),
+                }
+            }
 
     for trigger in spec.triggers:
         fn = spec.function(trigger.function)

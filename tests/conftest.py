@@ -14,7 +14,7 @@ import pytest
 
 from apns_sandbox.pki import SandboxCA
 from apns_sandbox.testing import SandboxProcess, start_sandbox
-from devstack import resources
+from devstack import aws_actions, resources
 from devstack.emulator import Emulator
 from devstack.fast_emulator import start_emulator
 
@@ -112,7 +112,8 @@ class Api:
         if bearer:
             hdrs["Authorization"] = f"Bearer {bearer}"
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
-        resp = getattr(self.client.http, method.lower())(path, headers=hdrs, body=data)
+        with aws_actions.as_function("api_handler"):  # AWS_ACTION_LOG: what the API function does
+            resp = getattr(self.client.http, method.lower())(path, headers=hdrs, body=data)
         resp.data = json.loads(resp.body) if resp.body else None
         return resp
 

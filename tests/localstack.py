@@ -21,10 +21,12 @@ PORT_NAMES = (
     "APNS_SANDBOX_PRODUCTION_PORT",
     "APNS_SANDBOX_DEVELOPMENT_PORT",
     "APNS_SANDBOX_UI_PORT",
+    "AWS_FAULTS_PORT",
 )
 # What the stack sets for itself, as on a developer's machine (the test session's values would leak in).
 _STACK_OWNED = (
     "AWS_ENDPOINT_OVERRIDE",
+    "AWS_EMULATOR_URL",
     "TABLE_NAME",
     "INTAKE_QUEUE_NAME",
     "SEND_QUEUE_NAME",

@@ -23,7 +23,7 @@ FUNCTIONS = {
     "api (any route)": "import app",
     "api (credential upload: + cryptography)": "import app; import chalicelib.apns.credentials",
     "fan_out": "import app; from chalicelib.deps import services",
-    "send (+ aioapns, payload)": "import app; import chalicelib.services.sender, chalicelib.apns.client",
+    "send (+ aioapns, payload)": "import app; import chalicelib.services.send.wing, chalicelib.apns.client",
 }
 
 

@@ -34,7 +34,8 @@ _STATUS_TEXT = {
     409: "Conflict with the current state",
     413: "Body too large",
     415: "The body must be sent as JSON (Content-Type: application/json)",
-    503: "The deployment is missing a setting this request needs",
+    503: "AWS kept throttling: send the request again unchanged after the Retry-After header's "
+    "seconds (code TryLater); or the deployment is missing a setting this request needs (NotConfigured)",
 }
 _PARAM_SCHEMAS: dict[str, dict[str, Any]] = {
     "deviceToken": {"type": "string", "pattern": "^([0-9a-fA-F]{2}){32,100}$"},
@@ -128,7 +129,7 @@ def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
             "application/json": {"schema": _schema_ref(op.response, components, "serialization")}
         }
     responses: dict[str, Any] = {str(op.status): ok}
-    statuses = {400, 415, *op.errors} | (set() if op.access is Access.PUBLIC else {401, 403})
+    statuses = {400, 415, 503, *op.errors} | (set() if op.access is Access.PUBLIC else {401, 403})
     if re.search(r"{\w+}", op.path):
         statuses.add(404)  # routing._path_params answers 404 for a malformed ID in the path
     for status in sorted(statuses):
@@ -136,6 +137,13 @@ def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
             "description": _STATUS_TEXT.get(status, "Error"),
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
         }
+        if status == 503:
+            responses[str(status)]["headers"] = {
+                "Retry-After": {
+                    "description": "Seconds to wait before sending again",
+                    "schema": {"type": "integer"},
+                }
+            }
     out["responses"] = responses
     if op.access is Access.PUBLIC:
         out["security"] = []  # overrides the document's bearer requirement

@@ -18,14 +18,18 @@ from typing import Any
 from chalice.app import Blueprint, Response
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from chalicelib.errors import NotFound, PayloadTooLarge, ServiceError, ValidationFailed
+from chalicelib.errors import NotFound, PayloadTooLarge, ServiceError, TryLater, ValidationFailed
 from chalicelib.models.base import ENTITY_ID_PATTERN
 from chalicelib.models.devices import normalize_token
 from chalicelib.services.auth import Access, Principal, authorize
+from chalicelib.store import retry
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 256 * 1024
+# AWS calls of one request stop retrying within this (the API function's timeout is 10 s): a 503
+# with Retry-After, never Lambda's timeout (a 502/504 from the gateway).
+API_BUDGET_S = 8.0
 ID_PATTERN = ENTITY_ID_PATTERN
 _ID_RE = re.compile(ID_PATTERN)
 _ID_HELP = '1-128 visible characters, no "/" and no whitespace'
@@ -153,21 +157,25 @@ class Router:
     ) -> Response:
         request = self.blueprint.current_request
         try:
-            principal = (
-                ANONYMOUS
-                if op.access is Access.PUBLIC  # whatever Authorization says: nothing to check
-                else self._authenticator()(request.headers.get("authorization"))
-            )
-            params = _path_params(raw_params)
-            authorize(principal, op.access, params.get("appId"), params.get("userId"))
-            body = _body(op, _as_bytes(request.raw_body)) if op._adapter is not None else None
-            query = _query(op.query, request.query_params) if op.query is not None else None
-            result = func(ApiRequest(principal=principal, params=params, body=body, query=query))
+            with retry.deadline_scope(API_BUDGET_S):
+                principal = (
+                    ANONYMOUS
+                    if op.access is Access.PUBLIC  # whatever Authorization says: nothing to check
+                    else self._authenticator()(request.headers.get("authorization"))
+                )
+                params = _path_params(raw_params)
+                authorize(principal, op.access, params.get("appId"), params.get("userId"))
+                body = _body(op, _as_bytes(request.raw_body)) if op._adapter is not None else None
+                query = _query(op.query, request.query_params) if op.query is not None else None
+                result = func(ApiRequest(principal=principal, params=params, body=body, query=query))
         except ServiceError as exc:
             if exc.status >= 500:
                 log.error("request failed: %s %s: %s", op.method, op.path, exc.code)
             return error_response(exc)
-        except Exception:
+        except Exception as exc:
+            if retry.is_retryable(exc):
+                log.warning("request gave up: %s %s: %s", op.method, op.path, retry.error_code(exc) or exc)
+                return error_response(TryLater(retry.RETRY_AFTER_S))
             log.exception("unhandled error in %s %s", op.method, op.path)
             return error_response(ServiceError("an internal error occurred; it has been logged"))
         if result is None:
@@ -177,7 +185,10 @@ class Router:
 
 
 def error_response(exc: ServiceError) -> Response:
-    return Response(body=exc.body(), status_code=exc.status, headers={"Content-Type": "application/json"})
+    headers: dict[str, str | list[str]] = {"Content-Type": "application/json"}
+    if isinstance(exc, TryLater):
+        headers["Retry-After"] = str(exc.retry_after_s)
+    return Response(body=exc.body(), status_code=exc.status, headers=headers)
 
 
 def _path_params(raw: dict[str, str]) -> dict[str, Any]:

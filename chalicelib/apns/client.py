@@ -34,12 +34,14 @@ from aioapns.connection import (
 from h2.events import (
     ConnectionTerminated,
     DataReceived,
+    PingAckReceived,
     RemoteSettingsChanged,
     ResponseReceived,
     StreamEnded,
     StreamReset,
 )
 
+from chalicelib.apns.liveness import LivenessMixin
 from chalicelib.apns.provider_token import shared_provider
 from chalicelib.models.credentials import Credential
 from chalicelib.settings import Settings
@@ -116,7 +118,10 @@ class _StreamBookkeepingMixin:
                 self._on_stream_reset(event.stream_id)
             elif isinstance(event, ConnectionTerminated):
                 self.on_connection_terminated(event)
-        self.flush()  # type: ignore[attr-defined]
+            elif isinstance(event, PingAckReceived):
+                self.on_ping_ack()  # type: ignore[attr-defined]
+        if not self.transport.is_closing():  # type: ignore[attr-defined]
+            self.flush()  # type: ignore[attr-defined]
 
     def _drop_if_done(self, notification_id: str | None) -> None:
         """A request that timed out in this very loop step has a cancelled future that aioapns
@@ -181,8 +186,14 @@ def protocol_class(settings: Settings, environment: str) -> type:
         host, port = settings.apns_development_host, settings.apns_development_port
     return type(
         f"Configured{base.__name__}",
-        (_StreamBookkeepingMixin, base),
-        {"APNS_SERVER": host, "APNS_PORT": port},
+        (LivenessMixin, _StreamBookkeepingMixin, base),
+        {
+            "APNS_SERVER": host,
+            "APNS_PORT": port,
+            "idle_ping_s": settings.apns_idle_ping_s,
+            # the PING and a second try must fit in one request's timeout
+            "ping_timeout_s": min(settings.apns_ping_timeout_s, settings.apns_request_timeout_s / 3),
+        },
     )
 
 
@@ -233,7 +244,9 @@ class ApnsClients:
             "use_sandbox": cred.environment == "development",
             "ssl_context": ssl_context(self.settings),
             "max_connections": self.settings.apns_max_connections,
-            "max_connection_attempts": 2,
+            # A dead connection is found by one PING and left; the request then tries the next (all
+            # may have died in one freeze), and a fresh one last.
+            "max_connection_attempts": self.settings.apns_max_connections + 1,
         }
         common["err_func"] = _quiet  # every answer is recorded and counted by the caller: no log per error
         if secret["type"] == "p8":

@@ -27,8 +27,8 @@ LOCAL_WEBHOOK_HOSTS = ("127.0.0.1", "localhost")
 
 
 def _conventions(value: list[PayloadConvention] | None) -> list[PayloadConvention] | None:
-    if value is None:  # a PATCH's null: refused by name in AppSettingsPatch
-        return value
+    if value is None:
+        return None  # a PATCH's null: refused with the field's name by AppSettingsPatch
     if not value:
         raise ValueError("name at least one of 'tencent', 'agora', 'tpns'")
     if len(set(value)) != len(value):
@@ -37,8 +37,8 @@ def _conventions(value: list[PayloadConvention] | None) -> list[PayloadConventio
 
 
 def _lease(value: int | None) -> int | None:
-    if value is None:  # a PATCH's null: refused by name in AppSettingsPatch
-        return value
+    if value is None:
+        return None
     if value != 0 and not MIN_FOREGROUND_LEASE_S <= value <= MAX_FOREGROUND_LEASE_S:
         raise ValueError(
             f"give 0 (foreground holds until the app reports background) or {MIN_FOREGROUND_LEASE_S}-"
@@ -87,7 +87,11 @@ class AppSettings(ApiModel):
     payload_conventions: list[PayloadConvention] = Field(
         default_factory=lambda: list(DEFAULT_CONVENTIONS),
         description="The payload's keys for the app's clients: 'tencent' top-level ext, 'agora' f t g m e, "
-        "'tpns' top-level custom (TUIKit's click handler).",
+        "'tpns' top-level custom (TUIKit's click handler: the ext, or for an event without ext TUIKit's "
+        "entity, action 1 for messages and 2 for calls). Each convention carries ext once, so ext may "
+        "be 3000 bytes (JSON-escaped UTF-8) with one convention, 1536 with two, 1024 with three; a "
+        "larger ext is a 400 stating the app's limit. Over 4 KB the body and the entity's content are "
+        "shortened, never ext.",
     )
     foreground_lease_seconds: int = Field(
         DEFAULT_FOREGROUND_LEASE_S,

@@ -15,12 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from chalicelib import clock
-from chalicelib.errors import NotFound
+from chalicelib.errors import NotFound, ValidationFailed
+from chalicelib.models.ledger import ChunkRef
 from chalicelib.models.message import GroupTarget, Mentions, MessageEvent, QueuedMessageEvent
+from chalicelib.models.push_info import ext_refusal
 from chalicelib.models.sending import SendChunk
 from chalicelib.models.settings import AppSettings
 from chalicelib.store.apps import AppRepository
-from chalicelib.store.deliveries import ChunkRef, DeliveryRepository
+from chalicelib.store.deliveries import DeliveryRepository
 from chalicelib.store.groups import GroupRepository
 from chalicelib.store.queues import Queues
 from chalicelib.store.users import UserRepository
@@ -28,6 +30,11 @@ from chalicelib.store.users import UserRepository
 
 class UnknownApp(NotFound):
     """The event names an app that does not exist: it can never succeed."""
+
+
+class RefusedEvent(ValidationFailed):
+    """The event breaks a rule of its app's settings (an ext too large for its conventions): it can
+    never succeed, so it is dead-lettered with this reason."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,9 @@ class FanoutService:
         # The app item is read here anyway: its settings travel in every chunk, so the send path
         # reads nothing more for them (a change applies to messages fanned out after it).
         send_settings = AppSettings.from_stored(app).for_send()
+        refusal = ext_refusal(event.offline_push_info.ext, list(send_settings.payload_conventions))
+        if refusal is not None:
+            raise RefusedEvent(refusal)
         if event.call is not None and event.call.action == "cancel":
             # Before the cancel's own chunks go out: invite chunks claimed after this send nothing.
             self.deliveries.mark_call_cancelled(app_id, event.call.call_id, event.message_id, now)

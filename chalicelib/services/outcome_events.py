@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib import clock
+from chalicelib.models.ledger import Outcome
 from chalicelib.models.webhooks import WebhookBatch
 from chalicelib.services import webhook_events as ev
 from chalicelib.store import items
 from chalicelib.store.dynamo_async import AsyncDynamo
-from chalicelib.store.ledger_codec import Outcome
 from chalicelib.store.queues import Queues
 
 log = logging.getLogger(__name__)

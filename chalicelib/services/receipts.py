@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from chalicelib import clock
+from chalicelib.models import receipt_refs
+from chalicelib.models.ledger import ChunkAttempt
 from chalicelib.models.receipts import ReceiptBatch, ReceiptsAccepted
-from chalicelib.services import receipt_refs
 from chalicelib.services.auth import APP_ID_RE
-from chalicelib.store.deliveries import ChunkAttempt
 from chalicelib.store.receipts import ReceiptKeys, ReceiptRepository, ReceiptTimes, ReceiptWrite
 
 # (app, now ms, newly delivered, newly opened): the daily statistics' counter (helper `stats`)

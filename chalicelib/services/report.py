@@ -18,8 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from chalicelib.errors import ValidationFailed
-from chalicelib.store.deliveries import ChunkAttempt
-from chalicelib.store.ledger_codec import Status
+from chalicelib.models.ledger import ChunkAttempt, Status
 
 QUEUED = "queued"  # the code of a recipient whose chunk has not been sent yet
 SENDING = "sending"  # ... whose chunk is being sent right now

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -9,7 +10,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.errors import Conflict
 from chalicelib.models.credentials import Credential
-from chalicelib.store import items
+from chalicelib.store import items, retry
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -56,7 +57,11 @@ class AppRepository:
         for start in range(0, len(ids), items.BATCH_GET_LIMIT):
             keys = [items.app_key(a) for a in ids[start : start + items.BATCH_GET_LIMIT]]
             request: dict[str, Any] = {self.table: {"Keys": keys}}
+            started, rounds = time.monotonic(), 0
             while request:
+                if rounds:
+                    retry.pause_for_unprocessed(rounds, started)
+                rounds += 1
                 resp = self.client.batch_get_item(RequestItems=request)
                 for item in resp.get("Responses", {}).get(self.table, []):
                     found.append({**items.from_item(item), "appId": item["pk"]["S"][2:]})

@@ -1,4 +1,7 @@
-"""boto3 clients, built lazily once per container and reused across warm invocations."""
+"""boto3 clients, built lazily once per container and reused across warm invocations.
+
+Their retries are the store's one policy (``retry``: full jitter, bounded by the invocation's
+deadline), in place of botocore's own."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import boto3
 from botocore.config import Config
 
 from chalicelib.settings import Settings, get_settings
+from chalicelib.store import retry
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -17,7 +21,7 @@ if TYPE_CHECKING:
 
 # Short timeouts: a hung AWS call fails inside the API function's 10 s instead of botocore's 60 s default.
 _CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 4},
+    retries={"mode": "standard"},  # its handler is replaced by the store's policy (retry.install)
     max_pool_connections=32,
     connect_timeout=2,
     read_timeout=5,
@@ -25,11 +29,13 @@ _CONFIG = Config(
 
 
 def _client(service: str, settings: Settings) -> Any:
-    return boto3.session.Session().client(
-        service,  # type: ignore[call-overload]
-        region_name=settings.region,
-        endpoint_url=settings.aws_endpoint_url,
-        config=_CONFIG,
+    return retry.install(
+        boto3.session.Session().client(
+            service,  # type: ignore[call-overload]
+            region_name=settings.region,
+            endpoint_url=settings.aws_endpoint_url,
+            config=_CONFIG,
+        )
     )
 
 

@@ -28,16 +28,17 @@ from __future__ import annotations
 
 import bisect
 import json
+import time
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.store import items
+from chalicelib.models.ledger import ChunkAttempt, ChunkRef, ClaimOutcome, MessageOps, Outcome
+from chalicelib.store import items, retry
 from chalicelib.store.ledger_codec import (
-    Outcome,
     decode_badges,
     decode_outcomes,
     encode_badges,
@@ -46,48 +47,6 @@ from chalicelib.store.ledger_codec import (
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-
-ClaimOutcome = Literal["claimed", "takeover", "done", "busy"]
-LeaseStatus = Literal["queued", "claimed", "done"]
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkRef:
-    index: int
-    attempt: int
-    prefix: str = ""  # "" = the original message; "R#" / "E<rev>#" = a recall's / an edit's replacements
-
-    @property
-    def sk(self) -> str:
-        return f"{self.prefix}K#{self.index:06d}.{self.attempt:02d}"
-
-
-RECALL_PREFIX = "R#"
-
-
-def edit_prefix(rev: int) -> str:
-    return f"E{rev:03d}#"
-
-
-@dataclass(frozen=True, slots=True)
-class MessageOps:
-    """What has happened to a message since it was sent: recalled, and/or edited (rev-th change)."""
-
-    recalled: bool = False
-    edit_rev: int = 0  # 0 = never edited
-    edit: dict[str, Any] | None = None  # the latest edit: {"elems": [...], "offlinePushInfo": {...}?}
-
-
-@dataclass
-class ChunkAttempt:
-    """One chunk attempt as stored: its recipients, lease, saved badges and outcomes so far."""
-
-    ref: ChunkRef
-    recipients: list[str] = field(default_factory=list)
-    status: LeaseStatus = "queued"
-    badges: dict[int, int] | None = None
-    outcomes: list[Outcome] = field(default_factory=list)
-    pages: int = 0
 
 
 @dataclass
@@ -276,7 +235,11 @@ class DeliveryRepository:
                     "ConsistentRead": True,
                 }
             }
+            started, rounds = time.monotonic(), 0
             while pending:
+                if rounds:
+                    retry.pause_for_unprocessed(rounds, started)
+                rounds += 1
                 resp = self.client.batch_get_item(RequestItems=pending)
                 found = resp.get("Responses", {}).get(self.table, [])
                 claimed += sum(1 for it in found if it.get("status", {}).get("S") == "claimed")

@@ -8,7 +8,8 @@ requests are plain DynamoDB JSON built by the repositories (which alone know
 key and attribute shapes), so this module only carries them.
 
 Hooks (``before_call`` / ``after_call``) mirror botocore's events, so the
-benchmark can meter these calls like boto3's.
+benchmark can meter these calls like boto3's. Each call is retried by the
+store's one policy (``retry``), as boto3's are; aiodynamo's own retries are off.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.settings import Settings
+from chalicelib.store import retry
 
 Hook = Callable[[str, dict[str, Any], dict[str, Any] | None], None]
 
@@ -40,7 +42,7 @@ class AsyncDynamo:
         for hook in self.before_call:
             hook(action, payload, None)
         wire = _wire(payload) if binary else payload
-        response: dict[str, Any] = await client.send_request(action=action, payload=wire)
+        response: dict[str, Any] = await retry.call_async(client.send_request, action=action, payload=wire)
         for hook in self.after_call:
             hook(action, payload, response)
         return response
@@ -66,6 +68,7 @@ class AsyncDynamo:
                 self.settings.region,
                 endpoint=URL(endpoint) if endpoint else None,
                 numeric_type=int,
+                throttle_config=retry.single_attempt(),
             )
             self._loop = loop
         return self._client

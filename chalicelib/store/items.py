@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any, cast
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from chalicelib.errors import ValidationFailed
+from chalicelib.store import retry
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -157,7 +159,11 @@ def batch_write(client: DynamoDBClient, table: str, requests: list[dict[str, Any
     calls = 0
     for start in range(0, len(requests), BATCH_WRITE_LIMIT):
         pending: dict[str, Any] = {table: requests[start : start + BATCH_WRITE_LIMIT]}
+        started, rounds = time.monotonic(), 0
         while pending:
+            if rounds:
+                retry.pause_for_unprocessed(rounds, started)
+            rounds += 1
             calls += 1
             resp = client.batch_write_item(RequestItems=pending)
             pending = dict(resp.get("UnprocessedItems") or {})

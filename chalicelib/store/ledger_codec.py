@@ -11,32 +11,15 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Literal
 
-Status = Literal["sent", "skipped", "failed", "pending"]
-STATUSES: tuple[Status, ...] = ("sent", "skipped", "failed", "pending")
+from chalicelib.models.ledger import STATUSES, Outcome
+
 _STATUS_CODE = {s: i for i, s in enumerate(STATUSES)}
 _HEAD = struct.Struct(">HBB")  # recipient index, status, token length
 _U16 = struct.Struct(">H")
 _BADGE = struct.Struct(">HI")  # recipient index, badge
 MAX_CODE = 255
 MAX_REASON = 2000
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What became of one recipient (device None: the user as a whole) in one chunk attempt."""
-
-    index: int  # position of the user in the chunk attempt's recipient list
-    device_token: str | None
-    status: Status
-    code: str = ""  # short, machine-readable: a skip reason, an APNs reason, RetriesExhausted ...
-    reason: str = ""  # the plain words for the report (failed / pending); empty = the code says it
-
-    @property
-    def key(self) -> tuple[int, str | None]:
-        return self.index, self.device_token
 
 
 def encode_outcomes(outcomes: Iterable[Outcome]) -> bytes:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.services.receipt_refs import RECEIPT_GROUP, ReceiptRef, message_digest
+from chalicelib.models.receipt_refs import RECEIPT_GROUP, ReceiptRef, message_digest
 from chalicelib.store import items
 from chalicelib.store.secrets import SecretStore
 

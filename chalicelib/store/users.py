@@ -8,6 +8,8 @@ exact keys only (U, S and the conversation settings a message concerns), never a
 
 from __future__ import annotations
 
+import contextvars
+import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from botocore.exceptions import ClientError
 from chalicelib.errors import Conflict
 from chalicelib.models.devices import Device
 from chalicelib.models.push_config import AppState, ConversationSetting, PushConfig
-from chalicelib.store import items
+from chalicelib.store import items, retry
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -68,7 +70,11 @@ class StateWrite:
     state: str
     badge: int
     at_ms: int
+    # None: a background write; NO_LEASE: foreground until the app reports background (lease 0).
     foreground_until_ms: int | None = None
+
+
+NO_LEASE = 0  # stored foregroundUntil of a foreground without a lease (the app's setting 0)
 
 
 @dataclass
@@ -108,7 +114,11 @@ class UserRepository:
     def _batch_get(self, keys: list[dict[str, Any]], consistent: bool) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": consistent}}
+        started, rounds = time.monotonic(), 0
         while request:
+            if rounds:
+                retry.pause_for_unprocessed(rounds, started)
+            rounds += 1
             resp = self.client.batch_get_item(RequestItems=request)
             out += resp.get("Responses", {}).get(self.table, [])
             request = dict(resp.get("UnprocessedKeys") or {})
@@ -404,8 +414,9 @@ def _concurrently(fn: Any, batches: list[Any]) -> list[Any]:
     thread-safe); results in batch order."""
     if len(batches) <= 1:
         return [fn(b) for b in batches]
+    context = contextvars.copy_context()  # the request's retry deadline (store.retry) holds in the threads
     with ThreadPoolExecutor(max_workers=min(_PARALLEL_CALLS, len(batches))) as pool:
-        return list(pool.map(fn, batches))
+        return list(pool.map(lambda b: context.copy().run(fn, b), batches))
 
 
 def _clause(keyword: str, parts: list[str]) -> str:
@@ -467,6 +478,8 @@ def parse_state(state_item: dict[str, Any] | None, user: dict[str, Any], default
     until = data.get("foregroundUntil")
     if state == "foreground" and until is None:
         until = int(data.get("stateAt") or 0) + default_lease_s * 1000
+    elif until == NO_LEASE:
+        until = None  # foreground holds until the app reports background
     return AppState(
         state=state,
         badge=data.get("badge", 0),

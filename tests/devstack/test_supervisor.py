@@ -1,5 +1,6 @@
 """`make run` as a supervisor, with real processes: a killed poller is started again and the queued
-work gets done; SIGTERM twice leaves no process and no port behind; misconfiguration is one line
+work gets done; SIGTERM twice, SIGHUP, or a SIGKILL of the supervisor alone leaves no process and
+no port behind; misconfiguration is one line
 on the terminal, before anything starts."""
 
 from __future__ import annotations
@@ -205,6 +206,63 @@ def test_sigterm_twice_stops_every_child_and_frees_every_port(running_stack: Run
     busy = [port for port in stack.ports if not port_is_free(port)]
     assert not busy, f"ports still held: {busy}"
     assert any("still stopping (SIGTERM ignored)" in line for line in stack.lines)
+
+
+def wait_until_gone(children: dict[int, str], ports: list[int], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        left = [pid for pid, start in children.items() if alive(pid, start)]
+        busy = [port for port in ports if not port_is_free(port)]
+        if not left and not busy:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{timeout_s:.0f} s later, still running: {left}; ports still held: {busy}")
+
+
+def test_sighup_stops_every_child_and_frees_every_port(running_stack: RunningStack) -> None:
+    stack = running_stack
+    # Given the stack up, with its parts (and the watchdog) below make run
+    children = descendants(stack.proc.pid)
+    assert len(children) >= 5  # emulator (+ its worker), sandbox, API, poller, watchdog
+
+    # When the terminal closes: SIGHUP to make run's process group
+    os.killpg(stack.proc.pid, signal.SIGHUP)
+
+    # Then it stops as on Ctrl-C: a clean exit, nothing left running, every port free
+    assert stack.proc.wait(60) == 0, "".join(stack.lines[-20:])
+    assert any("stopping..." in line for line in stack.lines)
+    wait_until_gone(children, stack.ports)
+
+
+def test_a_sigkilled_supervisor_takes_every_part_with_it(running_stack: RunningStack) -> None:
+    stack = running_stack
+    children = descendants(stack.proc.pid)
+    assert len(children) >= 5
+
+    # When the supervisor alone is SIGKILLed (no clean-up of its own can run)
+    os.kill(stack.proc.pid, signal.SIGKILL)
+    stack.proc.wait(10)
+
+    # Then its parts die all the same (the watchdog's pipe ends) and their ports are free
+    wait_until_gone(children, stack.ports)
+
+
+def test_a_killed_watchdog_is_started_again(running_stack: RunningStack) -> None:
+    stack = running_stack
+    watchdog = child_pid(stack, "devstack.watchdog")
+
+    os.kill(watchdog, signal.SIGKILL)
+
+    stack.wait_for_line("the watchdog exited (signal SIGKILL); restarting it")
+    deadline = time.monotonic() + 30
+    while child_pid(stack, "devstack.watchdog") == watchdog and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert child_pid(stack, "devstack.watchdog") != watchdog
+    # and the new one knows every part: SIGKILL the supervisor, all of them go
+    children = descendants(stack.proc.pid)
+    os.kill(stack.proc.pid, signal.SIGKILL)
+    stack.proc.wait(10)
+    wait_until_gone(children, stack.ports)
 
 
 def run_misconfigured(tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:

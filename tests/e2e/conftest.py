@@ -24,6 +24,7 @@ import pytest
 
 from apns_sandbox.testing import SandboxProcess
 from chalicelib import handlers
+from devstack import aws_actions
 from devstack.poller import QueuePoller
 from tests.conftest import Api, AppContext
 
@@ -136,10 +137,12 @@ def stack(stack_env: dict[str, str], chalice_client: Any, sandbox: SandboxProces
     sqs = boto3.client("sqs", endpoint_url=stack_env["AWS_ENDPOINT_OVERRIDE"], region_name="us-east-1")
 
     def intake(event: dict[str, Any], _ctx: Any) -> Any:
-        return handlers.handle_intake_records(event["Records"])
+        with aws_actions.as_function("fan_out"):
+            return handlers.handle_intake_records(event["Records"])
 
     def send(event: dict[str, Any], _ctx: Any) -> Any:
-        return handlers.handle_send_records(event["Records"])
+        with aws_actions.as_function("send"):
+            return handlers.handle_send_records(event["Records"])
 
     def poller(queue: str, handler: Any) -> QueuePoller:
         url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
@@ -204,7 +207,15 @@ class Poller:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "devstack.poller"],
             cwd=ROOT,
-            env={**os.environ, **self.env, "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING"},
+            # In-process handlers (no Lambda containers): these tests crash the whole poller, with
+            # the 3 s lease of stack_env, shorter than any send timeout a container could keep.
+            env={
+                **os.environ,
+                "LAMBDA_CONTAINERS": "0",
+                **self.env,
+                "PYTHONPATH": str(ROOT),
+                "LOG_LEVEL": "WARNING",
+            },
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -224,3 +235,25 @@ def poller(stack: Stack, tmp_path: Path) -> Iterator[Poller]:
     p.kill()
     time.sleep(1.5)  # a killed poller's long poll (1 s) still ends in the emulator: let it lapse
     stack.pump(timeout_s=60)  # leave the queues empty for the next test
+
+
+# ---- least privilege over the whole suite (AWS_ACTION_LOG=<file>) ------------------------------------
+# Every AWS action the functions perform in these tests, recorded as they run (devstack/aws_actions.py),
+# must be allowed by that function's dev-stage policy (infra/least_privilege.py). The other direction,
+# nothing allowed that no test performs, is `make rehearse`'s (tests/infra/test_rehearse.py), which runs
+# its own flow and does not depend on which tests ran.
+if os.environ.get(aws_actions.ENV):
+    aws_actions.install(os.environ[aws_actions.ENV], unattributed=False)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    path = os.environ.get(aws_actions.ENV)
+    if not path:
+        return
+    from infra.least_privilege import check_recorded_against_stage
+
+    problems = check_recorded_against_stage(aws_actions.read(path), "dev")
+    if problems:
+        print("\nleast privilege: the suite performed what a function's policy does not allow:")
+        print("".join(f"  {line}\n" for line in problems), end="")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

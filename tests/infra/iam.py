@@ -23,10 +23,26 @@ def stage_env(stage: str) -> dict[str, str]:
     return {**config.get("environment_variables", {}), **config["stages"][stage]["environment_variables"]}
 
 
-def load_policy(stage: str) -> dict[str, Any]:
-    name = chalice_config()["stages"][stage]["iam_policy_file"]
-    policy: dict[str, Any] = json.loads((ROOT / ".chalice" / name).read_text())
+def function_policy(stage: str, function: str) -> dict[str, Any]:
+    """The policy of one function's role: its own file, else the stage's (as chalice resolves it)."""
+    settings = chalice_config()["stages"][stage]
+    own = settings.get("lambda_functions", {}).get(function, {}).get("iam_policy_file")
+    policy: dict[str, Any] = json.loads(
+        (ROOT / ".chalice" / (own or settings["iam_policy_file"])).read_text()
+    )
     return policy
+
+
+def stage_functions(stage: str) -> list[str]:
+    return list(chalice_config()["stages"][stage].get("lambda_functions", {}))
+
+
+def load_policy(stage: str) -> dict[str, Any]:
+    """Everything any function of the stage may do: the union of their policies' statements."""
+    merged: list[Any] = []
+    for function in stage_functions(stage):
+        merged += as_list(function_policy(stage, function)["Statement"])
+    return {"Version": "2012-10-17", "Statement": merged}
 
 
 def resolve(value: Any) -> str:

@@ -15,8 +15,19 @@ from typing import Any
 import pytest
 
 from chalicelib.settings import Settings
-from infra.stack import queue_reference, sqs_events
-from tests.infra.iam import ROOT, STAGES, allows, arn, as_list, load_policy, resolve, stage_env
+from infra.stack import function_logical_id, queue_reference, sqs_events
+from tests.infra.iam import (
+    ROOT,
+    STAGES,
+    allows,
+    arn,
+    as_list,
+    function_policy,
+    load_policy,
+    resolve,
+    stage_env,
+    stage_functions,
+)
 
 pytest.importorskip("chalice", reason="chalice is not installed: `make` installs it (requirements-dev.txt)")
 
@@ -176,10 +187,6 @@ def test_every_function_logs_to_its_own_log_group_with_retention(
         group = groups[fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]]["Properties"]
         assert group["LogGroupName"] == f"/aws/lambda/{fn['Properties']['FunctionName']}", fn_id
         assert group["RetentionInDays"] > 0
-        if fn_id == "Webhook":  # its own role: its own log group only
-            stream = arn("logs", f"log-group:{group['LogGroupName']}:log-stream:2026/01/01/[$LATEST]abc")
-            assert allows(_role_policy("WebhookRole", stage), "logs:PutLogEvents", stream)
-            continue
         named.add(group["LogGroupName"])
     policy = load_policy(stage)
     for name in named:
@@ -188,7 +195,7 @@ def test_every_function_logs_to_its_own_log_group_with_retention(
     granted = {
         r
         for s in policy["Statement"]
-        if s["Sid"] == "OwnLogGroups"
+        if s["Sid"] in ("OwnLogGroup", "OwnLogGroups")
         for r in map(resolve, as_list(s["Resource"]))
     }
     assert granted == {arn("logs", f"log-group:{n}:*") for n in named}, (
@@ -234,25 +241,23 @@ def test_no_wildcard_iam_action_anywhere(template: dict[str, Any]) -> None:
     assert actions and not [a for a in actions if "*" in a]
 
 
-def test_every_role_carries_the_stages_policy_file(template: dict[str, Any], stage: str) -> None:
+def test_every_role_carries_its_functions_policy_file(template: dict[str, Any], stage: str) -> None:
     roles = resources_of(template, "AWS::IAM::Role")
     assert len(roles) == len(resources_of(template, "AWS::Serverless::Function"))
+    by_role = {
+        ("ApiHandler" if f == "api_handler" else function_logical_id(f)) + "Role": f
+        for f in stage_functions(stage)
+    }
     for rid, role in roles.items():
         (policy,) = role["Properties"]["Policies"]
-        assert policy["PolicyDocument"] == _role_policy(rid, stage), rid
+        assert policy["PolicyDocument"] == function_policy(stage, by_role[rid]), rid
         assert "ManagedPolicyArns" not in role["Properties"], rid
 
 
-def _role_policy(role_id: str, stage: str) -> dict[str, Any]:
-    """The webhook function has its own least-privilege policy; the others share the stage's."""
-    if role_id == "WebhookRole":
-        return dict(json.loads((ROOT / ".chalice" / f"policy-{stage}-webhook.json").read_text()))
-    return load_policy(stage)
-
-
 def test_consumers_may_read_and_delete_from_their_queue(template: dict[str, Any], stage: str) -> None:
+    by_id = {function_logical_id(f): f for f in stage_functions(stage)}
     for fn_id, _, props in sqs_events(template):
-        policy = _role_policy(f"{fn_id}Role", stage)
+        policy = function_policy(stage, by_id[fn_id])
         name = template["Resources"][queue_reference(props["Queue"]) or ""]["Properties"]["QueueName"]
         for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"):
             assert allows(policy, action, arn("sqs", name)), (fn_id, action)

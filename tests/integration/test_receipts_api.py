@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from chalicelib import deps
-from chalicelib.services import receipt_refs
+from chalicelib.models import receipt_refs
 from tests.conftest import Api, AppContext
 
 TOKEN = "ab" * 32

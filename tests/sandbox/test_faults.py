@@ -158,3 +158,44 @@ def test_invalid_fault_is_refused_with_a_clear_error(sandbox: SandboxProcess, sp
 
     assert response.status_code == 400
     assert response.json()["error"]["message"]
+
+
+def test_silenced_connections_neither_answer_nor_deliver_and_new_ones_are_served(
+    sandbox: SandboxProcess, creds: Creds, apns_http
+) -> None:
+    # Given a connection that has pushed once
+    before = apns_http()
+    assert before.push(creds.prod_device, jwt_token=creds.token).status_code == 200
+    delivered = len(sandbox.notifications(creds.prod_device))
+
+    # When every open connection is silenced
+    answer = sandbox.request("PUT", "/sandbox/faults", {"connections": "silent"})
+
+    # Then a request on it gets no answer and is not delivered, while a new connection is served
+    assert answer["affected"] >= 1
+    before.client.timeout = httpx.Timeout(1.0)
+    with pytest.raises(httpx.TimeoutException):
+        before.push(creds.prod_device, jwt_token=creds.token)
+    assert len(sandbox.notifications(creds.prod_device)) == delivered
+    assert apns_http().push(creds.prod_device, jwt_token=creds.token).status_code == 200
+
+
+def test_closed_connections_get_goaway_and_new_ones_are_served(
+    sandbox: SandboxProcess, creds: Creds, apns_http
+) -> None:
+    # Given a connection that has pushed once
+    before = apns_http()
+    assert before.push(creds.prod_device, jwt_token=creds.token).status_code == 200
+
+    # When every open connection is closed
+    answer = sandbox.request("PUT", "/sandbox/faults", {"connections": "close"})
+
+    # Then it ends (httpx opens a new one for the next request), and that request is served
+    assert answer["affected"] >= 1
+    time.sleep(0.2)
+    assert before.push(creds.prod_device, jwt_token=creds.token).status_code == 200
+
+
+def test_unknown_connection_fault_is_refused(sandbox: SandboxProcess) -> None:
+    with pytest.raises(RuntimeError, match="connections must be one of"):
+        sandbox.request("PUT", "/sandbox/faults", {"connections": "flaky"})

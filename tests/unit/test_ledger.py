@@ -11,12 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chalicelib.errors import ValidationFailed
+from chalicelib.models.ledger import STATUSES, ChunkAttempt, ChunkRef, Outcome
 from chalicelib.services import report
-from chalicelib.services.checkpoint import Checkpointer
-from chalicelib.store.deliveries import ChunkAttempt, ChunkRef, DeliveryRepository
+from chalicelib.services.send.checkpoint import Checkpointer
+from chalicelib.store.deliveries import DeliveryRepository
 from chalicelib.store.ledger_codec import (
-    STATUSES,
-    Outcome,
     decode_badges,
     decode_outcomes,
     encode_badges,

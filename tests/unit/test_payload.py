@@ -21,7 +21,7 @@ from chalicelib.apns.payload import (
     build_payload,
     shorten,
 )
-from chalicelib.services.render import Notification
+from chalicelib.models.notification import Notification
 
 GRAPHEME = regex.compile(r"\X")
 

@@ -10,14 +10,13 @@ import pytest
 
 from chalicelib.apns.ids import apns_id, collapse_id
 from chalicelib.apns.payload import build_payload
+from chalicelib.models.ledger import ChunkAttempt, ChunkRef, Outcome
 from chalicelib.models.lifecycle import MessageEdit, ReplaceJob, SendRecord
 from chalicelib.models.message import MessageEvent
 from chalicelib.models.push_config import PushConfig
 from chalicelib.models.sending import SendChunk
 from chalicelib.services.lifecycle import apply_edit, chunk_state, edit_rev_of
 from chalicelib.services.render import RECALLED, render_edit, render_for, render_recall
-from chalicelib.store.deliveries import ChunkAttempt, ChunkRef
-from chalicelib.store.ledger_codec import Outcome
 
 A, B = "aa" * 32, "bb" * 32
 

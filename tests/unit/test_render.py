@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from chalicelib.models.message import MessageEvent
+from chalicelib.models.notification import Notification
 from chalicelib.models.push_config import Language, PushConfig
-from chalicelib.services.render import Notification, render, render_for, resolve_sound
+from chalicelib.services.render import render, render_for, resolve_sound
 
 
 def event(**overrides: Any) -> MessageEvent:

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from chalicelib.services import receipt_refs
+from chalicelib.models import receipt_refs
 from chalicelib.services import webhook_events as ev
 from chalicelib.services.receipts import by_device
 from chalicelib.store.deliveries import ChunkAttempt, ChunkRef

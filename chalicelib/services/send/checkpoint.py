@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from chalicelib.store.ledger_codec import Outcome
+from chalicelib.models.ledger import Outcome
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,67 @@
+"""The exactly-once ledger's values: what became of a recipient (``Outcome``), which chunk attempt
+(``ChunkRef``), what a stored attempt holds (``ChunkAttempt``), what happened to a message since it
+was sent (``MessageOps``). The store reads and writes them (``store/deliveries.py``,
+``store/send_ledger.py``, the binary codec in ``store/ledger_codec.py``); the send wing and the
+report work with them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Status = Literal["sent", "skipped", "failed", "pending"]
+STATUSES: tuple[Status, ...] = ("sent", "skipped", "failed", "pending")
+ClaimOutcome = Literal["claimed", "takeover", "done", "busy"]
+LeaseStatus = Literal["queued", "claimed", "done"]
+RECALL_PREFIX = "R#"
+
+
+def edit_prefix(rev: int) -> str:
+    return f"E{rev:03d}#"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one recipient (device None: the user as a whole) in one chunk attempt."""
+
+    index: int  # position of the user in the chunk attempt's recipient list
+    device_token: str | None
+    status: Status
+    code: str = ""  # short, machine-readable: a skip reason, an APNs reason, RetriesExhausted ...
+    reason: str = ""  # the plain words for the report (failed / pending); empty = the code says it
+
+    @property
+    def key(self) -> tuple[int, str | None]:
+        return self.index, self.device_token
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRef:
+    index: int
+    attempt: int
+    prefix: str = ""  # "" = the original message; "R#" / "E<rev>#" = a recall's / an edit's replacements
+
+    @property
+    def sk(self) -> str:
+        return f"{self.prefix}K#{self.index:06d}.{self.attempt:02d}"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageOps:
+    """What has happened to a message since it was sent: recalled, and/or edited (rev-th change)."""
+
+    recalled: bool = False
+    edit_rev: int = 0  # 0 = never edited
+    edit: dict[str, Any] | None = None  # the latest edit: {"elems": [...], "offlinePushInfo": {...}?}
+
+
+@dataclass
+class ChunkAttempt:
+    """One chunk attempt as stored: its recipients, lease, saved badges and outcomes so far."""
+
+    ref: ChunkRef
+    recipients: list[str] = field(default_factory=list)
+    status: LeaseStatus = "queued"
+    badges: dict[int, int] | None = None
+    outcomes: list[Outcome] = field(default_factory=list)
+    pages: int = 0
