@@ -160,6 +160,7 @@ def handle_webhook_records(records: list[dict[str, Any]]) -> dict[str, Any]:
     """POST each record's events to its app's webhook, concurrently (one receiver's timeout must not
     hold up the others). A failed POST is queued again with back-off by the service; only an error
     of our own (SQS, DynamoDB) fails the record, for SQS to deliver it again."""
+    import contextvars
     from concurrent.futures import ThreadPoolExecutor
 
     from chalicelib.models.webhooks import WebhookBatch
@@ -170,7 +171,11 @@ def handle_webhook_records(records: list[dict[str, Any]]) -> dict[str, Any]:
     if not parsed:
         return _failures(failed)
     with ThreadPoolExecutor(max_workers=min(10, len(parsed))) as pool:
-        futures = [(record_id, pool.submit(svc.webhooks.deliver, batch)) for record_id, batch in parsed]
+        # each in a copy of this context (what the caller set, e.g. the suite's action recorder, holds)
+        futures = [
+            (record_id, pool.submit(contextvars.copy_context().run, svc.webhooks.deliver, batch))
+            for record_id, batch in parsed
+        ]
     counts: dict[tuple[str, str], int] = {}
     for (record_id, future), (_, batch) in zip(futures, parsed, strict=True):
         try:

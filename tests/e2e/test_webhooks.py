@@ -13,6 +13,7 @@ import pytest
 from chalicelib import clock, deps, handlers
 from chalicelib.models.webhooks import WebhookBatch
 from chalicelib.services.webhook_events import SIGNATURE_HEADER, completed_event, verify
+from devstack import aws_actions
 from devstack.poller import QueuePoller
 from tests.e2e.conftest import PushApp, Stack
 from tests.webhook_receiver import Receiver, receiver
@@ -31,7 +32,8 @@ def webhook_poller(stack: Stack) -> QueuePoller:
     url = stack.sqs.get_queue_url(QueueName=stack.env["WEBHOOK_QUEUE_NAME"])["QueueUrl"]
 
     def handle(event: dict[str, Any], _ctx: Any) -> Any:
-        return handlers.handle_webhook_records(event["Records"])
+        with aws_actions.as_function("webhook"):  # AWS_ACTION_LOG: held to the webhook function's policy
+            return handlers.handle_webhook_records(event["Records"])
 
     return QueuePoller(sqs=stack.sqs, queue_url=url, handler=handle, name="webhook", wait_s=0)
 
