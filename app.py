@@ -6,7 +6,15 @@ from typing import Any
 from chalice.app import Chalice, CloudWatchEvent, Rate, SQSEvent
 
 from chalicelib import handlers
-from chalicelib.api import apps, credentials, messages, receipts, users, webhooks  # noqa: F401  (registers routes)
+from chalicelib.api import (  # noqa: F401  (registers their routes)
+    apps,
+    credentials,
+    insight,
+    messages,
+    receipts,
+    users,
+    webhooks,
+)
 from chalicelib.api import blueprint as api_blueprint
 from chalicelib.api.console import console_blueprint
 from chalicelib.api.docs import docs_blueprint

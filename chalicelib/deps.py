@@ -16,17 +16,21 @@ from chalicelib.services.apps import AppService
 from chalicelib.services.auth import Principal, authenticate
 from chalicelib.services.credentials import CredentialService
 from chalicelib.services.fanout import FanoutService
+from chalicelib.services.message_list import MessageListService
 from chalicelib.services.messages import MessageService
 from chalicelib.services.settings import SettingsService
+from chalicelib.services.stats import StatsService
 from chalicelib.services.users import UserService
 from chalicelib.settings import Settings, get_settings
 from chalicelib.store import aws
 from chalicelib.store.apps import AppRepository
 from chalicelib.store.deliveries import DeliveryRepository
 from chalicelib.store.groups import GroupRepository
+from chalicelib.store.message_index import MessageIndexRepository
 from chalicelib.store.queues import Queues
 from chalicelib.store.receipts import ReceiptRepository
 from chalicelib.store.secrets import SecretStore
+from chalicelib.store.stats import StatsRepository
 from chalicelib.store.users import UserRepository
 
 if TYPE_CHECKING:
@@ -53,6 +57,9 @@ class Services:
     fanout: FanoutService
     messages: MessageService
     settings_service: SettingsService
+    stats_repo: StatsRepository
+    stats: StatsService
+    message_list: MessageListService
 
     @cached_property
     def send_wing(self) -> SendWing:
@@ -72,6 +79,7 @@ class Services:
             ApnsClients(self.settings),
             dynamo,
             lease_ms=self.settings.send_lease_s * 1000,
+            stats=self.stats_repo,
             receipt_keys=self.receipt_keys,
             events=OutcomeEvents(self.queues, dynamo, self.settings.table_name, self.deliveries.ttl_s),
         )
@@ -103,19 +111,13 @@ class Services:
         return ReceiptService(self.receipt_keys, self.messages.receipts, count=self._count_receipts())
 
     def _count_receipts(self) -> Callable[[str, int, int, int], None]:
-        """What receipts changed, in the daily statistics (helper `stats`'s StatsRepository: one ADD
-        per receipt batch, after the receipts are stored)."""
-        import importlib
-
-        try:  # MERGE: import directly once chalicelib/store/stats.py is on main (branch `stats`)
-            stats = importlib.import_module("chalicelib.store.stats")
-            day_counts = importlib.import_module("chalicelib.models.stats").DayCounts
-        except ImportError:
-            return lambda _app, _ms, _d, _o: None
-        repo = stats.StatsRepository(aws.dynamodb(self.settings), self.settings.table_name)
+        """What receipts changed, in the daily statistics: one ADD per receipt batch, after the
+        receipts are stored (the UTC day of acceptance, by the server's clock)."""
+        from chalicelib.models.stats import DayCounts
+        from chalicelib.store.stats import utc_day
 
         def count(app_id: str, now_ms: int, delivered: int, opened: int) -> None:
-            repo.add(app_id, stats.utc_day(now_ms), day_counts(delivered=delivered, opened=opened))
+            self.stats_repo.add(app_id, utc_day(now_ms), DayCounts(delivered=delivered, opened=opened))
 
         return count
 
@@ -170,6 +172,8 @@ def services() -> Services:
     queues = Queues(
         aws.sqs(settings), settings.intake_queue_name, settings.send_queue_name, settings.webhook_queue_name
     )
+    stats_repo = StatsRepository(ddb, settings.table_name)
+    message_index = MessageIndexRepository(ddb, settings.table_name, ttl_s=settings.delivery_ttl_days * 86400)
     settings_service = SettingsService(app_repo, is_local=settings.is_local)
     return Services(
         settings=settings,
@@ -188,7 +192,14 @@ def services() -> Services:
         deliveries=deliveries,
         queues=queues,
         fanout=FanoutService(
-            groups, deliveries, queues, user_repo, app_repo, chunk_size=settings.send_chunk_size
+            groups,
+            deliveries,
+            queues,
+            user_repo,
+            app_repo,
+            chunk_size=settings.send_chunk_size,
+            index=message_index,
+            stats=stats_repo,
         ),
         messages=MessageService(
             queues,
@@ -198,6 +209,9 @@ def services() -> Services:
             receipts=ReceiptRepository(ddb, settings.table_name, deliveries.ttl_s),
         ),
         settings_service=settings_service,
+        stats_repo=stats_repo,
+        stats=StatsService(stats_repo),
+        message_list=MessageListService(message_index, deliveries, retention_days=settings.delivery_ttl_days),
     )
 
 

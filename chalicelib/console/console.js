@@ -224,6 +224,7 @@ function openPage(name) {
   }
   for (const page of document.querySelectorAll(".page")) show(page, page.id === `page-${name}`);
   if (name === "credentials") loadCredentials().catch((e) => showError($("#upload-form"), e));
+  document.dispatchEvent(new CustomEvent("console:page", { detail: name })); // insight.js, webhook.js
   if (name === "settings") loadSettings().catch((e) => showError($("#settings-form"), e));
 }
 
@@ -539,6 +540,7 @@ async function loadReportPage() {
   report.data = data;
   const { items, nextCursor, ...rest } = data; // the summary and any other top-level fields
   fillDefinitions($("#report-summary"), rest);
+  document.dispatchEvent(new CustomEvent("console:report", { detail: { ...rest, userId: report.userId } }));
   const reasons = [...new Set(report.items.map((d) => d.reason).filter(Boolean))].sort();
   const select = $("#filter-reason");
   const chosen = select.value;

@@ -21,10 +21,13 @@ from chalicelib.models.message import GroupTarget, Mentions, MessageEvent, Queue
 from chalicelib.models.push_info import ext_refusal
 from chalicelib.models.sending import SendChunk
 from chalicelib.models.settings import AppSettings
+from chalicelib.models.stats import DayCounts
 from chalicelib.store.apps import AppRepository
 from chalicelib.store.deliveries import DeliveryRepository
 from chalicelib.store.groups import GroupRepository
+from chalicelib.store.message_index import IndexEntry, MessageIndexRepository
 from chalicelib.store.queues import Queues
+from chalicelib.store.stats import StatsRepository, utc_day
 from chalicelib.store.users import UserRepository
 
 
@@ -53,6 +56,8 @@ class FanoutService:
     apps: AppRepository
     chunk_size: int = 250
     clock_ms: Callable[[], int] = clock.now_ms
+    index: MessageIndexRepository | None = None  # the message list (one small item per message)
+    stats: StatsRepository | None = None  # daily statistics (a message with no recipient counts here)
 
     def fan_out(self, queued: QueuedMessageEvent) -> FanoutResult:
         app_id = queued.app_id
@@ -93,15 +98,23 @@ class FanoutService:
         first = self.deliveries.create_summary(
             app_id, event.message_id, len(recipients), [users[0] for _, users in chunks], now, kept
         )
+        created = now
         if not first:
-            if self.deliveries.summary_enqueued(app_id, event.message_id):
+            stored_summary = self.deliveries.summary(app_id, event.message_id) or {}
+            if stored_summary.get("enqueued"):
                 return FanoutResult(len(recipients), len(chunks), duplicate=True)
+            created = int(stored_summary.get("createdAt", now))
             # An earlier run stopped half way: queue exactly the chunks it wrote (a stored membership
             # may have changed since, and recomputed chunks would not line up with the ledger).
             stored = self.deliveries.first_chunks(app_id, event.message_id)
             if stored:
                 chunks = stored
         self.deliveries.put_chunks(app_id, event.message_id, chunks, now)
+        if self.index is not None:
+            self.index.put(app_id, _index_entry(event, created, chunks))
+        if first and not chunks and self.stats is not None:
+            # Counted with its first chunk's outcomes otherwise (services/stats.py).
+            self.stats.add(app_id, utc_day(now), DayCounts(messages=1))
         bodies = [
             SendChunk(
                 app_id=app_id,
@@ -142,6 +155,22 @@ class FanoutService:
         if card is None:
             return event
         return event.model_copy(update={"sender": event.sender.model_copy(update={"name_card": card})})
+
+
+def _index_entry(event: MessageEvent, created: int, chunks: list[tuple[ChunkRef, list[str]]]) -> IndexEntry:
+    to = event.to
+    return IndexEntry(
+        message_id=event.message_id,
+        created_at=created,
+        send_time=event.send_time,
+        to_user=None if isinstance(to, GroupTarget) else to.user_id,
+        to_group=to.group_id if isinstance(to, GroupTarget) else None,
+        sender_id=event.sender.user_id,
+        call=event.call is not None,
+        recipient_count=sum(len(users) for _, users in chunks),
+        bounds=tuple(users[0] for _, users in chunks),
+        last=chunks[-1][1][-1] if chunks else None,
+    )
 
 
 def _for_chunk(event: MessageEvent, users: list[str]) -> MessageEvent:
