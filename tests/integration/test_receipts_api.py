@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib import deps
+from chalicelib import clock, deps
 from chalicelib.models import receipt_refs
+from chalicelib.store.stats import utc_day
 from tests.conftest import Api, AppContext
 
 TOKEN = "ab" * 32
@@ -87,6 +88,20 @@ def test_only_new_receipts_are_counted(app_ctx: AppContext, monkeypatch: pytest.
     _post(app_ctx.api, app_ctx.app_id, [{"r": one, "event": "opened"}, {"r": two, "event": "opened"}])
     # opened implies delivered: "two" became delivered and opened at once
     assert counted == [(1, 0), (1, 1), (0, 1)]
+
+
+def test_what_receipts_changed_is_in_the_days_statistics(app_ctx: AppContext) -> None:
+    # Given two devices' references of one message
+    one, two = _ref(app_ctx.app_id, "m-stats", 0), _ref(app_ctx.app_id, "m-stats", 1, "cd" * 32)
+    # When one is delivered, the other opened, and both are reported again
+    _post(app_ctx.api, app_ctx.app_id, [{"r": one, "event": "delivered"}, {"r": two, "event": "opened"}])
+    _post(app_ctx.api, app_ctx.app_id, [{"r": one, "event": "delivered"}, {"r": two, "event": "opened"}])
+    # Then today's statistics count 2 delivered (opened implies delivered) and 1 opened, once
+    today = utc_day(clock.now_ms()).isoformat()
+    resp = app_ctx.api.call("GET", app_ctx.path(f"/stats?from={today}&to={today}"), token=app_ctx.admin)
+    assert resp.status_code == 200, resp.body
+    (day,) = resp.data["days"]
+    assert (day["delivered"], day["opened"]) == (2, 1)
 
 
 def test_an_app_that_never_sent_rejects_everything(app_ctx: AppContext) -> None:
