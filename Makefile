@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format typecheck unit openapi bench package deploy clean sandbox trust-apple coldstart rehearse scan redrive
+.PHONY: run test lint format typecheck unit openapi bench bench-hooks package deploy clean sandbox trust-apple coldstart rehearse scan redrive
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ clean:
 bench: $(STAMP)
 	$(PY) -m bench.send_pipeline
 	$(PY) -m bench.freeze
+
+## bench-hooks: sending with a failing webhook receiver vs none, and what receipts cost (BENCH_HOOKS_N=5000)
+bench-hooks: $(STAMP)
+	$(PY) -m bench.webhooks
 
 ## package: the deployable CloudFormation (SAM) template of STAGE (dev|prod) in build/STAGE, offline, cfn-linted
 STAGE ?= dev

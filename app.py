@@ -6,7 +6,15 @@ from typing import Any
 from chalice.app import Chalice, CloudWatchEvent, Rate, SQSEvent
 
 from chalicelib import handlers
-from chalicelib.api import apps, credentials, insight, messages, users  # noqa: F401  (registers their routes)
+from chalicelib.api import (  # noqa: F401  (registers their routes)
+    apps,
+    credentials,
+    insight,
+    messages,
+    receipts,
+    users,
+    webhooks,
+)
 from chalicelib.api import blueprint as api_blueprint
 from chalicelib.api.console import console_blueprint
 from chalicelib.api.docs import docs_blueprint
@@ -37,6 +45,11 @@ def fan_out(event: SQSEvent) -> dict[str, Any]:
 def send(event: SQSEvent) -> dict[str, Any]:
     with invocation(event.context):
         return handlers.handle_send_records(event.to_dict()["Records"])
+
+
+@app.on_sqs_message(queue=settings.webhook_queue_name, batch_size=10, maximum_batching_window_in_seconds=1)
+def webhook(event: SQSEvent) -> dict[str, Any]:
+    return handlers.handle_webhook_records(event.to_dict()["Records"])
 
 
 @app.schedule(Rate(1, unit=Rate.DAYS))

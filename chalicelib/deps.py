@@ -6,6 +6,7 @@ Handlers ask ``services()`` for what they need; tests reset it with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
@@ -29,15 +30,19 @@ from chalicelib.store.groups import GroupRepository
 from chalicelib.store.message_index import MessageIndexRepository
 from chalicelib.store.queues import Queues
 from chalicelib.store.read_marks import ReadMarks
+from chalicelib.store.receipts import ReceiptRepository
 from chalicelib.store.secrets import SecretStore
 from chalicelib.store.stats import StatsRepository
 from chalicelib.store.users import UserRepository
 
 if TYPE_CHECKING:
     from chalicelib.services.read_sync_send import ReadSyncSender
+    from chalicelib.services.receipts import ReceiptService
     from chalicelib.services.send.chunk import SendService
     from chalicelib.services.send.replace import ReplaceService
     from chalicelib.services.send.wing import SendWing
+    from chalicelib.services.webhooks import WebhookService
+    from chalicelib.store.receipts import ReceiptKeys
 
 
 @dataclass
@@ -65,9 +70,11 @@ class Services:
     def send_wing(self) -> SendWing:
         """Built on first use: only the send function imports aioapns (cold start of the others)."""
         from chalicelib.apns.client import ApnsClients
+        from chalicelib.services.outcome_events import OutcomeEvents
         from chalicelib.services.send.wing import SendWing
         from chalicelib.store.dynamo_async import AsyncDynamo
 
+        dynamo = AsyncDynamo(self.settings)
         return SendWing(
             self.settings,
             self.user_repo,
@@ -75,9 +82,11 @@ class Services:
             self.deliveries,
             self.queues,
             ApnsClients(self.settings),
-            AsyncDynamo(self.settings),
+            dynamo,
             lease_ms=self.settings.send_lease_s * 1000,
             stats=self.stats_repo,
+            receipt_keys=self.receipt_keys,
+            events=OutcomeEvents(self.queues, dynamo, self.settings.table_name, self.deliveries.ttl_s),
         )
 
     @cached_property
@@ -99,6 +108,48 @@ class Services:
         from chalicelib.services.read_sync_send import ReadSyncSender
 
         return ReadSyncSender(self.user_repo, self.read_marks, self.send_wing.gateway)
+
+    @cached_property
+    def receipt_keys(self) -> ReceiptKeys:
+        from chalicelib.store.receipts import ReceiptKeys
+
+        return ReceiptKeys(self.secrets)
+
+    @cached_property
+    def receipts(self) -> ReceiptService:
+        from chalicelib.services.receipts import ReceiptService
+
+        assert self.messages.receipts is not None
+        return ReceiptService(self.receipt_keys, self.messages.receipts, count=self._count_receipts())
+
+    def _count_receipts(self) -> Callable[[str, int, int, int], None]:
+        """What receipts changed, in the daily statistics: one ADD per receipt batch, after the
+        receipts are stored (the UTC day of acceptance, by the server's clock)."""
+        from chalicelib.models.stats import DayCounts
+        from chalicelib.store.stats import utc_day
+
+        def count(app_id: str, now_ms: int, delivered: int, opened: int) -> None:
+            self.stats_repo.add(app_id, utc_day(now_ms), DayCounts(delivered=delivered, opened=opened))
+
+        return count
+
+    @cached_property
+    def webhooks(self) -> WebhookService:
+        """Signing secrets, and delivering queued events (the webhook function; the API's test)."""
+        from chalicelib.services.webhooks import WebhookService
+        from chalicelib.store.webhook_log import WebhookLog
+
+        return WebhookService(
+            self.secrets,
+            self.queues,
+            WebhookLog(aws.dynamodb(self.settings), self.settings.table_name),
+            settings_of=self.settings_service.cached,
+            fresh_settings_of=self.settings_service.get,
+            summary_of=self.messages.summary_of,
+            timeout_s=self.settings.webhook_timeout_s,
+            retry_base_s=self.settings.webhook_retry_base_s,
+            retry_for_s=self.settings.webhook_retry_for_s,
+        )
 
     def operator_key(self) -> str | None:
         if self.settings.operator_key:
@@ -130,7 +181,9 @@ def services() -> Services:
     credentials = CredentialService(app_repo, secrets, settings.trusted_push_issuers_file)
     groups = GroupRepository(ddb, settings.table_name)
     deliveries = DeliveryRepository(ddb, settings.table_name, ttl_s=settings.delivery_ttl_days * 86400)
-    queues = Queues(aws.sqs(settings), settings.intake_queue_name, settings.send_queue_name)
+    queues = Queues(
+        aws.sqs(settings), settings.intake_queue_name, settings.send_queue_name, settings.webhook_queue_name
+    )
     stats_repo = StatsRepository(ddb, settings.table_name)
     message_index = MessageIndexRepository(ddb, settings.table_name, ttl_s=settings.delivery_ttl_days * 86400)
     settings_service = SettingsService(app_repo, is_local=settings.is_local)
@@ -161,7 +214,13 @@ def services() -> Services:
             index=message_index,
             stats=stats_repo,
         ),
-        messages=MessageService(queues, deliveries, groups, settings=settings_service),
+        messages=MessageService(
+            queues,
+            deliveries,
+            groups,
+            settings=settings_service,
+            receipts=ReceiptRepository(ddb, settings.table_name, deliveries.ttl_s),
+        ),
         settings_service=settings_service,
         stats_repo=stats_repo,
         stats=StatsService(stats_repo),

@@ -184,6 +184,40 @@ async def _send_all(
     return list(await asyncio.gather(*(send(c) for c in chunks), return_exceptions=True))
 
 
+def handle_webhook_records(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """POST each record's events to its app's webhook, concurrently (one receiver's timeout must not
+    hold up the others). A failed POST is queued again with back-off by the service; only an error
+    of our own (SQS, DynamoDB) fails the record, for SQS to deliver it again."""
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    from chalicelib.models.webhooks import WebhookBatch
+
+    svc = services()
+    parsed = _parse(records, WebhookBatch, svc.settings.webhook_queue_name)
+    failed: list[str] = []
+    if not parsed:
+        return _failures(failed)
+    with ThreadPoolExecutor(max_workers=min(10, len(parsed))) as pool:
+        # each in a copy of this context (what the caller set, e.g. the suite's action recorder, holds)
+        futures = [
+            (record_id, pool.submit(contextvars.copy_context().run, svc.webhooks.deliver, batch))
+            for record_id, batch in parsed
+        ]
+    counts: dict[tuple[str, str], int] = {}
+    for (record_id, future), (_, batch) in zip(futures, parsed, strict=True):
+        try:
+            outcome = future.result()
+        except Exception:
+            log.exception("webhook batch of %s failed; SQS will retry it", batch.app_id)
+            failed.append(record_id)
+            continue
+        key = ("Webhook" + outcome[0].upper() + outcome[1:], "")
+        counts[key] = counts.get(key, 0) + 1
+    emit_metrics(counts, [], svc.settings.metrics_namespace)
+    return _failures(failed)
+
+
 def report_expiring_credentials() -> int:
     """Daily: log every push certificate that expires within 30 days, and emit the count as a metric."""
     svc = services()

@@ -25,6 +25,7 @@ class Settings(BaseModel):
     table_name: str = Field("apns-push-local", alias="TABLE_NAME")
     intake_queue_name: str = Field("apns-push-intake-local", alias="INTAKE_QUEUE_NAME")
     send_queue_name: str = Field("apns-push-send-local", alias="SEND_QUEUE_NAME")
+    webhook_queue_name: str = Field("apns-push-webhook-local", alias="WEBHOOK_QUEUE_NAME")
     secrets_prefix: str = Field(
         "apns-push/local/",
         alias="SECRETS_PREFIX",
@@ -115,6 +116,22 @@ class Settings(BaseModel):
         le=86_400,
         description="How long a foreground report holds when it names no leaseSeconds; then the user "
         "counts as offline (pushed) until the app reports again.",
+    )
+    webhook_timeout_s: float = Field(
+        5.0, alias="WEBHOOK_TIMEOUT_S", gt=0, le=20, description="How long a receiver has to answer."
+    )
+    webhook_retry_base_s: int = Field(
+        10,
+        alias="WEBHOOK_RETRY_BASE_S",
+        ge=0,
+        le=60,
+        description="A failed webhook request is tried again after base x 2^(n-1) s (at most 900 s) ...",
+    )
+    webhook_retry_for_s: int = Field(
+        3900,
+        alias="WEBHOOK_RETRY_FOR_S",
+        ge=0,
+        description="... until this long after its first try; then it goes to the webhook dead-letter queue.",
     )
     metrics_namespace: str = Field("ApnsPush", alias="POWERTOOLS_METRICS_NAMESPACE")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="LOG_LEVEL")

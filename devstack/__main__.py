@@ -457,7 +457,8 @@ APNs offline push: local stack is up (logs in {STATE / "logs"}/)
   API (chalice local)            http://127.0.0.1:{api_port}      OpenAPI: /openapi.json
   Operator console               http://127.0.0.1:{api_port}/console  (sign in with OPERATOR_KEY)
   AWS emulator (moto server)     {emulator_url}
-      table {env["TABLE_NAME"]}; queues {env["INTAKE_QUEUE_NAME"]}, {env["SEND_QUEUE_NAME"]} (+ -dlq){faults}
+      table {env["TABLE_NAME"]}; queues {env["INTAKE_QUEUE_NAME"]}, {env["SEND_QUEUE_NAME"]},
+      {env["WEBHOOK_QUEUE_NAME"]} (+ -dlq){faults}
   APNs sandbox production        https://127.0.0.1:{ports["APNS_SANDBOX_PRODUCTION_PORT"]}   (HTTP/2 + TLS)
   APNs sandbox development       https://127.0.0.1:{ports["APNS_SANDBOX_DEVELOPMENT_PORT"]}
   APNs sandbox inbox + control   http://127.0.0.1:{ui_port}/
@@ -564,7 +565,14 @@ def create_resources(env: dict[str, str]) -> None:
     url, region = env.get("AWS_EMULATOR_URL") or env["AWS_ENDPOINT_OVERRIDE"], env["AWS_REGION"]
     ddb = boto3.client("dynamodb", endpoint_url=url, region_name=region)
     sqs = boto3.client("sqs", endpoint_url=url, region_name=region)
-    resources.create_all(ddb, sqs, env["TABLE_NAME"], env["INTAKE_QUEUE_NAME"], env["SEND_QUEUE_NAME"])
+    resources.create_all(
+        ddb,
+        sqs,
+        env["TABLE_NAME"],
+        env["INTAKE_QUEUE_NAME"],
+        env["SEND_QUEUE_NAME"],
+        webhook_queue=env["WEBHOOK_QUEUE_NAME"],
+    )
 
 
 # What else starts again when a child exits, and what the line on the terminal says.

@@ -314,6 +314,10 @@ class Flow:
         self.expect(
             200, "PUT", f"{base}/users/bob/devices/{token}", {"certificateId": cred["certificateId"]}, admin
         )
+        # outcome webhooks: the send function queues the events, the webhook function tries to POST them
+        # (nothing listens there: it records the try and queues them again, delayed)
+        hook = {"url": "https://127.0.0.1:9/push-events", "events": ["message.completed", "recipient.failed"]}
+        self.expect(200, "PATCH", f"{base}/settings", {"webhook": hook}, admin)
         message = {
             "messageId": "rehearsal-1",
             "sendTime": int(time.time()),
@@ -334,6 +338,12 @@ class Flow:
             [d.get("status") for d in deliveries] == ["sent"],
             "the API function reports the device `sent`",
             f"the delivery report says {deliveries}",
+        )
+        hooks = self.expect(200, "GET", f"{base}/settings/webhook/deliveries", None, admin)["items"]
+        self.report.check(
+            any(h.get("outcome") == "retrying" for h in hooks),
+            "the webhook function POSTed the message's outcome events and queued them again when refused",
+            f"the webhook deliveries are {hooks}",
         )
         self.more_of_the_api(base, admin, operator, token, cred["certificateId"])
         self.bad_records()

@@ -2,7 +2,7 @@
 
 Mirrors what the deployed stack declares (infra/), from the same schema
 (``chalicelib/store/schema.py``): one DynamoDB table with
-TTL, the intake and send queues, each with a dead-letter queue and redrive.
+TTL, the intake, send and webhook queues, each with a dead-letter queue and redrive.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ class QueueUrls:
     intake_dlq: str
     send: str
     send_dlq: str
+    webhook: str | None = None
 
 
 def create_table(ddb: Any, name: str) -> None:
@@ -67,8 +68,10 @@ def create_all(
     intake_queue: str,
     send_queue: str,
     visibility_timeout_s: int = QUEUE_VISIBILITY_TIMEOUT_S,
+    webhook_queue: str | None = None,
 ) -> QueueUrls:
     create_table(ddb, table)
     intake, intake_dlq = create_queue_with_dlq(sqs, intake_queue, visibility_timeout_s)
     send, send_dlq = create_queue_with_dlq(sqs, send_queue, visibility_timeout_s)
-    return QueueUrls(intake=intake, intake_dlq=intake_dlq, send=send, send_dlq=send_dlq)
+    webhook = create_queue_with_dlq(sqs, webhook_queue, visibility_timeout_s)[0] if webhook_queue else None
+    return QueueUrls(intake=intake, intake_dlq=intake_dlq, send=send, send_dlq=send_dlq, webhook=webhook)

@@ -156,7 +156,13 @@ def check_recorded_against_stage(
     renames = sorted(
         (
             (local[k], env[k])
-            for k in ("TABLE_NAME", "INTAKE_QUEUE_NAME", "SEND_QUEUE_NAME", "SECRETS_PREFIX")
+            for k in (
+                "TABLE_NAME",
+                "INTAKE_QUEUE_NAME",
+                "SEND_QUEUE_NAME",
+                "WEBHOOK_QUEUE_NAME",
+                "SECRETS_PREFIX",
+            )
             if k in local and k in env
         ),
         key=lambda pair: -len(pair[0]),

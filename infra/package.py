@@ -78,6 +78,7 @@ def load_spec(project_dir: Path, stage: str) -> StageSpec:
             table_name=env["TABLE_NAME"],
             intake_queue=env["INTAKE_QUEUE_NAME"],
             send_queue=env["SEND_QUEUE_NAME"],
+            webhook_queue=env.get("WEBHOOK_QUEUE_NAME", ""),
             secrets_prefix=env["SECRETS_PREFIX"],
             operator_key_secret_id=env["OPERATOR_KEY_SECRET_ID"],
             functions=tuple(functions),

@@ -1,7 +1,7 @@
 """The resources chalice does not declare, as a ``chalice package --merge-template`` file.
 
 Chalice packages the functions, their roles and the REST API. This adds what they run
-against (the table, the intake and send queues with their dead-letter queues, the operator
+against (the table, the intake, send and webhook queues with their dead-letter queues, the operator
 key, one log group per function) and adjusts what chalice generated: every SQS trigger
 references its queue *resource*, reports partial batch failures and polls no faster than
 its function's reserved concurrency; the API is throttled.
@@ -85,6 +85,7 @@ class StageSpec:
     functions: tuple[FunctionSpec, ...]
     triggers: tuple[SqsTrigger, ...]
     limits: StageLimits
+    webhook_queue: str = ""  # outcome events for the apps' webhooks (the webhook function's)
 
     def function(self, name: str) -> FunctionSpec:
         return next(f for f in self.functions if f.name == name)
@@ -102,6 +103,14 @@ class StageSpec:
             "IntakeDeadLetterQueue": self.intake_queue + DLQ_SUFFIX,
             "SendQueue": self.send_queue,
             "SendDeadLetterQueue": self.send_queue + DLQ_SUFFIX,
+            **(
+                {
+                    "WebhookQueue": self.webhook_queue,
+                    "WebhookDeadLetterQueue": self.webhook_queue + DLQ_SUFFIX,
+                }
+                if self.webhook_queue
+                else {}
+            ),
         }
 
 
@@ -178,7 +187,7 @@ def merge_template(spec: StageSpec) -> dict[str, Any]:
     }
 
     queue_ids = {name: logical_id for logical_id, name in spec.queues().items()}
-    for queue in (spec.intake_queue, spec.send_queue):
+    for queue in (spec.intake_queue, spec.send_queue, *([spec.webhook_queue] if spec.webhook_queue else [])):
         queue_id, dlq_id = queue_ids[queue], queue_ids[queue + DLQ_SUFFIX]
         resources[dlq_id] = {
             "Type": "AWS::SQS::Queue",
@@ -239,7 +248,7 @@ def merge_template(spec: StageSpec) -> dict[str, Any]:
         fn = spec.function(trigger.function)
         fn_id = function_logical_id(fn.name)
         if trigger.queue not in queue_ids or trigger.queue.endswith(DLQ_SUFFIX):
-            raise ValueError(f"{fn.name} consumes {trigger.queue!r}, which is not the intake or send queue")
+            raise ValueError(f"{fn.name} consumes {trigger.queue!r}, which is not a queue declared here")
         event: dict[str, Any] = {
             "Queue": {"Fn::Sub": "${" + queue_ids[trigger.queue] + ".Arn}"},
             "FunctionResponseTypes": BATCH_ITEM_FAILURES,

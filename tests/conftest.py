@@ -62,6 +62,7 @@ def stack_env(
         "TABLE_NAME": "apns-push-test",
         "INTAKE_QUEUE_NAME": "apns-push-intake-test",
         "SEND_QUEUE_NAME": "apns-push-send-test",
+        "WEBHOOK_QUEUE_NAME": "apns-push-webhook-test",
         "SECRETS_PREFIX": "apns-push/test/",
         "OPERATOR_KEY": OPERATOR_KEY,
         "TRUSTED_PUSH_ISSUERS_FILE": str(ca_file),
@@ -75,7 +76,13 @@ def stack_env(
     ddb = boto3.client("dynamodb", endpoint_url=emulator.url, region_name="us-east-1")
     sqs = boto3.client("sqs", endpoint_url=emulator.url, region_name="us-east-1")
     urls = resources.create_all(
-        ddb, sqs, env["TABLE_NAME"], env["INTAKE_QUEUE_NAME"], env["SEND_QUEUE_NAME"], visibility_timeout_s=2
+        ddb,
+        sqs,
+        env["TABLE_NAME"],
+        env["INTAKE_QUEUE_NAME"],
+        env["SEND_QUEUE_NAME"],
+        visibility_timeout_s=2,
+        webhook_queue=env["WEBHOOK_QUEUE_NAME"],
     )
     env.update({"_INTAKE_URL": urls.intake, "_SEND_URL": urls.send})
     from chalicelib import deps

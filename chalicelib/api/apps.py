@@ -13,7 +13,7 @@ from chalicelib.models.apps import (
     TokenIssued,
     TokenRequest,
 )
-from chalicelib.models.settings import AppSettings, AppSettingsPatch
+from chalicelib.models.settings import AppSettings, AppSettingsChanged, AppSettingsPatch
 from chalicelib.services.auth import Access
 
 
@@ -93,8 +93,12 @@ def get_settings(req: ApiRequest) -> AppSettings:
     tag="Apps",
     access=Access.APP_ADMIN,
     body=AppSettingsPatch,
-    response=AppSettings,
+    response=AppSettingsChanged,
     errors=(404,),
 )
-def patch_settings(req: ApiRequest) -> AppSettings:
-    return services().settings_service.patch(req.params["appId"], req.body)
+def patch_settings(req: ApiRequest) -> AppSettingsChanged:
+    svc = services()
+    app_id = req.params["appId"]
+    settings = svc.settings_service.patch(app_id, req.body)
+    secret = svc.webhooks.after_settings_change(app_id, req.body, settings)
+    return AppSettingsChanged(**settings.model_dump(), webhook_secret=secret)

@@ -130,7 +130,7 @@ def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
             "application/json": {"schema": _schema_ref(op.response, components, "serialization")}
         }
     responses: dict[str, Any] = {str(op.status): ok}
-    statuses = {401, 403, 400, 415, 503, *op.errors}
+    statuses = {400, 415, 503, *op.errors} | (set() if op.access is Access.PUBLIC else {401, 403})
     if re.search(r"{\w+}", op.path):
         statuses.add(404)  # routing._path_params answers 404 for a malformed ID in the path
     for status in sorted(statuses):
@@ -146,6 +146,8 @@ def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
                 }
             }
     out["responses"] = responses
+    if op.access is Access.PUBLIC:
+        out["security"] = []  # overrides the document's bearer requirement
     return out
 
 
@@ -155,4 +157,5 @@ def _access_text(access: Access) -> str:
         Access.ADMIN: "Needs an admin token of the app in the path.",
         Access.USER: "Needs a user token for the user in the path, or an admin token of the app.",
         Access.APP_ADMIN: "Needs an admin token of the app in the path, or the operator key.",
+        Access.PUBLIC: "Needs no token: the request proves itself.",
     }[access]

@@ -98,6 +98,7 @@ class Operation:
 
 
 OPERATIONS: list[Operation] = []
+ANONYMOUS = Principal(kind="anonymous")
 
 Authenticator = Callable[[str | None], Principal]
 
@@ -157,7 +158,11 @@ class Router:
         request = self.blueprint.current_request
         try:
             with retry.deadline_scope(API_BUDGET_S):
-                principal = self._authenticator()(request.headers.get("authorization"))
+                principal = (
+                    ANONYMOUS
+                    if op.access is Access.PUBLIC  # whatever Authorization says: nothing to check
+                    else self._authenticator()(request.headers.get("authorization"))
+                )
                 params = _path_params(raw_params)
                 authorize(principal, op.access, params.get("appId"), params.get("userId"))
                 body = _body(op, _as_bytes(request.raw_body)) if op._adapter is not None else None

@@ -31,6 +31,11 @@ class SendChunk(ApiModel):
     badges: dict[str, int | None] | None = Field(
         None, description="Retries only: the badge each recipient was given on the first try."
     )
+    chunks: int | None = Field(
+        None,
+        ge=1,
+        description="How many chunks the message has (message.completed knows the last one by it).",
+    )
     settings: SendSettings = Field(
         default_factory=SendSettings,
         description="The app's settings the send path needs, read by the fan-out for this message "
@@ -118,6 +123,10 @@ class Delivery(ApiModel):
         "RetriesExhausted, queued, sending): what the summary counts by.",
     )
     apns_id: str | None = None
+    delivered_at: int | None = Field(
+        None, description="Epoch ms the phone reported it delivered (POST .../receipts; null = no receipt)."
+    )
+    opened_at: int | None = Field(None, description="Epoch ms the user opened it (null = not reported).")
     recall: Replacement | None = Field(
         None, description="Recalled messages: this device's recall replacement (absent = not recalled)."
     )
@@ -134,6 +143,8 @@ class DeliverySummary(ApiModel):
     pending: int
     skipped: dict[str, int] = Field(description="Skipped deliveries by reason code.")
     failed: dict[str, int] = Field(description="Failed deliveries by reason code.")
+    delivered: int = Field(0, description="Devices whose app reported the notification delivered (receipts).")
+    opened: int = Field(0, description="Devices whose user opened it (receipts; opened implies delivered).")
 
 
 class DeliveryList(ApiModel):

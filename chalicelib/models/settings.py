@@ -130,6 +130,21 @@ class AppSettings(ApiModel):
 _ALIASES = {name: field.alias or name for name, field in AppSettings.model_fields.items()}
 
 
+class AppSettingsChanged(AppSettings):
+    """PATCH's answer: the settings, and the webhook's signing secret when this call created it."""
+
+    webhook_secret: str | None = Field(
+        None,
+        description="Only when this change gave the app a webhook (none before): the secret that signs "
+        "its requests (X-Push-Signature). Shown once; POST .../settings/webhook-secret/rotate for a new one.",
+    )
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(
+            mode="json", by_alias=True, exclude={"webhook_secret"} if self.webhook_secret is None else set()
+        )
+
+
 class AppSettingsPatch(ApiModel):
     """Any subset of the settings; a field left out keeps its value, ``webhook: null`` removes it."""
 

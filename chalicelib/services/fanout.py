@@ -124,6 +124,7 @@ class FanoutService:
                 event=_for_chunk(event, users),
                 recipients=users,
                 sender_display_name=display_name,
+                chunks=len(chunks),
                 settings=send_settings,
             ).model_dump_json(by_alias=True, exclude_none=True)
             for ref, users in chunks

@@ -26,6 +26,7 @@ from chalicelib.models.sending import (
     Replacement,
 )
 from chalicelib.models.settings import DEFAULT_CONVENTIONS
+from chalicelib.services import receipts as receipt_rules
 from chalicelib.services import report
 from chalicelib.services.lifecycle import apply_edit, edit_rev_of
 from chalicelib.services.policy import message_skip_reason
@@ -33,6 +34,7 @@ from chalicelib.services.settings import SettingsService
 from chalicelib.store.deliveries import DeliveryRepository
 from chalicelib.store.groups import GroupRepository, Member
 from chalicelib.store.queues import Queues
+from chalicelib.store.receipts import ReceiptRepository
 
 
 @dataclass
@@ -47,6 +49,7 @@ class MessageService:
     sleep: Callable[[float], None] = field(default=time.sleep)
     # The app's payload conventions decide how large ext may be (one read per app per 30 s).
     settings: SettingsService | None = None
+    receipts: ReceiptRepository | None = None
 
     def submit(self, app_id: str, event: MessageEvent) -> str:
         """Queue the event for fan-out, in the same form the IM server may put on the queue itself."""
@@ -155,6 +158,7 @@ class MessageService:
             if ops.edit_rev
             else {}
         )
+        times = self._receipt_times(app_id, message_id, index, attempts)
         start = report.decode_cursor(query.cursor) if query.cursor else report.Position()
         keep = (lambda r: r.status == query.status) if query.status else (lambda _r: True)
         listed, next_start = report.page(rows, start, query.limit, keep)
@@ -169,6 +173,8 @@ class MessageService:
                     apns_id=apns_id(app_id, message_id, r.device_token)
                     if r.device_token and r.status != "skipped"
                     else None,
+                    delivered_at=_times(times, r)[0],
+                    opened_at=_times(times, r)[1],
                     recall=_replacement(recalls, r, app_id, message_id, "recall") if ops.recalled else None,
                     edit=_replacement(edits, r, app_id, message_id, "edit", ops.edit_rev)
                     if ops.edit_rev
@@ -178,8 +184,21 @@ class MessageService:
             ],
             next_cursor=report.encode_cursor(next_start) if next_start else None,
             recipient_count=int(summary["recipientCount"]),
-            summary=DeliverySummary.model_validate(report.summary(rows)),
+            summary=_summary(rows, times),
         )
+
+    def summary_of(self, app_id: str, message_id: str) -> dict[str, Any]:
+        """The report's summary of a whole message (what message.completed carries)."""
+        attempts = self.deliveries.attempts(app_id, message_id)
+        rows = report.rows(attempts)
+        return _summary(rows, self._receipt_times(app_id, message_id, None, attempts)).dump()
+
+    def _receipt_times(
+        self, app_id: str, message_id: str, index: int | None, attempts: list[ChunkAttempt]
+    ) -> receipt_rules.DeviceTimes:
+        if self.receipts is None or not attempts:
+            return {}
+        return receipt_rules.by_device(attempts, self.receipts.of_message(app_id, message_id, index))
 
     def _replacements(
         self, app_id: str, message_id: str, index: int | None, prefix: str, original: list[ChunkAttempt]
@@ -202,6 +221,23 @@ class MessageService:
         return GroupMembersPage(
             items=[GroupMember(user_id=m.user_id, name_card=m.name_card) for m in members], next_cursor=cursor
         )
+
+
+def _times(times: receipt_rules.DeviceTimes, row: report.Row) -> tuple[int | None, int | None]:
+    if row.device_token is None or row.status != "sent":
+        return None, None
+    return times.get((row.chunk, row.user_id, row.device_token[:4]), (None, None))
+
+
+def _summary(rows: list[report.Row], times: receipt_rules.DeviceTimes) -> DeliverySummary:
+    found = [_times(times, r) for r in rows] if times else []
+    return DeliverySummary.model_validate(
+        {
+            **report.summary(rows),
+            "delivered": sum(1 for d, _ in found if d is not None),
+            "opened": sum(1 for _, o in found if o is not None),
+        }
+    )
 
 
 def _reason(row: report.Row) -> str | None:

@@ -1,4 +1,4 @@
-"""SQS: the intake and send queues, and dead-lettering with a reason."""
+"""SQS: the intake, send and webhook queues, and dead-lettering with a reason."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ class Queues:
     client: SQSClient
     intake_name: str
     send_name: str
+    webhook_name: str = ""
     _urls: dict[str, str] = field(default_factory=dict)
 
     def url(self, name: str) -> str:
@@ -33,17 +34,25 @@ class Queues:
     def send_chunks(self, bodies: Sequence[str], delay_s: int = 0) -> int:
         """SendMessageBatch of at most 10 entries and 256 KiB in all; raises if SQS refused any entry
         (the caller's record is then retried)."""
+        return self.send_to(self.send_name, bodies, delay_s)
+
+    def send_webhook(self, bodies: Sequence[str], delay_s: int = 0) -> int:
+        """Webhook batches (one request body each) on the webhook queue: SendMessageBatch calls."""
+        return self.send_to(self.webhook_name, bodies, delay_s)
+
+    def send_to(self, queue_name: str, bodies: Sequence[str], delay_s: int = 0) -> int:
         calls = 0
         for batch in _batches(bodies):
             entries = [
                 {"Id": str(i), "MessageBody": body, "DelaySeconds": min(delay_s, MAX_DELAY_S)}
                 for i, body in enumerate(batch)
             ]
-            resp = self.client.send_message_batch(QueueUrl=self.url(self.send_name), Entries=entries)  # type: ignore[arg-type]
+            resp = self.client.send_message_batch(QueueUrl=self.url(queue_name), Entries=entries)  # type: ignore[arg-type]
             calls += 1
             if resp.get("Failed"):
                 raise RuntimeError(
-                    f"SQS refused {len(resp['Failed'])} chunk(s): {resp['Failed'][0].get('Code')}"
+                    f"SQS refused {len(resp['Failed'])} record(s) for {queue_name}: "
+                    f"{resp['Failed'][0].get('Code')}"
                 )
         return calls
 

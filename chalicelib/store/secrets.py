@@ -37,6 +37,18 @@ class SecretStore:
         self._cache.pop(name, None)
         return resp["ARN"]
 
+    def create(self, name: str, value: dict[str, Any], description: str) -> bool:
+        """Create the secret unless it exists (False then, the value left as it is): two callers
+        racing to create a key both end up with the one that was stored first."""
+        try:
+            self.client.create_secret(Name=name, SecretString=json.dumps(value), Description=description)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceExistsException":
+                raise
+            return False
+        self._cache.pop(name, None)
+        return True
+
     def get(self, name: str, *, fresh: bool = False, max_age_s: float | None = None) -> dict[str, Any] | None:
         """The secret's value; from the cache unless ``fresh`` or the cached copy is older than
         ``max_age_s`` (default: the cache TTL)."""

@@ -92,7 +92,14 @@ def local_api(tmp_path: Path) -> Iterator[LocalApi]:
     port = free_port()
     api: subprocess.Popen[bytes] | None = None
     try:
-        resources.create_all(ddb, sqs, env["TABLE_NAME"], env["INTAKE_QUEUE_NAME"], env["SEND_QUEUE_NAME"])
+        resources.create_all(
+            ddb,
+            sqs,
+            env["TABLE_NAME"],
+            env["INTAKE_QUEUE_NAME"],
+            env["SEND_QUEUE_NAME"],
+            webhook_queue=env["WEBHOOK_QUEUE_NAME"],
+        )
         with (tmp_path / "api.log").open("ab") as log:
             api = subprocess.Popen(
                 [

@@ -43,6 +43,8 @@ def summary_of(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "pending": status["pending"],
         "skipped": dict(Counter(r["code"] for r in rows if r["status"] == "skipped")),
         "failed": dict(Counter(r["code"] for r in rows if r["status"] == "failed")),
+        "delivered": sum(1 for r in rows if r.get("deliveredAt") is not None),
+        "opened": sum(1 for r in rows if r.get("openedAt") is not None),
     }
 
 

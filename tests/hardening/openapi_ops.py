@@ -21,6 +21,7 @@ ACCESS_BY_DESCRIPTION = {
     "Needs an admin token of the app in the path.": "admin",
     "Needs a user token for the user in the path, or an admin token of the app.": "user",
     "Needs an admin token of the app in the path, or the operator key.": "appAdmin",
+    "Needs no token: the request proves itself.": "public",
 }
 
 
@@ -29,7 +30,7 @@ class Op:
     method: str
     path: str
     operation_id: str
-    access: str  # "operator" | "admin" | "user" | "appAdmin"
+    access: str  # "operator" | "admin" | "user" | "appAdmin" | "public"
     has_body: bool
     success: int
     statuses: frozenset[int]

@@ -10,9 +10,11 @@ cannot slip past it.
 from __future__ import annotations
 
 import ast
+import json
 import re
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import botocore.session
 import pytest
@@ -235,7 +237,7 @@ def test_no_wildcard_actions(stage: str) -> None:
 @pytest.mark.parametrize("stage", STAGES)
 def test_each_service_is_granted_on_the_stages_own_resources_only(stage: str) -> None:
     env = stage_env(stage)
-    queues = [env["INTAKE_QUEUE_NAME"], env["SEND_QUEUE_NAME"]]
+    queues = [env["INTAKE_QUEUE_NAME"], env["SEND_QUEUE_NAME"], env["WEBHOOK_QUEUE_NAME"]]
     own_log_group = re.compile(
         rf"arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/apns-push-{stage}(-[A-Za-z0-9_]+)?:\*"
     )
@@ -309,3 +311,36 @@ def test_stages_deploy_with_their_hand_written_policy() -> None:
         settings = config["stages"][stage]
         assert settings["iam_policy_file"] == f"policy-{stage}.json"
         assert settings.get("autogen_policy", config.get("autogen_policy")) is False
+
+
+# ---- the webhook function's own role ------------------------------------------------------------
+
+
+def _webhook_policy(stage: str) -> dict[str, Any]:
+    name = chalice_config()["stages"][stage]["lambda_functions"]["webhook"]["iam_policy_file"]
+    return dict(json.loads((ROOT / ".chalice" / name).read_text()))
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_webhook_function_has_its_own_least_privilege_role(stage: str) -> None:
+    env = stage_env(stage)
+    policy = _webhook_policy(stage)
+    table = arn("dynamodb", f"table/{env['TABLE_NAME']}")
+    hooks, send = env["WEBHOOK_QUEUE_NAME"], env["SEND_QUEUE_NAME"]
+    # What it does: read settings and reports, record each POST, retry and dead-letter, read the secret
+    for action in ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem"):
+        assert allows(policy, action, table), action
+    for action in CONSUMER_ACTIONS:
+        assert allows(policy, action, arn("sqs", hooks))
+    for name in (hooks, hooks + "-dlq"):
+        assert allows(policy, "sqs:SendMessage", arn("sqs", name))
+    webhook_secret = arn("secretsmanager", f"secret:{env['SECRETS_PREFIX']}app-1/webhook-secret-AbC123")
+    assert allows(policy, "secretsmanager:GetSecretValue", webhook_secret)
+    # What it cannot: push credentials, app keys, the send queue, writing anything but its log items
+    for other in ("credentials/1", "app-secret-key", "receipt-key"):
+        secret = arn("secretsmanager", f"secret:{env['SECRETS_PREFIX']}app-1/{other}-AbC123")
+        assert not allows(policy, "secretsmanager:GetSecretValue", secret), other
+    assert not allows(policy, "sqs:SendMessage", arn("sqs", send))
+    for action in ("dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"):
+        assert not allows(policy, action, table), action
+    assert all("*" not in a for s in statements(policy) for a in s.actions)

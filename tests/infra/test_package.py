@@ -93,7 +93,7 @@ def test_table_has_the_key_schema_ttl_pitr_and_encryption(template: dict[str, An
     assert props["SSESpecification"] == {"SSEEnabled": True}
 
 
-@pytest.mark.parametrize("queue_var", ["INTAKE_QUEUE_NAME", "SEND_QUEUE_NAME"])
+@pytest.mark.parametrize("queue_var", ["INTAKE_QUEUE_NAME", "SEND_QUEUE_NAME", "WEBHOOK_QUEUE_NAME"])
 def test_queues_redrive_to_their_dead_letter_queues(
     template: dict[str, Any], stage: str, queue_var: str
 ) -> None:
@@ -143,7 +143,11 @@ def test_both_sqs_triggers_report_batch_item_failures_on_their_own_queue(
         assert queue_id is not None, f"{fn_id}: {props['Queue']} is not a reference to a queue resource"
         consumed[fn_id] = template["Resources"][queue_id]["Properties"]["QueueName"]
         assert props["FunctionResponseTypes"] == BATCH_ITEM_FAILURES
-    assert consumed == {"FanOut": env["INTAKE_QUEUE_NAME"], "Send": env["SEND_QUEUE_NAME"]}
+    assert consumed == {
+        "FanOut": env["INTAKE_QUEUE_NAME"],
+        "Send": env["SEND_QUEUE_NAME"],
+        "Webhook": env["WEBHOOK_QUEUE_NAME"],
+    }
 
 
 def test_queue_names_appear_only_in_the_queues_and_the_policies(template: dict[str, Any]) -> None:

@@ -106,8 +106,11 @@ class AttemptRunner:
         write: WritePage,
         deliver: Callable[[Checkpointer], Awaitable[None]],
         report: ChunkReport,
+        settled: Callable[[list[Outcome]], Awaitable[None]] | None = None,
     ) -> None:
-        """A claimed attempt's sending, checkpointed (pages numbered on from a takeover's), then done."""
+        """A claimed attempt's sending, checkpointed (pages numbered on from a takeover's), then done.
+        ``settled`` gets all of the attempt's outcomes once written, before the lease is done (a crash
+        in between calls it again from the takeover)."""
         checkpoints = Checkpointer(
             write,
             seq=earlier.pages,
@@ -120,6 +123,8 @@ class AttemptRunner:
             await deliver(checkpoints)
         finally:
             await checkpoints.close()
+        if settled is not None:
+            await settled([*earlier.outcomes, *checkpoints.written])
         finished = await self.ledger.finish(claim.app_id, claim.message_id, claim.ref, claim.claimed_at)
         report.count(checkpoints.written)
         if not finished:  # taken over meanwhile: the taker's finish records and counts the attempt

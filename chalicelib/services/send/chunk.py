@@ -14,14 +14,18 @@ same apns-id, badge and collapse-id.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
+from chalicelib.models import receipt_refs
 from chalicelib.models.ledger import ChunkRef, MessageOps, Outcome
 from chalicelib.models.sending import SendChunk
 from chalicelib.services.lifecycle import apply_edit
 from chalicelib.services.send.attempt import ChunkReport, Claim, WritePage
 from chalicelib.services.send.checkpoint import Checkpointer
+from chalicelib.services.send.target import Target
 from chalicelib.services.send.wing import SendWing
 
 _RECALL_CHECK_S = 0.25  # how often a chunk being sent re-reads whether its message was recalled
@@ -56,6 +60,8 @@ class SendService:
             if live.ops.edit_rev and live.ops.edit and not live.ops.recalled:
                 chunk = chunk.model_copy(update={"event": apply_edit(chunk.event, live.ops.edit)})
                 sent_code = f"edit{live.ops.edit_rev}"
+            if w.receipt_keys is not None:  # read (or created) once per app per container
+                await asyncio.to_thread(w.receipt_keys.get_or_create, chunk.app_id)
             earlier = await w.runner.earlier(claim)
             if claim.takeover:  # a previous invocation died mid-chunk: keep what it recorded
                 report.outcome = "takeover"
@@ -63,10 +69,53 @@ class SendService:
 
         async def deliver(checkpoints: Checkpointer) -> None:
             recalled = lambda: live.ops.recalled  # noqa: E731  (read at each send)
-            await w.delivery.chunk(chunk, targets, checkpoints, report, recalled, sent_code)
+            await w.delivery.chunk(
+                chunk, targets, checkpoints, report, recalled, sent_code, lambda t: self._receipt(chunk, t)
+            )
 
-        await w.runner.run(claim, earlier, skips, self._watching_writer(claim, live), deliver, report)
+        async def settled(outcomes: list[Outcome]) -> None:
+            if w.events is not None:
+                certificates = {(t.index, t.device.token): t.device.certificate_id for t, _ in targets}
+                await w.events.settled(
+                    chunk.app_id,
+                    chunk.message_id,
+                    chunk.index,
+                    chunk.chunks,
+                    chunk.recipients,
+                    list(chunk.settings.webhook_events),
+                    outcomes,
+                    certificates,
+                )
+
+        await w.runner.run(
+            claim,
+            earlier,
+            skips,
+            self._watching_writer(claim, live),
+            deliver,
+            report,
+            settled if chunk.settings.webhook_events else None,
+        )
         return report
+
+    def _receipt(self, chunk: SendChunk, target: Target) -> dict[str, Any] | None:
+        """The notification's top-level ``r`` (receipt_refs): a few microseconds of HMAC, no I/O."""
+        keys = self.wing.receipt_keys
+        key = keys.cached(chunk.app_id) if keys is not None else None
+        if key is None:
+            return None
+        day = self.wing.clock_ms() // 86_400_000
+        ref = receipt_refs.issue(
+            key,
+            chunk.app_id,
+            chunk.message_id,
+            day,
+            chunk.index,
+            chunk.attempt,
+            target.index,
+            target.device.token,
+        )
+        return {"r": ref}
 
     def _watching_writer(self, claim: Claim, live: _Live) -> WritePage:
         """Checkpoint pages; beside one, at most every _RECALL_CHECK_S, a re-read of whether the

@@ -11,6 +11,7 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from chalicelib.apns.client import ApnsResult
 from chalicelib.apns.ids import apns_id
@@ -45,6 +46,7 @@ class Delivery:
         report: ChunkReport,
         recalled: Callable[[], bool],
         sent_code: str = "",
+        receipt_of: Callable[[Target], dict[str, Any] | None] = lambda _t: None,
     ) -> None:
         """A message's devices. ``recalled()``: the message was recalled meanwhile (the rest is
         skipped); ``sent_code``: the code of a sent outcome ("edit<n>": sent the n-th edit)."""
@@ -65,7 +67,12 @@ class Delivery:
                 return
             try:
                 result, cred = await self.gateway.send(
-                    chunk.app_id, chunk.message_id, target, notification, report.latencies_ms
+                    chunk.app_id,
+                    chunk.message_id,
+                    target,
+                    notification,
+                    report.latencies_ms,
+                    receipt_of(target),
                 )
             except Exception as exc:
                 # e.g. Secrets Manager down on a cache miss: nothing was sent, so try again later.

@@ -47,6 +47,7 @@ class ApnsGateway:
         target: Target,
         notification: Notification,
         latencies_ms: list[float],
+        extra: dict[str, Any] | None = None,
     ) -> tuple[ApnsResult, Credential | None]:
         """One device's notification; the latency of what went out is appended to latencies_ms."""
         device = target.device
@@ -61,7 +62,7 @@ class ApnsGateway:
             ), cred
         try:
             message = build_message(
-                notification, recipient_user_id=target.user_id, badge=target.badge, voip=voip
+                notification, recipient_user_id=target.user_id, badge=target.badge, voip=voip, extra=extra
             )
         except PayloadTooLargeError:
             return ApnsResult(-1, "PayloadTooLarge", ident), cred

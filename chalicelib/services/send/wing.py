@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from chalicelib import clock
 from chalicelib.apns.client import ApnsClients
 from chalicelib.services.credentials import CredentialService
+from chalicelib.services.outcome_events import OutcomeEvents
 from chalicelib.services.send.attempt import AttemptRunner
 from chalicelib.services.send.badges import Badges
 from chalicelib.services.send.credentials import CredentialCache
@@ -22,6 +23,7 @@ from chalicelib.store.badges import BadgeCounter
 from chalicelib.store.deliveries import DeliveryRepository
 from chalicelib.store.dynamo_async import AsyncDynamo
 from chalicelib.store.queues import Queues
+from chalicelib.store.receipts import ReceiptKeys
 from chalicelib.store.send_ledger import SendLedger
 from chalicelib.store.stats import StatsRepository
 from chalicelib.store.users import UserRepository
@@ -39,6 +41,8 @@ class SendWing:
     clock_ms: Callable[[], int] = clock.now_ms
     lease_ms: int = 120_000
     stats: StatsRepository | None = None  # daily statistics (the attempt runner adds to them)
+    receipt_keys: ReceiptKeys | None = None  # every notification's `r` (delivery receipts)
+    events: OutcomeEvents | None = None  # outcome webhooks: queued once a chunk attempt settles
     ledger: SendLedger = field(init=False)
     runner: AttemptRunner = field(init=False)
     badges: Badges = field(init=False)
