@@ -29,6 +29,7 @@ from chalicelib.store.users import UserRepository
 
 if TYPE_CHECKING:
     from chalicelib.services.send.chunk import SendService
+    from chalicelib.services.send.dead_letters import DeadLetterService
     from chalicelib.services.send.replace import ReplaceService
     from chalicelib.services.send.wing import SendWing
 
@@ -79,6 +80,13 @@ class Services:
         from chalicelib.services.send.replace import ReplaceService
 
         return ReplaceService(self.send_wing)
+
+    @cached_property
+    def dead_letters(self) -> DeadLetterService:
+        """The send queue's dead letters, settled in the report (no aioapns: nothing is sent)."""
+        from chalicelib.services.send.dead_letters import DeadLetterService
+
+        return DeadLetterService(self.deliveries, lease_ms=self.settings.send_lease_s * 1000)
 
     def operator_key(self) -> str | None:
         if self.settings.operator_key:

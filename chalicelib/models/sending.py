@@ -31,6 +31,12 @@ class SendChunk(ApiModel):
     badges: dict[str, int | None] | None = Field(
         None, description="Retries only: the badge each recipient was given on the first try."
     )
+    tries: int | None = Field(
+        None,
+        ge=0,
+        description="Retries only: how many earlier attempts sent these devices' requests to APNs "
+        "(an attempt paused or failed before sending does not count; null: every attempt did).",
+    )
     settings: SendSettings = Field(
         default_factory=SendSettings,
         description="The app's settings the send path needs, read by the fan-out for this message "

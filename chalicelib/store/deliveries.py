@@ -5,7 +5,7 @@ its send chunks (the exactly-once ledger) and each chunk's outcomes, stored per 
 |-------------------|--------------------------------|------------------------------------------------------|
 | summary           | ``MSG``                        | recipient/chunk counts, each chunk's first recipient |
 | chunk             | ``K#<index>.<attempt>``        | its recipients (sorted), written once                |
-| lease             | ``K#<index>.<attempt>#L``      | queued (absent) -> claimed (claimedAt) -> done       |
+| lease             | ``K#<index>.<attempt>#L``      | queued (absent) -> claimed (claimedAt) -> done; dead |
 | badges            | ``K#<index>.<attempt>#B``      | the badge each pushed recipient was given (binary)   |
 | outcome page      | ``K#<index>.<attempt>#P<seq>`` | the outcomes of one checkpoint (binary, see codec)   |
 | replacement       | ``R#K#...`` / ``E<rev>#K#...`` | the same ledger for a recall / an edit's replacements |
@@ -47,6 +47,12 @@ from chalicelib.store.ledger_codec import (
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+
+# A lease that may be taken: never claimed, given back, dead-lettered, or held past its lease.
+_TAKEABLE = (
+    "attribute_not_exists(pk) OR #s = :queued OR #s = :dead OR (#s = :claimed AND claimedAt < :expired)"
+)
 
 
 @dataclass
@@ -279,13 +285,12 @@ class DeliveryRepository:
                 TableName=self.table,
                 Key=lease,
                 UpdateExpression="SET #s = :claimed, claimedAt = :now, #ttl = if_not_exists(#ttl, :ttl)",
-                ConditionExpression=(
-                    "attribute_not_exists(pk) OR #s = :queued OR (#s = :claimed AND claimedAt < :expired)"
-                ),
+                ConditionExpression=_TAKEABLE,
                 ExpressionAttributeNames={"#s": "status", "#ttl": "ttl"},
                 ExpressionAttributeValues={
                     ":claimed": {"S": "claimed"},
                     ":queued": {"S": "queued"},
+                    ":dead": {"S": "dead"},
                     ":now": {"N": str(now_ms)},
                     ":expired": {"N": str(now_ms - lease_ms)},
                     ":ttl": {"N": str(self._ttl(now_ms))},
@@ -298,7 +303,38 @@ class DeliveryRepository:
             item = self.client.get_item(TableName=self.table, Key=lease, ConsistentRead=True).get("Item", {})
             return "done" if item.get("status", {}).get("S") == "done" else "busy"
         old = resp.get("Attributes", {}).get("status", {}).get("S")
-        return "takeover" if old == "claimed" else "claimed"
+        # A dead-lettered attempt sent again (a redrive) is taken over: what it recorded is kept.
+        return "takeover" if old in ("claimed", "dead") else "claimed"
+
+    def mark_dead(
+        self, app_id: str, message_id: str, ref: ChunkRef, now_ms: int, lease_ms: int
+    ) -> ClaimOutcome:
+        """The queue's redrive dead-lettered this attempt: take its lease as ``dead`` (unless it is
+        done, or a live invocation holds it: ``busy``), so a redrive of it later is a takeover that
+        keeps what was recorded. ``claimed``: the dead-letter consumer may record its outcomes."""
+        lease = items.key(items.delivery_pk(app_id, message_id), f"{ref.sk}#L")
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=lease,
+                UpdateExpression="SET #s = :dead, deadAt = :now, #ttl = if_not_exists(#ttl, :ttl)",
+                ConditionExpression=_TAKEABLE,
+                ExpressionAttributeNames={"#s": "status", "#ttl": "ttl"},
+                ExpressionAttributeValues={
+                    ":claimed": {"S": "claimed"},
+                    ":queued": {"S": "queued"},
+                    ":dead": {"S": "dead"},
+                    ":now": {"N": str(now_ms)},
+                    ":expired": {"N": str(now_ms - lease_ms)},
+                    ":ttl": {"N": str(self._ttl(now_ms))},
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            item = self.client.get_item(TableName=self.table, Key=lease, ConsistentRead=True).get("Item", {})
+            return "done" if item.get("status", {}).get("S") == "done" else "busy"
+        return "claimed"
 
     def finish(self, app_id: str, message_id: str, ref: ChunkRef) -> None:
         self._set_lease(app_id, message_id, ref, "done", None)
