@@ -35,6 +35,7 @@ from devstack.rehearse import (
     split_unbuildable,
     translate,
 )
+from devstack.rehearse_dead_letters import dead_letter
 
 BUNDLE = "com.example.rehearsal"
 
@@ -338,7 +339,7 @@ class Flow:
             "the API function reports the device `sent`",
             f"the delivery report says {deliveries}",
         )
-        self.dead_letter(base, admin, token)
+        dead_letter(self, base, admin, token)
         self.more_of_the_api(base, admin, operator, token, cred["certificateId"])
         self.bad_records()
         self.scheduled()
@@ -381,66 +382,6 @@ class Flow:
         self.expect(204, "DELETE", f"{base}/credentials/{cert_id}", None, admin)
         self.report.proved.append(
             "the API function's other AWS calls ran: group members, a group message and its recall, a push APNs refused (503) queued again for a retry, presence, push-config, key rotation, deletions"
-        )
-
-    def move(self, source: str, target: str) -> list[str]:
-        """Every record of queue ``source`` moved to ``target``, as SQS's redrive moves them."""
-        sqs = self.aws.sqs
-        source_url, target_url = (sqs.get_queue_url(QueueName=n)["QueueUrl"] for n in (source, target))
-        moved: list[str] = []
-        while got := sqs.receive_message(QueueUrl=source_url, MaxNumberOfMessages=10).get("Messages", []):
-            for m in got:
-                sqs.send_message(QueueUrl=target_url, MessageBody=m["Body"])
-                sqs.delete_message(QueueUrl=source_url, ReceiptHandle=m["ReceiptHandle"])
-                moved.append(m["Body"])
-        return moved
-
-    def dead_letter(self, base: str, admin: str, token: str) -> None:
-        """A chunk the send queue's redrive dead-letters (maxReceiveCount receives) ends failed in the
-        report, nothing sent; redriven after the outage it is sent; settled again, it changes nothing."""
-        env = self.functions[self.api_function()]["Environment"]["Variables"]
-        intake, send = env["INTAKE_QUEUE_NAME"], env["SEND_QUEUE_NAME"]
-        message = {
-            "messageId": "rehearsal-dead",
-            "sendTime": int(time.time()),
-            "sender": {"userId": "alice", "nickname": "Alice"},
-            "to": {"userId": "bob"},
-            "elems": [{"type": "text", "text": "dead-lettered"}],
-        }
-        report = f"{base}/messages/rehearsal-dead/deliveries"
-
-        def delivered() -> int:
-            notes = self.sandbox.notifications(token)
-            return sum("dead-lettered" in json.dumps(n["payload"]) for n in notes)
-
-        self.expect(202, "POST", f"{base}/messages", message, admin)
-        self.drain(only={intake})
-        chunks = self.move(send, send + "-dlq")  # what SQS does after maxReceiveCount failed receives
-        self.drain()
-        rows = self.expect(200, "GET", report, None, admin)["items"]
-        self.report.check(
-            [(r["status"], r.get("code")) for r in rows] == [("failed", "DeadLettered")] and delivered() == 0,
-            "a chunk the send queue dead-lettered is settled by its consumer: failed DeadLettered in the report, nothing sent",
-            f"a dead-lettered chunk's report says {rows}; delivered {delivered()} times",
-        )
-        parked = self.move(send + "-parked", send)  # the redrive after the outage
-        self.drain()
-        rows = self.expect(200, "GET", report, None, admin)["items"]
-        self.report.check(
-            len(parked) == 1 and [r["status"] for r in rows] == ["sent"] and delivered() == 1,
-            "... parked; redriven to the send queue, it is sent once and the report says sent",
-            f"redrive of {len(parked)} parked record(s): report {rows}, delivered {delivered()} times",
-        )
-        dlq = self.aws.sqs.get_queue_url(QueueName=send + "-dlq")["QueueUrl"]
-        self.aws.sqs.send_message(QueueUrl=dlq, MessageBody=chunks[0])  # dead-lettered once more
-        self.drain()
-        again = self.move(send + "-parked", send + "-dlq")
-        self.aws.sqs.purge_queue(QueueUrl=dlq)
-        rows = self.expect(200, "GET", report, None, admin)["items"]
-        self.report.check(
-            len(again) == 1 and [r["status"] for r in rows] == ["sent"] and delivered() == 1,
-            "... and the same dead letter settled again (its chunk done) changes nothing",
-            f"settled again: report {rows}, delivered {delivered()} times",
         )
 
     def bad_records(self) -> None:
