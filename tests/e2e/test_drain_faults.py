@@ -404,3 +404,44 @@ def test_half_of_aws_calls_throttled_ends_every_device_sent_or_failed_and_no_api
     assert (t.lost, t.stuck) == (0, 0)
     assert t.twice <= MAX_UNRECORDED
     assert not watch.unexpected() and not watch.no_retry_after
+
+
+def test_chunks_that_cannot_claim_under_a_throttling_storm_are_deferred_then_sent(stack: Stack) -> None:
+    # Given a group of 200 fanned out, and then a storm: 97 % of UpdateItem calls throttled, so
+    # most chunk claims give up after the retry policy's attempts
+    owners = group(stack, 200, "storm")
+    body = message(
+        {"groupId": "storm", "groupName": "Storm", "members": ["alice", *owners.values()]}, "storm"
+    )
+    log = Path(stack.env["DEVSTACK_STATE_DIR"]) / "logs" / "poller.log"
+    deferred_before = log.read_text(errors="replace").count("deferred")
+    stack.layer.set("throttle:0.97@UpdateItem")
+    watch = ApiWatch(stack)
+    try:
+        watch.post(body)
+        # When the storm lasts until chunks were deferred (or 60 s), then passes
+        wait_until(lambda: log.read_text(errors="replace").count("deferred") > deferred_before, 60, 0.5)
+        injected = stack.layer.stats()["injected"]
+    finally:
+        stack.layer.set("off")
+    mid = body["messageId"]
+    done = wait_until(lambda: settled(watch, [mid], {mid: len(owners)})() and queues_drained(stack), 110, 2)
+    # Then every device got it, none pending, nothing reached the dead-letter queue
+    deferrals = log.read_text(errors="replace").count("deferred") - deferred_before
+    sqs = stack.client("sqs")
+    dead = sum(
+        int(
+            sqs.get_queue_attributes(
+                QueueUrl=sqs.get_queue_url(QueueName=SEND_QUEUE + suffix)["QueueUrl"],
+                AttributeNames=["ApproximateNumberOfMessages"],
+            )["Attributes"]["ApproximateNumberOfMessages"]
+        )
+        for suffix in ("-dlq", "-parked")
+    )
+    t = tally(stack, watch, {mid: set(owners)})
+    print(
+        f"\nthrottling storm on UpdateItem: injected {injected}; chunks deferred {deferrals}, dead-lettered "
+        f"{dead}; lost {t.lost}, twice {t.twice}, stuck {t.stuck}, failed {t.failed}"
+    )
+    assert done and deferrals > 0 and dead == 0
+    assert (t.lost, t.twice, t.stuck, t.failed) == (0, 0, 0, {})
