@@ -336,8 +336,36 @@ class DeliveryRepository:
             return "done" if item.get("status", {}).get("S") == "done" else "busy"
         return "claimed"
 
-    def finish(self, app_id: str, message_id: str, ref: ChunkRef) -> None:
-        self._set_lease(app_id, message_id, ref, "done", None)
+    def finish(self, app_id: str, message_id: str, ref: ChunkRef, claimed_at: int | None = None) -> bool:
+        """Mark the attempt done. With ``claimed_at`` (the claim's time), only while that claim is
+        still the lease's: False when another invocation took the attempt over (its finish, not
+        this one, records and counts the attempt). True also when an earlier try of this very call
+        was applied (AWS answered 500 after writing it)."""
+        if claimed_at is None:
+            self._set_lease(app_id, message_id, ref, "done", None)
+            return True
+        lease = items.key(items.delivery_pk(app_id, message_id), f"{ref.sk}#L")
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=lease,
+                UpdateExpression="SET #s = :done",
+                ConditionExpression="#s = :claimed AND claimedAt = :at",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":done": {"S": "done"},
+                    ":claimed": {"S": "claimed"},
+                    ":at": {"N": str(claimed_at)},
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            item = self.client.get_item(TableName=self.table, Key=lease, ConsistentRead=True).get("Item", {})
+            return item.get("status", {}).get("S") == "done" and item.get("claimedAt", {}).get("N") == str(
+                claimed_at
+            )
+        return True
 
     def release(self, app_id: str, message_id: str, ref: ChunkRef) -> None:
         """Give the claim back after a failure before anything was sent, so a redelivery can retry."""

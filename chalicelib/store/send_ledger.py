@@ -47,8 +47,11 @@ class SendLedger:
     async def claim(self, app_id: str, message_id: str, ref: ChunkRef, now_ms: int) -> ClaimOutcome:
         return await asyncio.to_thread(self.deliveries.claim, app_id, message_id, ref, now_ms, self.lease_ms)
 
-    async def finish(self, app_id: str, message_id: str, ref: ChunkRef) -> None:
-        await asyncio.to_thread(self.deliveries.finish, app_id, message_id, ref)
+    async def finish(
+        self, app_id: str, message_id: str, ref: ChunkRef, claimed_at: int | None = None
+    ) -> bool:
+        """Done; with ``claimed_at``, only while that claim is still the lease's (False: taken over)."""
+        return await asyncio.to_thread(self.deliveries.finish, app_id, message_id, ref, claimed_at)
 
     async def release(self, app_id: str, message_id: str, ref: ChunkRef) -> None:
         await asyncio.to_thread(self.deliveries.release, app_id, message_id, ref)

@@ -12,6 +12,7 @@ container send twice is at most ``send_max_unrecorded`` devices.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -19,8 +20,12 @@ from dataclasses import dataclass, field
 
 from chalicelib.models.ledger import DEAD_LETTERED, ChunkAttempt, ChunkRef, Outcome
 from chalicelib.services.send.checkpoint import Checkpointer
+from chalicelib.services.stats import attempt_counts
 from chalicelib.settings import Settings
 from chalicelib.store.send_ledger import SendLedger
+from chalicelib.store.stats import StatsRepository, utc_day
+
+log = logging.getLogger(__name__)
 
 
 class ChunkBusy(Exception):
@@ -48,6 +53,7 @@ class Claim:
     message_id: str
     ref: ChunkRef
     takeover: bool
+    claimed_at: int  # the lease's claimedAt: the finish is fenced by it
 
 
 WritePage = Callable[[int, list[Outcome]], Awaitable[None]]
@@ -57,6 +63,7 @@ WritePage = Callable[[int, list[Outcome]], Awaitable[None]]
 class AttemptRunner:
     settings: Settings
     ledger: SendLedger
+    stats: StatsRepository | None = None  # the day's counters: one ADD per finished chunk attempt
     _unrecorded: asyncio.Semaphore | None = field(default=None, init=False)
 
     async def claim(
@@ -68,7 +75,7 @@ class AttemptRunner:
             return None
         if claimed == "busy":
             raise ChunkBusy(f"{what} {ref.sk} of message {message_id} is being sent by another invocation")
-        return Claim(app_id, message_id, ref, takeover=claimed == "takeover")
+        return Claim(app_id, message_id, ref, takeover=claimed == "takeover", claimed_at=now_ms)
 
     async def earlier(self, claim: Claim) -> ChunkAttempt:
         """What a previous invocation of this attempt recorded (nothing unless a takeover)."""
@@ -117,8 +124,26 @@ class AttemptRunner:
             await deliver(checkpoints)
         finally:
             await checkpoints.close()
-        await self.ledger.finish(claim.app_id, claim.message_id, claim.ref)
+        finished = await self.ledger.finish(claim.app_id, claim.message_id, claim.ref, claim.claimed_at)
         report.count(checkpoints.written)
+        if not finished:  # taken over meanwhile: the taker's finish records and counts the attempt
+            log.warning("%s of %s was taken over: its finish is the taker's", claim.ref.sk, claim.message_id)
+            report.outcome = "superseded"
+        elif not claim.ref.prefix:  # a message's own chunk (not a recall's or an edit's replacements)
+            await self._count(claim, earlier.outcomes + checkpoints.written)
+
+    async def _count(self, claim: Claim, outcomes: list[Outcome]) -> None:
+        """The attempt's outcomes added to the day's statistics, once (the writer key refuses a retry)."""
+        if self.stats is None:
+            return
+        counts = attempt_counts(outcomes, first_of_message=claim.ref == ChunkRef(0, 0))
+        day = utc_day(self.ledger.clock_ms())
+        try:
+            await asyncio.to_thread(
+                self.stats.add, claim.app_id, day, counts, f"{claim.message_id}#{claim.ref.sk}"
+            )
+        except Exception as exc:  # the outcomes are recorded; only the day's counters miss them
+            log.error("could not add the statistics of %s %s: %r", claim.message_id, claim.ref.sk, exc)
 
     def permits(self) -> asyncio.Semaphore:
         """This container's sends without a written outcome (created on the container's loop)."""
