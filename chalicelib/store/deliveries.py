@@ -278,16 +278,39 @@ class DeliveryRepository:
         return [(a.ref, a.recipients) for a in self.attempts(app_id, message_id) if a.ref.attempt == 0]
 
     def claim(self, app_id: str, message_id: str, ref: ChunkRef, now_ms: int, lease_ms: int) -> ClaimOutcome:
-        """Take the chunk for sending. ``takeover`` = a previous claim's lease ran out (a crash)."""
+        """Take the chunk for sending. ``takeover`` = a previous claim's lease ran out (a crash), or
+        the attempt was dead-lettered and is sent again (a redrive): what it recorded is kept."""
+        taken = self._take_lease(app_id, message_id, ref, now_ms, lease_ms, "claimed", "claimedAt")
+        if taken in ("done", "busy"):
+            return "done" if taken == "done" else "busy"
+        return "takeover" if taken in ("claimed", "dead") else "claimed"
+
+    def mark_dead(
+        self, app_id: str, message_id: str, ref: ChunkRef, now_ms: int, lease_ms: int
+    ) -> ClaimOutcome:
+        """The queue's redrive dead-lettered this attempt: take its lease as ``dead`` (unless it is
+        done, or a live invocation holds it: ``busy``), so a redrive of it later is a takeover that
+        keeps what was recorded. ``claimed``: the dead-letter consumer may record its outcomes."""
+        taken = self._take_lease(app_id, message_id, ref, now_ms, lease_ms, "dead", "deadAt")
+        if taken in ("done", "busy"):
+            return "done" if taken == "done" else "busy"
+        return "claimed"
+
+    def _take_lease(
+        self, app_id: str, message_id: str, ref: ChunkRef, now_ms: int, lease_ms: int, status: str, at: str
+    ) -> str:
+        """Set the lease to ``status`` (``at`` = now) if it may be taken; the status it had before
+        ("" when new), or ``done`` / ``busy`` when it may not."""
         lease = items.key(items.delivery_pk(app_id, message_id), f"{ref.sk}#L")
         try:
             resp = self.client.update_item(
                 TableName=self.table,
                 Key=lease,
-                UpdateExpression="SET #s = :claimed, claimedAt = :now, #ttl = if_not_exists(#ttl, :ttl)",
+                UpdateExpression=f"SET #s = :new, {at} = :now, #ttl = if_not_exists(#ttl, :ttl)",
                 ConditionExpression=_TAKEABLE,
                 ExpressionAttributeNames={"#s": "status", "#ttl": "ttl"},
                 ExpressionAttributeValues={
+                    ":new": {"S": status},
                     ":claimed": {"S": "claimed"},
                     ":queued": {"S": "queued"},
                     ":dead": {"S": "dead"},
@@ -302,39 +325,7 @@ class DeliveryRepository:
                 raise
             item = self.client.get_item(TableName=self.table, Key=lease, ConsistentRead=True).get("Item", {})
             return "done" if item.get("status", {}).get("S") == "done" else "busy"
-        old = resp.get("Attributes", {}).get("status", {}).get("S")
-        # A dead-lettered attempt sent again (a redrive) is taken over: what it recorded is kept.
-        return "takeover" if old in ("claimed", "dead") else "claimed"
-
-    def mark_dead(
-        self, app_id: str, message_id: str, ref: ChunkRef, now_ms: int, lease_ms: int
-    ) -> ClaimOutcome:
-        """The queue's redrive dead-lettered this attempt: take its lease as ``dead`` (unless it is
-        done, or a live invocation holds it: ``busy``), so a redrive of it later is a takeover that
-        keeps what was recorded. ``claimed``: the dead-letter consumer may record its outcomes."""
-        lease = items.key(items.delivery_pk(app_id, message_id), f"{ref.sk}#L")
-        try:
-            self.client.update_item(
-                TableName=self.table,
-                Key=lease,
-                UpdateExpression="SET #s = :dead, deadAt = :now, #ttl = if_not_exists(#ttl, :ttl)",
-                ConditionExpression=_TAKEABLE,
-                ExpressionAttributeNames={"#s": "status", "#ttl": "ttl"},
-                ExpressionAttributeValues={
-                    ":claimed": {"S": "claimed"},
-                    ":queued": {"S": "queued"},
-                    ":dead": {"S": "dead"},
-                    ":now": {"N": str(now_ms)},
-                    ":expired": {"N": str(now_ms - lease_ms)},
-                    ":ttl": {"N": str(self._ttl(now_ms))},
-                },
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            item = self.client.get_item(TableName=self.table, Key=lease, ConsistentRead=True).get("Item", {})
-            return "done" if item.get("status", {}).get("S") == "done" else "busy"
-        return "claimed"
+        return str(resp.get("Attributes", {}).get("status", {}).get("S", ""))
 
     def finish(self, app_id: str, message_id: str, ref: ChunkRef, claimed_at: int | None = None) -> bool:
         """Mark the attempt done. With ``claimed_at`` (the claim's time), only while that claim is
