@@ -121,7 +121,8 @@ class Delivery(ApiModel):
     code: str | None = Field(
         None,
         description="The reason as a short code (a skip reason, an APNs reason such as BadDeviceToken, "
-        "RetriesExhausted, queued, sending): what the summary counts by.",
+        "RetriesExhausted, DeadLettered = its chunk was dead-lettered by the send queue and is sent "
+        "again by a redrive, queued, sending): what the summary counts by.",
     )
     apns_id: str | None = None
     recall: Replacement | None = Field(
