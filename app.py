@@ -22,6 +22,7 @@ from chalicelib.api.gateway import emulate_locally
 from chalicelib.api.routing import conform_chalice_errors
 from chalicelib.observability import configure_logging
 from chalicelib.settings import get_settings
+from chalicelib.store.queues import DLQ_SUFFIX
 from chalicelib.store.retry import invocation
 
 settings = get_settings()
@@ -50,6 +51,14 @@ def send(event: SQSEvent) -> dict[str, Any]:
 @app.on_sqs_message(queue=settings.webhook_queue_name, batch_size=10, maximum_batching_window_in_seconds=1)
 def webhook(event: SQSEvent) -> dict[str, Any]:
     return handlers.handle_webhook_records(event.to_dict()["Records"])
+
+
+@app.on_sqs_message(
+    queue=settings.send_queue_name + DLQ_SUFFIX, batch_size=10, maximum_batching_window_in_seconds=1
+)
+def settle_dead_letters(event: SQSEvent) -> dict[str, Any]:
+    with invocation(event.context):
+        return handlers.handle_send_dead_letters(event.to_dict()["Records"])
 
 
 @app.schedule(Rate(1, unit=Rate.DAYS))

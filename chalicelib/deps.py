@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from chalicelib.services.read_sync_send import ReadSyncSender
     from chalicelib.services.receipts import ReceiptService
     from chalicelib.services.send.chunk import SendService
+    from chalicelib.services.send.dead_letters import DeadLetterService
     from chalicelib.services.send.replace import ReplaceService
     from chalicelib.services.send.wing import SendWing
     from chalicelib.services.webhooks import WebhookService
@@ -150,6 +151,13 @@ class Services:
             retry_base_s=self.settings.webhook_retry_base_s,
             retry_for_s=self.settings.webhook_retry_for_s,
         )
+
+    @cached_property
+    def dead_letters(self) -> DeadLetterService:
+        """The send queue's dead letters, settled in the report (no aioapns: nothing is sent)."""
+        from chalicelib.services.send.dead_letters import DeadLetterService
+
+        return DeadLetterService(self.deliveries, lease_ms=self.settings.send_lease_s * 1000)
 
     def operator_key(self) -> str | None:
         if self.settings.operator_key:

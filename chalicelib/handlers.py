@@ -26,6 +26,7 @@ from chalicelib.models.message import QueuedMessageEvent
 from chalicelib.models.read_sync import ReadSyncJob
 from chalicelib.models.sending import SendChunk
 from chalicelib.observability import emit_metrics
+from chalicelib.store.retry import is_retryable
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -109,13 +110,15 @@ def handle_send_records(records: list[dict[str, Any]]) -> dict[str, Any]:
     failed: list[str] = []
     counts: dict[tuple[str, str], int] = {}
     latencies: list[float] = []
+    by_id = {r["messageId"]: r for r in records}
     for (record_id, chunk), result in zip(parsed, results, strict=True):
         if isinstance(chunk, ReadSyncJob):
             if _read_synced(chunk, result, counts):
                 failed.append(record_id)
-        elif isinstance(result, ChunkBusy):
-            log.info("%s; SQS will deliver it again", result)
-            failed.append(record_id)
+        elif isinstance(result, ChunkBusy) or (isinstance(result, Exception) and is_retryable(result)):
+            # No progress for now (AWS throttling, or another invocation holds it): come back later.
+            if not _defer(by_id[record_id], result):
+                failed.append(record_id)
         elif isinstance(result, BaseException):
             log.error(
                 "chunk %d.%d of message %s failed: %r; SQS will retry it",
@@ -171,6 +174,79 @@ def _read_synced(job: ReadSyncJob, result: Any, counts: dict[tuple[str, str], in
         key = ("ReadSyncSent" if status == "sent" else "ReadSyncFailed", reason if status != "sent" else "")
         counts[key] = counts.get(key, 0) + n
     return False
+
+
+def _string_attributes(record: dict[str, Any]) -> dict[str, str]:
+    raw = record.get("messageAttributes") or {}
+    return {k: str(v["stringValue"]) for k, v in raw.items() if v.get("stringValue") is not None}
+
+
+def _defer(record: dict[str, Any], why: BaseException) -> bool:
+    """Queue the record again with back-off (deferral.py); False: let SQS deliver it again instead."""
+    from chalicelib.services.send.deferral import (
+        DEFERRALS_ATTRIBUTE,
+        MAX_DEFERRALS,
+        deferral_delay_s,
+        deferrals_of,
+    )
+
+    attributes = _string_attributes(record)
+    deferrals = deferrals_of(attributes) + 1
+    if deferrals > MAX_DEFERRALS:
+        log.warning(
+            "record %s: %r after %d deferrals; SQS will retry it", record["messageId"], why, MAX_DEFERRALS
+        )
+        return False
+    delay = deferral_delay_s(deferrals)
+    try:
+        services().queues.defer(
+            record.get("body") or "", delay, {**attributes, DEFERRALS_ATTRIBUTE: str(deferrals)}
+        )
+    except Exception as exc:
+        log.warning(
+            "record %s: %r, and deferring it failed (%r); SQS will retry it", record["messageId"], why, exc
+        )
+        return False
+    log.info(
+        "record %s: %s; deferred %d s (deferral %d of %d)",
+        record["messageId"],
+        why,
+        delay,
+        deferrals,
+        MAX_DEFERRALS,
+    )
+    return True
+
+
+def handle_send_dead_letters(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The send queue's dead letters: the report's still-pending devices marked failed (nothing is
+    sent), then each record parked for a redrive (services/send/dead_letters.py)."""
+    from chalicelib.services.send.dead_letters import DeadLetterBusy
+
+    svc = services()
+    failed: list[str] = []
+    for record in records:
+        body = record.get("body") or ""
+        attributes = _string_attributes(record)
+        try:
+            settled = svc.dead_letters.settle(body)
+            svc.queues.park(body, {**attributes, "settled": settled.describe()})
+        except DeadLetterBusy as exc:
+            log.info("dead letter %s: %s; SQS will deliver it again", record["messageId"], exc)
+            failed.append(record["messageId"])
+            continue
+        except Exception:
+            log.exception("dead letter %s could not be settled; SQS will retry it", record["messageId"])
+            failed.append(record["messageId"])
+            continue
+        log.warning(
+            "dead letter %s of the send queue settled (%s) and parked for a redrive; reason: %s",
+            record["messageId"],
+            settled.describe(),
+            attributes.get("reason") or "the queue's redrive (maxReceiveCount)",
+            extra={"deadLetter": record["messageId"], "settled": settled.what, "marked": settled.marked},
+        )
+    return _failures(failed)
 
 
 def _metric_name(status: str) -> str:

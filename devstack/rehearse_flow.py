@@ -35,6 +35,7 @@ from devstack.rehearse import (
     split_unbuildable,
     translate,
 )
+from devstack.rehearse_dead_letters import dead_letter
 
 BUNDLE = "com.example.rehearsal"
 
@@ -247,8 +248,9 @@ class Flow:
             raise RuntimeError(f"{method} {path}: {got} {answer}, expected {status}")
         return answer
 
-    def drain(self, timeout_s: float = 60) -> int:
-        """Play every event source mapping until the queues are empty; answers the invocations."""
+    def drain(self, timeout_s: float = 60, only: set[str] | None = None) -> int:
+        """Play every event source mapping (``only``: those of these queues) until the queues are
+        empty; answers the invocations."""
         from devstack import aws_actions
         from devstack.poller import QueuePoller
 
@@ -258,6 +260,8 @@ class Flow:
                 "EventSourceMappings"
             ]:
                 name = esm["EventSourceArn"].rsplit(":", 1)[-1]
+                if only is not None and name not in only:
+                    continue
                 url = self.aws.sqs.get_queue_url(QueueName=name)["QueueUrl"]
                 with aws_actions.as_function(
                     config["FunctionName"]
@@ -345,6 +349,7 @@ class Flow:
             "the webhook function POSTed the message's outcome events and queued them again when refused",
             f"the webhook deliveries are {hooks}",
         )
+        dead_letter(self, base, admin, token)
         self.more_of_the_api(base, admin, operator, token, cred["certificateId"])
         self.bad_records()
         self.scheduled()
@@ -391,6 +396,13 @@ class Flow:
 
     def bad_records(self) -> None:
         """A record no function can read, on every queue a mapping consumes: dead-lettered with a reason."""
+        consumed = {
+            esm["EventSourceArn"].rsplit(":", 1)[-1]
+            for config in self.functions.values()
+            for esm in self.aws.awslambda.list_event_source_mappings(FunctionName=config["FunctionName"])[
+                "EventSourceMappings"
+            ]
+        }
         for rid, config in self.functions.items():
             for esm in self.aws.awslambda.list_event_source_mappings(FunctionName=config["FunctionName"])[
                 "EventSourceMappings"
@@ -403,6 +415,13 @@ class Flow:
                     "Attributes"
                 ]
                 dlq = json.loads(attrs["RedrivePolicy"])["deadLetterTargetArn"].rsplit(":", 1)[-1]
+                if dlq in consumed:  # the send DLQ: its consumer settles and parks what it gets
+                    dlq = json.loads(
+                        self.aws.sqs.get_queue_attributes(
+                            QueueUrl=self.aws.sqs.get_queue_url(QueueName=dlq)["QueueUrl"],
+                            AttributeNames=["RedrivePolicy"],
+                        )["Attributes"]["RedrivePolicy"]
+                    )["deadLetterTargetArn"].rsplit(":", 1)[-1]
                 dlq_url = self.aws.sqs.get_queue_url(QueueName=dlq)["QueueUrl"]
                 got = self.aws.sqs.receive_message(
                     QueueUrl=dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]

@@ -2,7 +2,8 @@
 
 Mirrors what the deployed stack declares (infra/), from the same schema
 (``chalicelib/store/schema.py``): one DynamoDB table with
-TTL, the intake, send and webhook queues, each with a dead-letter queue and redrive.
+TTL, the intake, send and webhook queues, each with a dead-letter queue and redrive; the send
+queue's dead-letter queue is consumed and redrives to ``<send queue>-parked``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib.store.queues import DLQ_SUFFIX, PARKED_SUFFIX
 from chalicelib.store.schema import MAX_RECEIVE_COUNT, TTL_ATTRIBUTE, table_definition
 
 QUEUE_VISIBILITY_TIMEOUT_S = 60
@@ -43,7 +45,7 @@ def create_table(ddb: Any, name: str) -> None:
 def create_queue_with_dlq(
     sqs: Any, name: str, visibility_timeout_s: int = QUEUE_VISIBILITY_TIMEOUT_S
 ) -> tuple[str, str]:
-    dlq_url = sqs.create_queue(QueueName=f"{name}-dlq", Attributes={"MessageRetentionPeriod": "1209600"})[
+    dlq_url = sqs.create_queue(QueueName=name + DLQ_SUFFIX, Attributes={"MessageRetentionPeriod": "1209600"})[
         "QueueUrl"
     ]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
@@ -74,4 +76,20 @@ def create_all(
     intake, intake_dlq = create_queue_with_dlq(sqs, intake_queue, visibility_timeout_s)
     send, send_dlq = create_queue_with_dlq(sqs, send_queue, visibility_timeout_s)
     webhook = create_queue_with_dlq(sqs, webhook_queue, visibility_timeout_s)[0] if webhook_queue else None
+    # The send DLQ is consumed (settle_dead_letters) and redrives to where it parks what it settled.
+    parked = sqs.create_queue(
+        QueueName=send_queue + PARKED_SUFFIX, Attributes={"MessageRetentionPeriod": "1209600"}
+    )["QueueUrl"]
+    parked_arn = sqs.get_queue_attributes(QueueUrl=parked, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sqs.set_queue_attributes(
+        QueueUrl=send_dlq,
+        Attributes={
+            "VisibilityTimeout": str(visibility_timeout_s),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": parked_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
+            ),
+        },
+    )
     return QueueUrls(intake=intake, intake_dlq=intake_dlq, send=send, send_dlq=send_dlq, webhook=webhook)

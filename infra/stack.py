@@ -20,12 +20,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.api.gateway import sam_gateway_responses
+from chalicelib.store.queues import DLQ_SUFFIX, PARKED_SUFFIX
 from chalicelib.store.schema import MAX_RECEIVE_COUNT, TTL_ATTRIBUTE, table_definition
 
 API_HANDLER = "api_handler"  # chalice's name for the function behind the REST API
-DLQ_SUFFIX = "-dlq"  # the code dead-letters to <queue>-dlq (chalicelib/store/queues.py)
+# The code dead-letters to <queue>-dlq (DLQ_SUFFIX); the send DLQ's consumer (settle_dead_letters)
+# parks what it settled on <send queue>-parked (PARKED_SUFFIX), that DLQ's own dead-letter queue.
 QUEUE_RETENTION_S = 4 * 86400
 DLQ_RETENTION_S = 14 * 86400  # longer than the source queue's: an SQS message keeps its first enqueue time
+CONSUMED_DLQ_RETENTION_S = 7 * 86400  # the send DLQ: consumed at once; shorter than its parked queue's
 VISIBILITY_PER_TIMEOUT = 6  # AWS: visibility >= 6 x the consumer's timeout (+ its batching window)
 SQS_MIN_MAX_CONCURRENCY = 2  # the smallest ScalingConfig.MaximumConcurrency SQS accepts
 BATCH_ITEM_FAILURES = ["ReportBatchItemFailures"]
@@ -103,6 +106,7 @@ class StageSpec:
             "IntakeDeadLetterQueue": self.intake_queue + DLQ_SUFFIX,
             "SendQueue": self.send_queue,
             "SendDeadLetterQueue": self.send_queue + DLQ_SUFFIX,
+            "SendParkedQueue": self.send_queue + PARKED_SUFFIX,
             **(
                 {
                     "WebhookQueue": self.webhook_queue,
@@ -198,6 +202,27 @@ def merge_template(spec: StageSpec) -> dict[str, Any]:
                 "SqsManagedSseEnabled": True,
             },
         }
+        if any(t.queue == queue + DLQ_SUFFIX for t in spec.triggers):
+            # Consumed (the send DLQ: its records settled in the report), then parked for a redrive.
+            parked_id = queue_ids[queue + PARKED_SUFFIX]
+            resources[parked_id] = {
+                "Type": "AWS::SQS::Queue",
+                **data_policy,
+                "Properties": {
+                    "QueueName": queue + PARKED_SUFFIX,
+                    "MessageRetentionPeriod": DLQ_RETENTION_S,
+                    "SqsManagedSseEnabled": True,
+                },
+            }
+            resources[dlq_id]["Properties"] |= {
+                "MessageRetentionPeriod": CONSUMED_DLQ_RETENTION_S,
+                "VisibilityTimeout": visibility_timeout_s(spec, queue + DLQ_SUFFIX),
+                "RedrivePolicy": {
+                    "deadLetterTargetArn": {"Fn::GetAtt": [parked_id, "Arn"]},
+                    "maxReceiveCount": MAX_RECEIVE_COUNT,
+                },
+            }
+            outputs[f"{parked_id}Url"] = {"Value": {"Ref": parked_id}}
         resources[queue_id] = {
             "Type": "AWS::SQS::Queue",
             **data_policy,
@@ -247,8 +272,12 @@ def merge_template(spec: StageSpec) -> dict[str, Any]:
     for trigger in spec.triggers:
         fn = spec.function(trigger.function)
         fn_id = function_logical_id(fn.name)
-        if trigger.queue not in queue_ids or trigger.queue.endswith(DLQ_SUFFIX):
-            raise ValueError(f"{fn.name} consumes {trigger.queue!r}, which is not a queue declared here")
+        dead_letter = trigger.queue.endswith(DLQ_SUFFIX) and trigger.queue != spec.send_queue + DLQ_SUFFIX
+        if trigger.queue not in queue_ids or dead_letter or trigger.queue.endswith(PARKED_SUFFIX):
+            raise ValueError(
+                f"{fn.name} consumes {trigger.queue!r}, "
+                "which is not the intake, send, webhook or send DLQ queue"
+            )
         event: dict[str, Any] = {
             "Queue": {"Fn::Sub": "${" + queue_ids[trigger.queue] + ".Arn}"},
             "FunctionResponseTypes": BATCH_ITEM_FAILURES,

@@ -4,9 +4,12 @@
 
 Each record goes back as it came (body and message attributes other than the dead-lettering
 ``reason``), then is deleted from the DLQ; a record that fails again is dead-lettered again.
-In production use SQS's own redrive instead (it moves to the queue the records came from):
+The send queue's dead letters are consumed at once (``settle_dead_letters``: their devices marked
+failed in the report) and kept on ``<send queue>-parked``; a redriven chunk sends exactly those.
+In production use SQS's own redrive instead:
 
-    aws sqs start-message-move-task --source-arn <the -dlq queue's ARN>
+    aws sqs start-message-move-task --source-arn <send -parked queue ARN> --destination-arn <send queue ARN>
+    aws sqs start-message-move-task --source-arn <the intake -dlq queue's ARN>
 """
 
 from __future__ import annotations
@@ -18,12 +21,23 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-_OURS = {"reason", "sourceMessageId"}  # what the service's own dead-lettering adds
+_OURS = {"reason", "sourceMessageId", "settled", "deferrals"}  # what the service's dead-lettering adds
 
 
 def redrive(sqs: Any, queue_name: str) -> int:
-    """Move every record of ``<queue_name>-dlq`` back to ``queue_name``; the number moved."""
-    source = sqs.get_queue_url(QueueName=f"{queue_name}-dlq")["QueueUrl"]
+    """Move every record of ``<queue_name>-parked`` (where the send DLQ's consumer keeps what it
+    settled) and of ``<queue_name>-dlq`` back to ``queue_name``; the number moved."""
+    moved = 0
+    for suffix in ("-parked", "-dlq"):
+        try:
+            source = sqs.get_queue_url(QueueName=queue_name + suffix)["QueueUrl"]
+        except sqs.exceptions.QueueDoesNotExist:
+            continue
+        moved += _move(sqs, source, queue_name)
+    return moved
+
+
+def _move(sqs: Any, source: str, queue_name: str) -> int:
     target = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
     moved = 0
     while True:

@@ -12,8 +12,9 @@ from typing import Any, Literal
 Status = Literal["sent", "skipped", "failed", "pending"]
 STATUSES: tuple[Status, ...] = ("sent", "skipped", "failed", "pending")
 ClaimOutcome = Literal["claimed", "takeover", "done", "busy"]
-LeaseStatus = Literal["queued", "claimed", "done"]
+LeaseStatus = Literal["queued", "claimed", "done", "dead"]  # dead: dead-lettered by the queue
 RECALL_PREFIX = "R#"
+DEAD_LETTERED = "DeadLettered"  # the code of a device whose attempt the queue's redrive dead-lettered
 
 
 def edit_prefix(rev: int) -> str:

@@ -36,6 +36,12 @@ class SendChunk(ApiModel):
         ge=1,
         description="How many chunks the message has (message.completed knows the last one by it).",
     )
+    tries: int | None = Field(
+        None,
+        ge=0,
+        description="Retries only: how many earlier attempts sent these devices' requests to APNs "
+        "(an attempt paused or failed before sending does not count; null: every attempt did).",
+    )
     settings: SendSettings = Field(
         default_factory=SendSettings,
         description="The app's settings the send path needs, read by the fan-out for this message "
@@ -120,7 +126,8 @@ class Delivery(ApiModel):
     code: str | None = Field(
         None,
         description="The reason as a short code (a skip reason, an APNs reason such as BadDeviceToken, "
-        "RetriesExhausted, queued, sending): what the summary counts by.",
+        "RetriesExhausted, DeadLettered = its chunk was dead-lettered by the send queue and is sent "
+        "again by a redrive, queued, sending): what the summary counts by.",
     )
     apns_id: str | None = None
     delivered_at: int | None = Field(

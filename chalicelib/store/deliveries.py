@@ -5,7 +5,7 @@ its send chunks (the exactly-once ledger) and each chunk's outcomes, stored per 
 |-------------------|--------------------------------|------------------------------------------------------|
 | summary           | ``MSG``                        | recipient/chunk counts, each chunk's first recipient |
 | chunk             | ``K#<index>.<attempt>``        | its recipients (sorted), written once                |
-| lease             | ``K#<index>.<attempt>#L``      | queued (absent) -> claimed (claimedAt) -> done       |
+| lease             | ``K#<index>.<attempt>#L``      | queued (absent) -> claimed (claimedAt) -> done; dead |
 | badges            | ``K#<index>.<attempt>#B``      | the badge each pushed recipient was given (binary)   |
 | outcome page      | ``K#<index>.<attempt>#P<seq>`` | the outcomes of one checkpoint (binary, see codec)   |
 | replacement       | ``R#K#...`` / ``E<rev>#K#...`` | the same ledger for a recall / an edit's replacements |
@@ -47,6 +47,12 @@ from chalicelib.store.ledger_codec import (
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+
+# A lease that may be taken: never claimed, given back, dead-lettered, or held past its lease.
+_TAKEABLE = (
+    "attribute_not_exists(pk) OR #s = :queued OR #s = :dead OR (#s = :claimed AND claimedAt < :expired)"
+)
 
 
 @dataclass
@@ -272,20 +278,42 @@ class DeliveryRepository:
         return [(a.ref, a.recipients) for a in self.attempts(app_id, message_id) if a.ref.attempt == 0]
 
     def claim(self, app_id: str, message_id: str, ref: ChunkRef, now_ms: int, lease_ms: int) -> ClaimOutcome:
-        """Take the chunk for sending. ``takeover`` = a previous claim's lease ran out (a crash)."""
+        """Take the chunk for sending. ``takeover`` = a previous claim's lease ran out (a crash), or
+        the attempt was dead-lettered and is sent again (a redrive): what it recorded is kept."""
+        taken = self._take_lease(app_id, message_id, ref, now_ms, lease_ms, "claimed", "claimedAt")
+        if taken in ("done", "busy"):
+            return "done" if taken == "done" else "busy"
+        return "takeover" if taken in ("claimed", "dead") else "claimed"
+
+    def mark_dead(
+        self, app_id: str, message_id: str, ref: ChunkRef, now_ms: int, lease_ms: int
+    ) -> ClaimOutcome:
+        """The queue's redrive dead-lettered this attempt: take its lease as ``dead`` (unless it is
+        done, or a live invocation holds it: ``busy``), so a redrive of it later is a takeover that
+        keeps what was recorded. ``claimed``: the dead-letter consumer may record its outcomes."""
+        taken = self._take_lease(app_id, message_id, ref, now_ms, lease_ms, "dead", "deadAt")
+        if taken in ("done", "busy"):
+            return "done" if taken == "done" else "busy"
+        return "claimed"
+
+    def _take_lease(
+        self, app_id: str, message_id: str, ref: ChunkRef, now_ms: int, lease_ms: int, status: str, at: str
+    ) -> str:
+        """Set the lease to ``status`` (``at`` = now) if it may be taken; the status it had before
+        ("" when new), or ``done`` / ``busy`` when it may not."""
         lease = items.key(items.delivery_pk(app_id, message_id), f"{ref.sk}#L")
         try:
             resp = self.client.update_item(
                 TableName=self.table,
                 Key=lease,
-                UpdateExpression="SET #s = :claimed, claimedAt = :now, #ttl = if_not_exists(#ttl, :ttl)",
-                ConditionExpression=(
-                    "attribute_not_exists(pk) OR #s = :queued OR (#s = :claimed AND claimedAt < :expired)"
-                ),
+                UpdateExpression=f"SET #s = :new, {at} = :now, #ttl = if_not_exists(#ttl, :ttl)",
+                ConditionExpression=_TAKEABLE,
                 ExpressionAttributeNames={"#s": "status", "#ttl": "ttl"},
                 ExpressionAttributeValues={
+                    ":new": {"S": status},
                     ":claimed": {"S": "claimed"},
                     ":queued": {"S": "queued"},
+                    ":dead": {"S": "dead"},
                     ":now": {"N": str(now_ms)},
                     ":expired": {"N": str(now_ms - lease_ms)},
                     ":ttl": {"N": str(self._ttl(now_ms))},
@@ -297,8 +325,7 @@ class DeliveryRepository:
                 raise
             item = self.client.get_item(TableName=self.table, Key=lease, ConsistentRead=True).get("Item", {})
             return "done" if item.get("status", {}).get("S") == "done" else "busy"
-        old = resp.get("Attributes", {}).get("status", {}).get("S")
-        return "takeover" if old == "claimed" else "claimed"
+        return str(resp.get("Attributes", {}).get("status", {}).get("S", ""))
 
     def finish(self, app_id: str, message_id: str, ref: ChunkRef, claimed_at: int | None = None) -> bool:
         """Mark the attempt done. With ``claimed_at`` (the claim's time), only while that claim is

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
+DLQ_SUFFIX = "-dlq"  # <queue>-dlq: what failed, with a reason (ours) or by the queue's redrive
+PARKED_SUFFIX = "-parked"  # <send queue>-parked: dead letters the report already shows, kept for a redrive
 SQS_BATCH = 10
 SQS_BATCH_BYTES = 256 * 1024 - 4096  # SQS caps a whole SendMessageBatch at 256 KiB; some room for ids
 MAX_DELAY_S = 900
@@ -56,6 +58,23 @@ class Queues:
                 )
         return calls
 
+    def defer(self, body: str, delay_s: int, attributes: dict[str, str]) -> None:
+        """Put a send-queue record back, delayed, as a new message (its receive count starts again)."""
+        self.client.send_message(
+            QueueUrl=self.url(self.send_name),
+            MessageBody=body,
+            DelaySeconds=min(delay_s, MAX_DELAY_S),
+            MessageAttributes=_string_attributes(attributes),
+        )
+
+    def park(self, body: str, attributes: dict[str, str]) -> None:
+        """Keep a settled send-queue dead letter on ``<send queue>-parked`` for a redrive."""
+        self.client.send_message(
+            QueueUrl=self.url(self.send_name + PARKED_SUFFIX),
+            MessageBody=body or "(empty)",
+            MessageAttributes=_string_attributes(attributes),
+        )
+
     def dead_letter(
         self, queue_name: str, body: str, reason: str, source_message_id: str | None = None
     ) -> None:
@@ -64,10 +83,14 @@ class Queues:
         if source_message_id:
             attributes["sourceMessageId"] = {"DataType": "String", "StringValue": source_message_id}
         self.client.send_message(
-            QueueUrl=self.url(f"{queue_name}-dlq"),
+            QueueUrl=self.url(queue_name + DLQ_SUFFIX),
             MessageBody=body or "(empty)",
             MessageAttributes=attributes,
         )
+
+
+def _string_attributes(attributes: dict[str, str]) -> dict[str, Any]:
+    return {k: {"DataType": "String", "StringValue": v[:1000]} for k, v in attributes.items() if v}
 
 
 def _batches(bodies: Sequence[str]) -> list[list[str]]:

@@ -205,6 +205,10 @@ def chalice_local(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFa
             names["SEND_QUEUE_NAME"]: urls.send,
             names["INTAKE_QUEUE_NAME"] + "-dlq": urls.intake_dlq,
             names["SEND_QUEUE_NAME"] + "-dlq": urls.send_dlq,
+            # where the send DLQ's consumer (settle_dead_letters) parks what it settled
+            names["SEND_QUEUE_NAME"] + "-parked": sqs.get_queue_url(
+                QueueName=names["SEND_QUEUE_NAME"] + "-parked"
+            )["QueueUrl"],
         },
         logs=logs,
     )
@@ -380,14 +384,18 @@ def test_accepted_fuzz_messages_fan_out_and_send_cleanly(world: World, chalice_l
     """Every message the fuzzer got a 202 for went through fan-out, rendering and APNs (the sandbox)
     without a handler error, a dead letter, or a logged traceback in the API or the poller."""
     local = chalice_local
-    work = [url for name, url in local.queues.items() if not name.endswith("-dlq")]
+    work = [url for name, url in local.queues.items() if not name.endswith(("-dlq", "-parked"))]
     deadline = time.monotonic() + 90
     settled = 0
     while settled < 3:  # three quiet looks in a row: nothing waiting, in flight or delayed
         assert time.monotonic() < deadline, "the fuzz queues did not drain: see " + str(local.logs["poller"])
         settled = settled + 1 if all(_queue_depth(local, url) == 0 for url in work) else 0
         time.sleep(0.5)
-    dead = {name: _queue_depth(local, url) for name, url in local.queues.items() if name.endswith("-dlq")}
+    dead = {
+        name: _queue_depth(local, url)
+        for name, url in local.queues.items()
+        if name.endswith(("-dlq", "-parked"))
+    }
     problems = [f"{n} dead letters in {name}" for name, n in dead.items() if n]
     for what, path in local.logs.items():
         text = path.read_text(errors="replace")

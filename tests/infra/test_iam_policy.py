@@ -243,7 +243,8 @@ def test_each_service_is_granted_on_the_stages_own_resources_only(stage: str) ->
     )
     expected = {
         "dynamodb": {arn("dynamodb", f"table/{env['TABLE_NAME']}")},
-        "sqs": {arn("sqs", q + suffix) for q in queues for suffix in ("", "-dlq")},
+        "sqs": {arn("sqs", q + suffix) for q in queues for suffix in ("", "-dlq")}
+        | {arn("sqs", env["SEND_QUEUE_NAME"] + "-parked")},
         "secretsmanager": {arn("secretsmanager", f"secret:{env['SECRETS_PREFIX']}*")},
     }
     for s in statements(load_policy(stage)):
@@ -268,13 +269,17 @@ def test_each_service_is_granted_on_the_stages_own_resources_only(stage: str) ->
 def test_queues_are_consumed_and_fed_as_the_code_needs(stage: str) -> None:
     env = stage_env(stage)
     policy = load_policy(stage)
-    for queue in (env["INTAKE_QUEUE_NAME"], env["SEND_QUEUE_NAME"]):
+    send = env["SEND_QUEUE_NAME"]
+    for queue in (env["INTAKE_QUEUE_NAME"], send):
         for action in CONSUMER_ACTIONS:
             assert allows(policy, action, arn("sqs", queue))
-            assert not allows(policy, action, arn("sqs", queue + "-dlq")), "nothing consumes a DLQ"
+            # only the send DLQ is consumed: its records are settled in the report (settle_dead_letters)
+            assert allows(policy, action, arn("sqs", queue + "-dlq")) == (queue == send)
+            assert not allows(policy, action, arn("sqs", send + "-parked")), "parked: kept for a redrive"
         for name in (queue, queue + "-dlq"):  # enqueue, retry, and dead-letter with a reason
             assert allows(policy, "sqs:SendMessage", arn("sqs", name))
             assert allows(policy, "sqs:GetQueueUrl", arn("sqs", name))
+    assert allows(policy, "sqs:SendMessage", arn("sqs", send + "-parked"))
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -103,8 +103,20 @@ def test_queues_redrive_to_their_dead_letter_queues(
     redrive = queue["Properties"]["RedrivePolicy"]
     assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": [dlq_id, "Arn"]}
     assert redrive["maxReceiveCount"] == 5
-    assert dlq["Properties"]["MessageRetentionPeriod"] == 14 * 86400
-    assert "RedrivePolicy" not in dlq["Properties"]
+    if queue_var == "INTAKE_QUEUE_NAME":
+        assert dlq["Properties"]["MessageRetentionPeriod"] == 14 * 86400
+        assert "RedrivePolicy" not in dlq["Properties"]
+        return
+    # The send DLQ is consumed (its records settled in the report) and redrives to the parked queue,
+    # which keeps what it settled for a redrive, longer than the DLQ keeps anything.
+    parked_id, parked = the_queue(template, f"{name}-parked")
+    assert dlq["Properties"]["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [parked_id, "Arn"]},
+        "maxReceiveCount": 5,
+    }
+    assert parked["Properties"]["MessageRetentionPeriod"] == 14 * 86400
+    assert dlq["Properties"]["MessageRetentionPeriod"] < parked["Properties"]["MessageRetentionPeriod"]
+    assert "RedrivePolicy" not in parked["Properties"]
 
 
 def test_operator_key_is_a_generated_secret(template: dict[str, Any], stage: str) -> None:
@@ -132,7 +144,7 @@ def test_prod_keeps_its_data_and_dev_can_be_torn_down(template: dict[str, Any], 
 # ---- the functions and their triggers -----------------------------------------------------------
 
 
-def test_both_sqs_triggers_report_batch_item_failures_on_their_own_queue(
+def test_every_sqs_trigger_reports_batch_item_failures_on_its_own_queue(
     template: dict[str, Any], stage: str
 ) -> None:
     env = stage_env(stage)
@@ -147,6 +159,7 @@ def test_both_sqs_triggers_report_batch_item_failures_on_their_own_queue(
         "FanOut": env["INTAKE_QUEUE_NAME"],
         "Send": env["SEND_QUEUE_NAME"],
         "Webhook": env["WEBHOOK_QUEUE_NAME"],
+        "SettleDeadLetters": env["SEND_QUEUE_NAME"] + "-dlq",
     }
 
 

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from chalicelib.models.ledger import ChunkAttempt, ChunkRef, Outcome
+from chalicelib.models.ledger import DEAD_LETTERED, ChunkAttempt, ChunkRef, Outcome
 from chalicelib.services.send.checkpoint import Checkpointer
 from chalicelib.services.stats import attempt_counts
 from chalicelib.settings import Settings
@@ -81,7 +81,11 @@ class AttemptRunner:
         """What a previous invocation of this attempt recorded (nothing unless a takeover)."""
         if not claim.takeover:
             return ChunkAttempt(claim.ref)
-        return await self.ledger.earlier(claim.app_id, claim.message_id, claim.ref)
+        found = await self.ledger.earlier(claim.app_id, claim.message_id, claim.ref)
+        # A redriven dead letter sends the devices the dead-letter consumer marked failed: their
+        # later outcome (a page numbered after) replaces DeadLettered in the report.
+        found.outcomes = [o for o in found.outcomes if o.code != DEAD_LETTERED]
+        return found
 
     @asynccontextmanager
     async def preparing(self, claim: Claim) -> AsyncIterator[None]:

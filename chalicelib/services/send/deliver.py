@@ -22,7 +22,7 @@ from chalicelib.services.send.attempt import AttemptRunner, ChunkReport
 from chalicelib.services.send.checkpoint import Checkpointer
 from chalicelib.services.send.gateway import ApnsGateway
 from chalicelib.services.send.plan import RECALLED
-from chalicelib.services.send.retry import REPLACEMENT_DELAYS_S, RetryPolicy, gave_up
+from chalicelib.services.send.retry import NOT_SENT, REPLACEMENT_DELAYS_S, RetryPolicy, gave_up
 from chalicelib.services.send.settle import Settler
 from chalicelib.services.send.target import Target
 
@@ -63,7 +63,7 @@ class Delivery:
             if self.gateway.paused():
                 unrecorded.release()
                 ident = apns_id(chunk.app_id, chunk.message_id, target.device.token)
-                retry.append((target, ApnsResult(0, "NotSent:ApnsNotAnswering", ident)))
+                retry.append((target, ApnsResult(0, NOT_SENT + "ApnsNotAnswering", ident)))
                 return
             try:
                 result, cred = await self.gateway.send(

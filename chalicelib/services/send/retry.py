@@ -23,6 +23,14 @@ from chalicelib.store.queues import Queues
 from chalicelib.store.send_ledger import SendLedger
 
 REPLACEMENT_DELAYS_S = (0.5, 1.0, 2.0)
+NOT_SENT = "NotSent:"  # the reason of a device not sent because APNs was not answering (the pause)
+_NOT_LEFT = (NOT_SENT, "Error:")  # ... or because sending failed before a request left (e.g. a secret)
+LEDGER_ATTEMPTS_PER_TRY = 2  # attempts that sent nothing still end: at most this many per counted try
+
+
+def left(result: ApnsResult) -> bool:
+    """The request really went to APNs (only those count as attempts)."""
+    return not (result.status == 0 and (result.reason or "").startswith(_NOT_LEFT))
 
 
 def why(result: ApnsResult) -> str:
@@ -46,9 +54,13 @@ class RetryPolicy:
         """Queue a later attempt of the chunk for these devices (their outcome: pending), or give
         up after the last attempt (failed)."""
         attempt = chunk.attempt + 1
-        last = failed[0][1]
-        if attempt >= self.settings.max_send_attempts:
-            reason = f"gave up after {attempt} attempts: {why(last)}"
+        # Only a request that really left counts: devices paused while APNs was not answering, or
+        # not sent for a failure before sending, are tried again without using up an attempt.
+        tries = (chunk.attempt if chunk.tries is None else chunk.tries) + any(left(r) for _, r in failed)
+        last = next((r for _, r in failed if left(r)), failed[0][1])
+        cap = self.settings.max_send_attempts
+        if tries >= cap or attempt >= LEDGER_ATTEMPTS_PER_TRY * cap:
+            reason = f"gave up after {tries} attempts: {why(last)}"
             body = chunk.model_copy(
                 update={
                     "recipients": sorted({t.user_id for t, _ in failed}),
@@ -58,7 +70,7 @@ class RetryPolicy:
             await asyncio.to_thread(
                 self.queues.dead_letter, self.settings.send_queue_name, body, reason, chunk.message_id
             )
-            return [gave_up(t, last, attempt) for t, _ in failed]
+            return [gave_up(t, last, tries) for t, _ in failed]
         users = sorted({t.user_id for t, _ in failed})
         retry = chunk.model_copy(
             update={
@@ -66,6 +78,7 @@ class RetryPolicy:
                 "recipients": users,
                 "devices": devices_of(t for t, _ in failed),
                 "badges": {t.user_id: t.badge for t, _ in failed},
+                "tries": tries,
             }
         )
         await self.ledger.put_retry_chunk(
@@ -76,7 +89,7 @@ class RetryPolicy:
         await asyncio.to_thread(self.queues.send_chunks, [body], delay)
         report.retried += len(failed)
         reason = (
-            f"retrying in {delay} s (attempt {attempt + 1} of {self.settings.max_send_attempts}) "
+            f"retrying in {delay} s (attempt {tries + 1} of {self.settings.max_send_attempts}) "
             f"after {why(last)}"
         )
         return [
