@@ -89,7 +89,7 @@ def handle_intake_records(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def handle_send_records(records: list[dict[str, Any]]) -> dict[str, Any]:
     from chalicelib.apns.client import run  # aioapns: imported by the send function only
-    from chalicelib.services.send.attempt import ChunkBusy
+    from chalicelib.services.send.attempt import ChunkBusy, LeaseLost
 
     svc = services()
     parsed = [(i, r.root) for i, r in _parse(records, SendRecord, svc.settings.send_queue_name)]
@@ -105,6 +105,11 @@ def handle_send_records(records: list[dict[str, Any]]) -> dict[str, Any]:
     for (record_id, chunk), result in zip(parsed, results, strict=True):
         if isinstance(result, ChunkBusy):
             log.info("%s; SQS will deliver it again", result)
+            failed.append(record_id)
+        elif isinstance(result, LeaseLost):
+            # This invocation stalled past its lease; the one that took the attempt over finishes it
+            # and deletes the record (received again, under its own receipt handle): not deleted here.
+            log.warning("chunk %d.%d: lease lost, %s; left to it", chunk.index, chunk.attempt, result)
             failed.append(record_id)
         elif isinstance(result, BaseException):
             log.error(

@@ -5,7 +5,7 @@ its send chunks (the exactly-once ledger) and each chunk's outcomes, stored per 
 |-------------------|--------------------------------|------------------------------------------------------|
 | summary           | ``MSG``                        | recipient/chunk counts, each chunk's first recipient |
 | chunk             | ``K#<index>.<attempt>``        | its recipients (sorted), written once                |
-| lease             | ``K#<index>.<attempt>#L``      | queued (absent) -> claimed (claimedAt) -> done       |
+| lease             | ``K#<index>.<attempt>#L``      | queued -> claimed (claimedAt, holder) -> done        |
 | badges            | ``K#<index>.<attempt>#B``      | the badge each pushed recipient was given (binary)   |
 | outcome page      | ``K#<index>.<attempt>#P<seq>`` | the outcomes of one checkpoint (binary, see codec)   |
 | replacement       | ``R#K#...`` / ``E<rev>#K#...`` | the same ledger for a recall / an edit's replacements |
@@ -17,7 +17,8 @@ never mix with the original's.
 
 A chunk attempt is claimed with one conditional update of its tiny lease item
 before anything is sent, so a redelivered SQS message finds it claimed or done
-and sends nothing. While it sends, the sender writes an outcome page every few
+and sends nothing; the claim's fencing token guards every later write of its
+holder (``leases.py``). While it sends, the sender writes an outcome page every few
 hundred milliseconds (a checkpoint); a takeover after a crash reads the
 attempt's pages and sends only the devices that have no outcome there.
 Recipients are sorted at fan-out and chunks hold contiguous ranges, so one
@@ -36,8 +37,9 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.models.ledger import ChunkAttempt, ChunkRef, ClaimOutcome, MessageOps, Outcome
+from chalicelib.models.ledger import ChunkAttempt, ChunkRef, MessageOps, Outcome
 from chalicelib.store import items, retry
+from chalicelib.store.leases import LeaseWrites
 from chalicelib.store.ledger_codec import (
     decode_badges,
     decode_outcomes,
@@ -50,7 +52,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class DeliveryRepository:
+class DeliveryRepository(LeaseWrites):
     client: DynamoDBClient
     table: str
     ttl_s: int
@@ -271,59 +273,6 @@ class DeliveryRepository:
         """The chunks an earlier run of the fan-out wrote (attempt 0), with their recipients."""
         return [(a.ref, a.recipients) for a in self.attempts(app_id, message_id) if a.ref.attempt == 0]
 
-    def claim(self, app_id: str, message_id: str, ref: ChunkRef, now_ms: int, lease_ms: int) -> ClaimOutcome:
-        """Take the chunk for sending. ``takeover`` = a previous claim's lease ran out (a crash)."""
-        lease = items.key(items.delivery_pk(app_id, message_id), f"{ref.sk}#L")
-        try:
-            resp = self.client.update_item(
-                TableName=self.table,
-                Key=lease,
-                UpdateExpression="SET #s = :claimed, claimedAt = :now, #ttl = if_not_exists(#ttl, :ttl)",
-                ConditionExpression=(
-                    "attribute_not_exists(pk) OR #s = :queued OR (#s = :claimed AND claimedAt < :expired)"
-                ),
-                ExpressionAttributeNames={"#s": "status", "#ttl": "ttl"},
-                ExpressionAttributeValues={
-                    ":claimed": {"S": "claimed"},
-                    ":queued": {"S": "queued"},
-                    ":now": {"N": str(now_ms)},
-                    ":expired": {"N": str(now_ms - lease_ms)},
-                    ":ttl": {"N": str(self._ttl(now_ms))},
-                },
-                ReturnValues="ALL_OLD",
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            item = self.client.get_item(TableName=self.table, Key=lease, ConsistentRead=True).get("Item", {})
-            return "done" if item.get("status", {}).get("S") == "done" else "busy"
-        old = resp.get("Attributes", {}).get("status", {}).get("S")
-        return "takeover" if old == "claimed" else "claimed"
-
-    def finish(self, app_id: str, message_id: str, ref: ChunkRef) -> None:
-        self._set_lease(app_id, message_id, ref, "done", None)
-
-    def release(self, app_id: str, message_id: str, ref: ChunkRef) -> None:
-        """Give the claim back after a failure before anything was sent, so a redelivery can retry."""
-        self._set_lease(app_id, message_id, ref, "queued", "claimed")
-
-    def _set_lease(
-        self, app_id: str, message_id: str, ref: ChunkRef, status: str, expected: str | None
-    ) -> None:
-        kwargs: dict[str, Any] = {}
-        values = {":s": {"S": status}}
-        if expected:
-            kwargs["ConditionExpression"] = "#s = :e"
-            values[":e"] = {"S": expected}
-        self.client.update_item(
-            TableName=self.table,
-            Key=items.key(items.delivery_pk(app_id, message_id), f"{ref.sk}#L"),
-            UpdateExpression="SET #s = :s",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues=values,
-            **kwargs,
-        )
-
     # ---- badges and outcomes -------------------------------------------------------------------
 
     def badges_item(
@@ -343,7 +292,7 @@ class DeliveryRepository:
         now_ms: int,
     ) -> dict[str, Any]:
         """One checkpoint: the outcomes decided since the previous one, as one small item. A PutItem
-        request (the send path sends it with its asyncio client)."""
+        request (the send path writes it fenced by its claim: ``put_fenced``)."""
         sk = f"{ref.sk}#P{seq:04d}"
         return self._put_request(app_id, message_id, sk, {"o": encode_outcomes(outcomes)}, now_ms)
 

@@ -1,0 +1,133 @@
+"""A chunk attempt's lease (``K#<index>.<attempt>#L`` under the message, see ``deliveries.py``) and
+the writes fenced by it.
+
+The claim is one conditional update: it takes a queued attempt, or one whose holder's lease ran
+out (``takeover``), and writes a fresh random fencing token (``holder``). Every later write of the
+holder is conditional on the lease still naming that token: the checkpoint pages and saved badges
+(a ``TransactWriteItems`` of a ``ConditionCheck`` on the lease and the ``Put``: DynamoDB conditions
+a put on the item it writes only), the renewal, ``finish`` and ``release``. Once another invocation
+has taken the attempt over, a stale holder's write fails (``LeaseLost``) and lands nothing, so the
+new holder, which reads the attempt's pages after its claim, sees every outcome ever recorded and
+numbers its pages after them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.models.ledger import ChunkRef, Claim, ClaimOutcome, LeaseLost
+from chalicelib.store import items
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+_HOLDER = {"#s": "status", "#h": "holder"}
+_CLAIMED = {":claimed": {"S": "claimed"}}
+
+
+class LeaseWrites:
+    """The lease section of ``DeliveryRepository`` (which provides the client, table and TTL)."""
+
+    client: DynamoDBClient
+    table: str
+    ttl_s: int
+
+    def claim(
+        self, app_id: str, message_id: str, ref: ChunkRef, now_ms: int, lease_ms: int, holder: str
+    ) -> ClaimOutcome:
+        """Take the attempt for sending under the fencing token ``holder``. ``takeover`` = a previous
+        claim's lease ran out (a crash or a stall); also the answer when this very claim was applied
+        and its answer lost (a retried request finds its own token)."""
+        lease = self._lease_key(app_id, message_id, ref)
+        try:
+            resp = self.client.update_item(
+                TableName=self.table,
+                Key=lease,
+                UpdateExpression=(
+                    "SET #s = :claimed, claimedAt = :now, #h = :h, #ttl = if_not_exists(#ttl, :ttl)"
+                ),
+                ConditionExpression=(
+                    "attribute_not_exists(pk) OR #s = :queued "
+                    "OR (#s = :claimed AND (claimedAt < :expired OR #h = :h))"
+                ),
+                ExpressionAttributeNames={**_HOLDER, "#ttl": "ttl"},
+                ExpressionAttributeValues={
+                    ":claimed": {"S": "claimed"},
+                    ":queued": {"S": "queued"},
+                    ":now": {"N": str(now_ms)},
+                    ":h": {"S": holder},
+                    ":expired": {"N": str(now_ms - lease_ms)},
+                    ":ttl": {"N": str(now_ms // 1000 + self.ttl_s)},
+                },
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            item = self.client.get_item(TableName=self.table, Key=lease, ConsistentRead=True).get("Item", {})
+            return "done" if item.get("status", {}).get("S") == "done" else "busy"
+        old = resp.get("Attributes", {}).get("status", {}).get("S")
+        return "takeover" if old == "claimed" else "claimed"
+
+    def renew(self, claim: Claim, now_ms: int) -> None:
+        """Restart the lease's clock, if ``claim`` still holds it (else ``LeaseLost``)."""
+        now = {":now": {"N": str(now_ms)}, **_CLAIMED}
+        self._update_held(claim, "SET claimedAt = :now", "#s = :claimed", now)
+
+    def finish(self, claim: Claim) -> None:
+        """The attempt is done (every outcome written), if ``claim`` still holds it."""
+        self._update_held(claim, "SET #s = :done", None, {":done": {"S": "done"}})
+
+    def release(self, claim: Claim) -> None:
+        """Give the claim back after a failure before anything was sent, so a redelivery can retry."""
+        queued = {":queued": {"S": "queued"}, **_CLAIMED}
+        self._update_held(claim, "SET #s = :queued", "#s = :claimed", queued)
+
+    def put_fenced(self, claim: Claim, request: dict[str, Any]) -> None:
+        """A PutItem request (a checkpoint page, the saved badges) written only while ``claim`` holds
+        the lease: a transaction of a condition check on the lease and the put (``LeaseLost``)."""
+        check: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": self._lease_key(claim.app_id, claim.message_id, claim.ref),
+            "ConditionExpression": "#h = :h",
+            "ExpressionAttributeNames": {"#h": "holder"},
+            "ExpressionAttributeValues": {":h": {"S": claim.holder}},
+        }
+        try:
+            self.client.transact_write_items(
+                TransactItems=[{"ConditionCheck": check}, {"Put": request}]  # type: ignore[typeddict-item]
+            )
+        except ClientError as exc:
+            reasons = exc.response.get("CancellationReasons") or []
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                raise _lost(claim) from None
+            raise
+
+    def _update_held(self, claim: Claim, update: str, condition: str | None, values: dict[str, Any]) -> None:
+        held = "#h = :h" + (f" AND {condition}" if condition else "")
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=self._lease_key(claim.app_id, claim.message_id, claim.ref),
+                UpdateExpression=update,
+                ConditionExpression=held,
+                ExpressionAttributeNames={k: v for k, v in _HOLDER.items() if k in update + held},
+                ExpressionAttributeValues={**values, ":h": {"S": claim.holder}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise _lost(claim) from None
+            raise
+
+    @staticmethod
+    def _lease_key(app_id: str, message_id: str, ref: ChunkRef) -> dict[str, Any]:
+        return items.key(items.delivery_pk(app_id, message_id), f"{ref.sk}#L")
+
+
+def _lost(claim: Claim) -> LeaseLost:
+    return LeaseLost(
+        f"{claim.ref.sk} of message {claim.message_id}: another invocation took the attempt over "
+        "(this one stalled past its lease)"
+    )
