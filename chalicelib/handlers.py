@@ -109,7 +109,9 @@ def handle_send_records(records: list[dict[str, Any]]) -> dict[str, Any]:
         elif isinstance(result, LeaseLost):
             # This invocation stalled past its lease; the one that took the attempt over finishes it
             # and deletes the record (received again, under its own receipt handle): not deleted here.
-            log.warning("chunk %d.%d: lease lost, %s; left to it", chunk.index, chunk.attempt, result)
+            log.warning(
+                "chunk %d.%d: lease lost (%s); its new holder finishes it", chunk.index, chunk.attempt, result
+            )
             failed.append(record_id)
         elif isinstance(result, BaseException):
             log.error(
