@@ -197,3 +197,20 @@ def test_work_before_the_first_send_that_finds_the_lease_taken_over_does_not_giv
     with pytest.raises(LeaseLost):
         asyncio.run(go())
     assert ledger.calls == []
+
+
+def test_a_renewal_that_fails_for_another_reason_does_not_stop_the_sends() -> None:
+    class Throttled(Ledger):
+        async def renew(self, claim: Claim) -> None:
+            self.calls.append("renew")
+            raise RuntimeError("ProvisionedThroughputExceededException")
+
+    ledger = Throttled()
+
+    async def go() -> None:
+        fence = Fence(claim(time.monotonic() - 10), cast(Any, ledger), renew_after_s=1)
+        await fence.before_send()
+        await fence.before_send()  # tried again a second later, not at every send
+
+    asyncio.run(go())
+    assert ledger.calls == ["renew"]

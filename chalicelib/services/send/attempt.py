@@ -76,18 +76,18 @@ class Fence:
     ledger: SendLedger
     renew_after_s: float
     lost: LeaseLost | None = None
-    _held_at: float = field(default=0.0, init=False)
+    _renew_at: float = field(default=0.0, init=False)  # monotonic: the next send renews first
     _renewal: asyncio.Task[None] | None = field(default=None, init=False)
     _on_lost: list[Callable[[], object]] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
-        self._held_at = self.claim.held_since or time.monotonic()
+        self._renew_at = (self.claim.held_since or time.monotonic()) + self.renew_after_s
 
     def when_lost(self, callback: Callable[[], object]) -> None:
         self._on_lost.append(callback)
 
     async def before_send(self) -> None:
-        if self.lost is None and time.monotonic() - self._held_at >= self.renew_after_s:
+        if self.lost is None and time.monotonic() >= self._renew_at:
             if self._renewal is None:
                 self._renewal = asyncio.get_running_loop().create_task(self._renew())
             await asyncio.shield(self._renewal)
@@ -106,9 +106,12 @@ class Fence:
         started = time.monotonic()
         try:
             await self.ledger.renew(self.claim)
-            self._held_at = started
+            self._renew_at = started + self.renew_after_s
         except LeaseLost as exc:
             self.lose(exc)
+        except Exception as exc:  # e.g. throttled past its retries: not a loss; writes stay fenced
+            log.warning("could not renew the lease of %s: %r; trying again in 1 s", self.claim.ref.sk, exc)
+            self._renew_at = time.monotonic() + 1.0
         finally:
             self._renewal = None
 
