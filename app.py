@@ -6,7 +6,7 @@ from typing import Any
 from chalice.app import Chalice, CloudWatchEvent, Rate, SQSEvent
 
 from chalicelib import handlers
-from chalicelib.api import apps, credentials, messages, users  # noqa: F401  (registers their routes)
+from chalicelib.api import apps, credentials, insight, messages, users  # noqa: F401  (registers their routes)
 from chalicelib.api import blueprint as api_blueprint
 from chalicelib.api.console import console_blueprint
 from chalicelib.api.docs import docs_blueprint

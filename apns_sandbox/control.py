@@ -337,6 +337,7 @@ class ControlApp:
                 "subject": cert.subject.rfc4514_string(),
                 "notBefore": cert.not_valid_before_utc.isoformat().replace("+00:00", "Z"),
                 "expiresAt": cert.not_valid_after_utc.isoformat().replace("+00:00", "Z"),
+                "universal": bool(data.get("universal", False)) and data.get("type", "push") != "voip",
             },
             201,
         )

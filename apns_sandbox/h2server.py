@@ -499,6 +499,15 @@ class ApnsConnection(asyncio.Protocol):
         # A VoIP Services certificate serves <bundleId>.voip only; a push certificate not that topic.
         if auth_mode == "certificate" and cert and not cert.universal and cert.voip != (push_type == "voip"):
             raise Rejection("TopicDisallowed")
+        # A universal certificate serves the topics its extension lists (<bundleId>, .voip, ...).
+        if (
+            auth_mode == "certificate"
+            and cert
+            and cert.universal
+            and cert.topics
+            and topic not in cert.topics
+        ):
+            raise Rejection("TopicDisallowed")
         rules.check_options(
             headers.get("apns-priority"),
             headers.get("apns-expiration"),

@@ -36,6 +36,54 @@ APPLE_PUSH_OIDS: dict[str, ObjectIdentifier] = {
     "topics": OID_PUSH_TOPICS,
 }
 ASN1_NULL = b"\x05\x00"
+# A universal certificate's topics extension (6.3.6) lists the topics it may push to, each followed by
+# its kind: SEQUENCE { UTF8String "<bundle>", SEQUENCE { UTF8String "app" }, UTF8String
+# "<bundle>.voip", SEQUENCE { UTF8String "voip" }, ... }.
+UNIVERSAL_TOPIC_SUFFIXES = (("", "app"), (".voip", "voip"), (".complication", "complication"))
+
+
+def _der(tag: int, content: bytes) -> bytes:
+    size = len(content)
+    if size < 0x80:
+        return bytes([tag, size]) + content
+    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(length)]) + length + content
+
+
+def universal_topics_value(bundle_id: str) -> bytes:
+    """The DER value of a universal certificate's topics extension for ``bundle_id``."""
+    parts = b"".join(
+        _der(0x0C, (bundle_id + suffix).encode()) + _der(0x30, _der(0x0C, kind.encode()))
+        for suffix, kind in UNIVERSAL_TOPIC_SUFFIXES
+    )
+    return _der(0x30, parts)
+
+
+def topics_of(value: bytes) -> frozenset[str]:
+    """The topics (top-level UTF8Strings) a topics extension's DER value lists; empty if unreadable."""
+    topics: set[str] = set()
+    if len(value) < 2 or value[0] != 0x30:
+        return frozenset()
+    pos, end = _header(value, 0)
+    while pos < end:
+        tag = value[pos]
+        start, stop = _header(value, pos)
+        if tag == 0x0C:
+            topics.add(value[start:stop].decode("utf-8", "replace"))
+        pos = stop
+    return frozenset(topics)
+
+
+def _header(value: bytes, pos: int) -> tuple[int, int]:
+    """(start, end) of the content of the TLV at ``pos``."""
+    size = value[pos + 1]
+    start = pos + 2
+    if size & 0x80:
+        count = size & 0x7F
+        size = int.from_bytes(value[start : start + count], "big")
+        start += count
+    return start, min(start + size, len(value))
+
 
 _CN_PREFIX = {"development": "Apple Development IOS Push Services", "production": "Apple Push Services"}
 _ALNUM = string.ascii_uppercase + string.digits
@@ -68,6 +116,7 @@ class PushCertificateInfo:
     team_id: str | None
     universal: bool
     voip: bool = False  # a VoIP Services certificate: push type voip, topic <bundleId>.voip only
+    topics: frozenset[str] = frozenset()  # a universal certificate's topics (bundle, .voip, ...)
 
 
 def push_certificate_info(cert: x509.Certificate) -> PushCertificateInfo | None:
@@ -77,6 +126,7 @@ def push_certificate_info(cert: x509.Certificate) -> PushCertificateInfo | None:
         return None
     envs: set[str] = set()
     universal = voip = False
+    topics: frozenset[str] = frozenset()
     for ext in cert.extensions:
         if ext.oid == OID_PUSH_DEVELOPMENT:
             envs.add("development")
@@ -84,6 +134,8 @@ def push_certificate_info(cert: x509.Certificate) -> PushCertificateInfo | None:
             envs.add("production")
         elif ext.oid == OID_PUSH_TOPICS:
             universal = True
+            if isinstance(ext.value, x509.UnrecognizedExtension):
+                topics = topics_of(ext.value.value)
         elif ext.oid == OID_VOIP_TOPICS:
             voip = True
     ous = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
@@ -96,6 +148,7 @@ def push_certificate_info(cert: x509.Certificate) -> PushCertificateInfo | None:
         environments=frozenset(envs),
         team_id=str(ous[0].value) if ous else None,
         universal=universal,
+        topics=topics,
     )
 
 
@@ -198,6 +251,10 @@ class SandboxCA:
     ) -> bytes:
         """A push certificate as Apple issues it, with its RSA 2048 key, as PKCS#12 DER bytes.
 
+        `universal=True`: Apple's universal "Apple Push Services" certificate: both environments and
+        the topics extension listing <bundleId>, <bundleId>.voip and <bundleId>.complication, so it
+        sends alerts and VoIP pushes alike.
+
         `voip=True`: a VoIP Services certificate (PushKit) instead: "VoIP Services: <bundleId>", UID
         "<bundleId>.voip", valid in both environments, with the VoIP topics extension.
 
@@ -251,13 +308,17 @@ class SandboxCA:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .add_extension(self._aki(), critical=False)
         )
-        oids = [OID_PUSH_DEVELOPMENT, OID_PUSH_PRODUCTION, OID_PUSH_TOPICS] if universal else []
-        if not universal:
-            oids = [APPLE_PUSH_OIDS[environment]]
-        if voip:
-            oids = [OID_PUSH_DEVELOPMENT, OID_PUSH_PRODUCTION]
+        oids = (
+            [OID_PUSH_DEVELOPMENT, OID_PUSH_PRODUCTION]
+            if universal or voip
+            else [APPLE_PUSH_OIDS[environment]]
+        )
         for oid in oids:
             builder = builder.add_extension(x509.UnrecognizedExtension(oid, ASN1_NULL), critical=False)
+        if universal and not voip:
+            builder = builder.add_extension(
+                x509.UnrecognizedExtension(OID_PUSH_TOPICS, universal_topics_value(bundle_id)), critical=False
+            )
         if voip:
             topics = (bundle_id + ".voip").encode()
             # SEQUENCE { UTF8String topic }: the topic list as the extension carries it.

@@ -763,6 +763,9 @@ def main() -> None:
         print(f"wru_per_push_ignore_badge: {ignore['total'].wru / max(ignore['pushes'], 1):.2f}")
         print(f"wru_per_push_group_90pct_online: {big['total'].wru / max(big['pushes'], 1):.2f}")
         print(f"wru_per_push: {a.wru / per:.2f}")
+        # Beside it, what the operator-insight items add (day statistics, message list entry).
+        insight = sum(v for k, v in a.wru_by_kind.items() if k.split(" ", 1)[-1].startswith(("ST/", "ML/")))
+        print(f"wru_per_push_stats: {insight / per:.4f} (day statistics + message list, included above)")
         print(f"wru_per_skipped_recipient: {skipped['total'].wru / max(skipped['recipients'], 1):.2f}")
         print(
             f"send_cpu_vs_raw_aioapns: "

@@ -15,16 +15,20 @@ from chalicelib.services.apps import AppService
 from chalicelib.services.auth import Principal, authenticate
 from chalicelib.services.credentials import CredentialService
 from chalicelib.services.fanout import FanoutService
+from chalicelib.services.message_list import MessageListService
 from chalicelib.services.messages import MessageService
 from chalicelib.services.settings import SettingsService
+from chalicelib.services.stats import StatsService
 from chalicelib.services.users import UserService
 from chalicelib.settings import Settings, get_settings
 from chalicelib.store import aws
 from chalicelib.store.apps import AppRepository
 from chalicelib.store.deliveries import DeliveryRepository
 from chalicelib.store.groups import GroupRepository
+from chalicelib.store.message_index import MessageIndexRepository
 from chalicelib.store.queues import Queues
 from chalicelib.store.secrets import SecretStore
+from chalicelib.store.stats import StatsRepository
 from chalicelib.store.users import UserRepository
 
 if TYPE_CHECKING:
@@ -48,6 +52,9 @@ class Services:
     fanout: FanoutService
     messages: MessageService
     settings_service: SettingsService
+    stats_repo: StatsRepository
+    stats: StatsService
+    message_list: MessageListService
 
     @cached_property
     def send_wing(self) -> SendWing:
@@ -65,6 +72,7 @@ class Services:
             ApnsClients(self.settings),
             AsyncDynamo(self.settings),
             lease_ms=self.settings.send_lease_s * 1000,
+            stats=self.stats_repo,
         )
 
     @cached_property
@@ -111,22 +119,40 @@ def services() -> Services:
     groups = GroupRepository(ddb, settings.table_name)
     deliveries = DeliveryRepository(ddb, settings.table_name, ttl_s=settings.delivery_ttl_days * 86400)
     queues = Queues(aws.sqs(settings), settings.intake_queue_name, settings.send_queue_name)
+    stats_repo = StatsRepository(ddb, settings.table_name)
+    message_index = MessageIndexRepository(ddb, settings.table_name, ttl_s=settings.delivery_ttl_days * 86400)
+    settings_service = SettingsService(app_repo, is_local=settings.is_local)
     return Services(
         settings=settings,
         secrets=secrets,
         apps=AppService(app_repo, secrets),
         credentials=credentials,
-        users=UserService(user_repo, credentials, default_lease_s=settings.foreground_lease_default_s),
+        users=UserService(
+            user_repo,
+            credentials,
+            default_lease_s=settings.foreground_lease_default_s,
+            settings=settings_service,
+        ),
         user_repo=user_repo,
         app_repo=app_repo,
         groups=groups,
         deliveries=deliveries,
         queues=queues,
         fanout=FanoutService(
-            groups, deliveries, queues, user_repo, app_repo, chunk_size=settings.send_chunk_size
+            groups,
+            deliveries,
+            queues,
+            user_repo,
+            app_repo,
+            chunk_size=settings.send_chunk_size,
+            index=message_index,
+            stats=stats_repo,
         ),
-        messages=MessageService(queues, deliveries, groups),
-        settings_service=SettingsService(app_repo, is_local=settings.is_local),
+        messages=MessageService(queues, deliveries, groups, settings=settings_service),
+        settings_service=settings_service,
+        stats_repo=stats_repo,
+        stats=StatsService(stats_repo),
+        message_list=MessageListService(message_index, deliveries, retention_days=settings.delivery_ttl_days),
     )
 
 

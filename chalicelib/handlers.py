@@ -53,7 +53,7 @@ def _failures(ids: list[str]) -> dict[str, Any]:
 
 
 def handle_intake_records(records: list[dict[str, Any]]) -> dict[str, Any]:
-    from chalicelib.services.fanout import UnknownApp
+    from chalicelib.services.fanout import RefusedEvent, UnknownApp
 
     svc = services()
     failed: list[str] = []
@@ -65,6 +65,10 @@ def handle_intake_records(records: list[dict[str, Any]]) -> dict[str, Any]:
         except UnknownApp as exc:
             log.warning("dead-lettering record %s from %s: %s", record_id, queue, exc)
             svc.queues.dead_letter(queue, bodies[record_id], f"unknown app: {exc}", record_id)
+            continue
+        except RefusedEvent as exc:
+            log.warning("dead-lettering record %s from %s: %s", record_id, queue, exc)
+            svc.queues.dead_letter(queue, bodies[record_id], f"invalid event: {exc}", record_id)
             continue
         except Exception:
             log.exception("fan-out of message %s failed; SQS will retry it", event.message_id)

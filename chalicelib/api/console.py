@@ -16,7 +16,12 @@ from chalicelib.errors import NotFound
 
 console_blueprint = Blueprint(__name__)
 FILES = Path(__file__).resolve().parent.parent / "console"
-ASSETS = {"console.js": "text/javascript; charset=utf-8", "console.css": "text/css; charset=utf-8"}
+ASSETS = {
+    "console.js": "text/javascript; charset=utf-8",
+    "insight.js": "text/javascript; charset=utf-8",
+    "webhook.js": "text/javascript; charset=utf-8",
+    "console.css": "text/css; charset=utf-8",
+}
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
     "form-action 'none'; frame-ancestors 'none'; base-uri 'none'"

@@ -116,6 +116,7 @@ def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
                     "in": "query",
                     "required": f.is_required(),
                     "schema": {"type": "string"},
+                    **({"description": f.description} if f.description else {}),
                 }
             )
     if op.body is not None:

@@ -95,6 +95,38 @@ def _push_environments(cert: x509.Certificate) -> set[str]:
     return envs
 
 
+def push_topics(cert: x509.Certificate) -> frozenset[str]:
+    """The topics a universal certificate's extension 1.2.840.113635.100.6.3.6 lists (DER: SEQUENCE
+    { UTF8String topic, SEQUENCE { UTF8String kind }, ... }); empty without it or when unreadable."""
+    for ext in cert.extensions:
+        if ext.oid == OID_PUSH_TOPICS and isinstance(ext.value, x509.UnrecognizedExtension):
+            return _utf8_items(ext.value.value)
+    return frozenset()
+
+
+def _utf8_items(der: bytes) -> frozenset[str]:
+    def header(pos: int) -> tuple[int, int]:
+        size, start = der[pos + 1], pos + 2
+        if size & 0x80:
+            count = size & 0x7F
+            size, start = int.from_bytes(der[start : start + count], "big"), start + count
+        return start, min(start + size, len(der))
+
+    if len(der) < 2 or der[0] != 0x30:
+        return frozenset()
+    items: set[str] = set()
+    try:
+        pos, end = header(0)
+        while pos < end:
+            start, stop = header(pos)
+            if der[pos] == 0x0C:  # UTF8String: a topic (its kind follows in a nested SEQUENCE)
+                items.add(der[start:stop].decode("utf-8"))
+            pos = stop
+    except (IndexError, UnicodeDecodeError):
+        return frozenset(items)
+    return frozenset(items)
+
+
 def _check_issuer(cert: x509.Certificate, trusted: list[x509.Certificate]) -> None:
     for issuer in trusted:
         if issuer.subject != cert.issuer:
@@ -209,7 +241,9 @@ def validate_p12(upload: P12Upload, trusted: list[x509.Certificate], now: dateti
         push_types: tuple[str, ...] = ("voip",)
     else:
         bundle_id = _push_bundle_id(cert, cn, upload.environment)
-        push_types = ("alert",)
+        # A universal certificate (Apple's default "Apple Push Services" today) lists <bundleId>.voip
+        # among its topics: over HTTP/2 it sends VoIP pushes as well as alerts.
+        push_types = ("alert", "voip") if bundle_id + ".voip" in push_topics(cert) else ("alert",)
     not_before = cert.not_valid_before_utc
     not_after = cert.not_valid_after_utc
     if now < not_before:

@@ -1,8 +1,9 @@
 """The APNs request for one notification: the JSON payload bytes and the headers.
 
-Every payload serves both client conventions at once (Tencent's top-level ``ext``; Agora's ``f``,
-``t``, ``g``, ``m``, ``e``) and must fit APNs' 4096 bytes: the body is shortened at a grapheme
-boundary with an ellipsis (then the title), never the structure: subtitle, category,
+The payload carries the keys of the app's payload conventions (Tencent's top-level ``ext``; Agora's
+``f``, ``t``, ``g``, ``m``, ``e``; TUIKit's ``custom``) and must fit APNs' 4096 bytes: the body (and
+TUIKit's entity content) is shortened at a grapheme boundary with an ellipsis (then the title), never
+the structure: subtitle, category,
 interruption level, relevance score, image, the ``call`` object, ext and the IDs stay whole. A
 title alone too long for the room left becomes shorter behind a "…" body; a subtitle (or anything
 else) that leaves no room even then fails that device with PayloadTooLarge. VoIP (PushKit) payloads
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import regex  # type: ignore[import-untyped]  # no stubs in the venv (types-regex)
@@ -43,8 +45,8 @@ class PayloadTooLargeError(ValueError):
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(
             f"the APNs payload needs {size} bytes even with the body and title cut to '{ELLIPSIS}', "
-            f"over the {limit}-byte limit: shorten offlinePushInfo.ext (it is sent twice, as ext and e), "
-            "the sound name or the IDs"
+            f"over the {limit}-byte limit: shorten offlinePushInfo.ext (it travels once per payload "
+            "convention of the app), the subtitle, the sound name or the IDs"
         )
         self.size = size
         self.limit = limit
@@ -157,14 +159,17 @@ def shorten(text: str, max_bytes: int) -> str:
     return text[:cut].rstrip() + ELLIPSIS
 
 
-def _message(
-    n: Notification,
-    recipient_user_id: str,
-    badge: int | None,
-    title: str | None,
-    body: str,
-    voip: bool = False,
-) -> dict[str, Any]:
+# ---- the payload's structure ----------------------------------------------------------------------
+# `aps` is built by `_aps`; every top-level key beside it by `_top_level` (the one place to add one).
+# The 4 KB fit first applies the steps of `DROP_FIRST` in order (each removes something the payload
+# can do without, e.g. pictures' URLs), then shortens the body (and TUIKit's entity content), then the
+# title; ext, the IDs and the rest of the structure stay whole.
+
+Drop = Callable[[dict[str, Any]], None]
+DROP_FIRST: tuple[Drop, ...] = ()
+
+
+def _aps(n: Notification, badge: int | None, title: str | None, body: str, voip: bool) -> dict[str, Any]:
     alert: dict[str, str] = {}
     if title is not None:
         alert["title"] = title
@@ -175,7 +180,7 @@ def _message(
     if voip:
         # PushKit hands the whole dictionary to the app, which reports the call to CallKit: the
         # alert is only the text to show; iOS neither badges, sounds nor displays a voip push.
-        return {"aps": aps, **_ids(n, recipient_user_id)}
+        return aps
     if badge is not None:
         aps["badge"] = badge
     if n.sound is not None:
@@ -189,30 +194,56 @@ def _message(
         aps["interruption-level"] = n.interruption_level
     if n.relevance_score is not None:
         aps["relevance-score"] = n.relevance_score
-    message: dict[str, Any] = {"aps": aps}
-    if n.image is not None:
-        message["image"] = n.image
-    message.update(_ids(n, recipient_user_id))
-    return message
+    return aps
 
 
-def _ids(n: Notification, recipient_user_id: str) -> dict[str, Any]:
-    message: dict[str, Any] = {}
-    if n.ext is not None:
-        message["ext"] = n.ext  # Tencent: didReceiveRemoteNotification reads userInfo["ext"]
-    # Agora: f = sender, t = receiver, g = group (absent one-to-one), m = message ID, e = extern.
-    message["f"] = n.sender_id
-    message["t"] = recipient_user_id
-    if n.group_id is not None:
-        message["g"] = n.group_id
-    message["m"] = n.message_id
-    if n.ext is not None:
-        message["e"] = n.ext
+def _top_level(
+    n: Notification,
+    recipient_user_id: str,
+    content: str | None,
+    extra: Mapping[str, Any] | None,
+    voip: bool,
+) -> dict[str, Any]:
+    """Every key beside ``aps``: the app's payload conventions' keys, then the product's own.
+    ``content``: the TUIKit entity's content as the fit cut it."""
+    keys: dict[str, Any] = {}
+    if n.image is not None and not voip:
+        keys["image"] = n.image
+    conventions = n.conventions
+    if "tencent" in conventions and n.ext is not None:
+        keys["ext"] = n.ext  # Tencent: didReceiveRemoteNotification reads userInfo["ext"]
+    if "agora" in conventions:
+        # Agora: f = sender, t = receiver, g = group (absent one-to-one), m = message ID, e = extern.
+        keys["f"] = n.sender_id
+        keys["t"] = recipient_user_id
+        if n.group_id is not None:
+            keys["g"] = n.group_id
+        keys["m"] = n.message_id
+        if n.ext is not None:
+            keys["e"] = n.ext
+    if "tpns" in conventions:
+        # TUIKit (seed 001): userInfo["custom"] is a JSON string; its "entity" opens the chat or call.
+        if n.ext is not None:
+            keys["custom"] = n.ext
+        elif n.entity is not None:
+            entity = n.entity if content is None else {**n.entity, "content": content}
+            keys["custom"] = json.dumps({"entity": entity}, ensure_ascii=False, separators=COMPACT)
     if n.call is not None:
-        message["call"] = n.call
+        keys["call"] = n.call
     if n.op is not None:
-        message["op"] = n.op  # "recall" / "edit": this replaces the notification with the same collapse-id
-    return message
+        keys["op"] = n.op  # "recall" / "edit": this replaces the notification with the same collapse-id
+    if extra:
+        keys.update(extra)
+    return keys
+
+
+def _shrinkable_content(n: Notification) -> str | None:
+    """The TUIKit entity's content when the fit may shorten it (a message's text; a call's content is
+    the JSON its handler parses and stays whole)."""
+    if "tpns" not in n.conventions or n.ext is not None or n.entity is None or n.entity.get("action") != 1:
+        return None
+    value = n.entity.get("content")
+    return value if isinstance(value, str) else None
 
 
 def _fit(
@@ -223,31 +254,64 @@ def _fit(
     limit: int,
     separators: tuple[str, str],
     voip: bool = False,
+    extra: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], bytes]:
     if badge is not None and badge < 0:
         raise ValueError(f"badge must be >= 0 or None (no badge), got {badge}")
+    content = _shrinkable_content(n)
 
-    def encode(title: str | None, body: str) -> tuple[dict[str, Any], bytes]:
-        message = _message(n, recipient_user_id, badge, title, body, voip)
+    def encode(
+        title: str | None, body: str, cut: str | None = content, drops: int = len(DROP_FIRST)
+    ) -> tuple[dict[str, Any], bytes]:
+        message = {"aps": _aps(n, badge, title, body, voip)}
+        message.update(_top_level(n, recipient_user_id, cut, extra, voip))
+        for drop in DROP_FIRST[:drops]:
+            drop(message)
         return message, json.dumps(message, ensure_ascii=False, separators=separators).encode("utf-8")
 
     # The common case: it fits, one serialization.
-    message, data = encode(n.title, n.body)
+    message, data = encode(n.title, n.body, drops=0)
     if len(data) <= limit:
         return message, data
+    # What the payload can do without goes first, one step at a time.
+    for drops in range(1, len(DROP_FIRST) + 1):
+        message, data = encode(n.title, n.body, drops=drops)
+        if len(data) <= limit:
+            return message, data
 
-    # The payload's size is the rest plus the escaped body, so the body's room is exact.
-    _, rest = encode(n.title, "")
-    if limit - len(rest) >= _ELLIPSIS_BYTES:
-        return encode(n.title, shorten(n.body, limit - len(rest)))
+    if content is None:
+        # The payload's size is the rest plus the escaped body, so the body's room is exact.
+        _, rest = encode(n.title, "")
+        if limit - len(rest) >= _ELLIPSIS_BYTES:
+            return encode(n.title, shorten(n.body, limit - len(rest)))
+    else:
+        # The body and TUIKit's entity content share the room left beside everything else: the
+        # content gets at most half, the body exactly what remains; if the body needs less, the
+        # content gets the rest. Four serializations, whatever the text's length.
+        _, rest = encode(n.title, "", "")
+        room = limit - len(rest)
+        if room >= 2 * _ELLIPSIS_BYTES:
+            part = shorten(content, room // 2)
+            _, rest = encode(n.title, "", part)
+            if limit - len(rest) >= _ELLIPSIS_BYTES:
+                body = shorten(n.body, limit - len(rest))
+                best = encode(n.title, body, part)
+                if body == n.body and part != content:
+                    _, rest = encode(n.title, n.body, "")
+                    candidate = encode(n.title, n.body, shorten(content, limit - len(rest)))
+                    if len(candidate[1]) <= limit:
+                        best = candidate
+                if len(best[1]) <= limit:
+                    return best
 
     # Not even "…" fits next to the title: the body becomes "…" and the title is shortened.
     body = ELLIPSIS if n.body else ""
+    cut = None if content is None else ELLIPSIS
     if n.title:
-        _, rest = encode("", body)
+        _, rest = encode("", body, cut)
         if limit - len(rest) >= _ELLIPSIS_BYTES:
-            return encode(shorten(n.title, limit - len(rest)), body)
-    _, smallest = encode(ELLIPSIS if n.title else n.title, body)
+            return encode(shorten(n.title, limit - len(rest)), body, cut)
+    _, smallest = encode(ELLIPSIS if n.title else n.title, body, cut)
     raise PayloadTooLargeError(len(smallest), limit)
 
 
@@ -258,14 +322,21 @@ def build_payload(
     badge: int | None,
     limit: int = APNS_PAYLOAD_LIMIT,
     separators: tuple[str, str] = COMPACT,
+    extra: Mapping[str, Any] | None = None,
 ) -> bytes:
     """The payload bytes (compact JSON, UTF-8) for one recipient; at most ``limit`` bytes.
 
-    ``badge`` None = no badge key (ignoreBadge). Raises ``PayloadTooLargeError`` when even an
-    ellipsis body and title do not fit.
+    ``badge`` None = no badge key (ignoreBadge). ``extra``: top-level keys the caller adds (e.g. a
+    receipt reference), never dropped. Raises ``PayloadTooLargeError`` when even an ellipsis body and
+    title do not fit.
     """
     return _fit(
-        notification, recipient_user_id=recipient_user_id, badge=badge, limit=limit, separators=separators
+        notification,
+        recipient_user_id=recipient_user_id,
+        badge=badge,
+        limit=limit,
+        separators=separators,
+        extra=extra,
     )[1]
 
 
@@ -277,6 +348,7 @@ def build_message(
     limit: int | None = None,
     separators: tuple[str, str] = AIOAPNS_SEPARATORS,
     voip: bool = False,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The same payload as a dict, for aioapns' ``NotificationRequest(message=...)``, which serializes
     it itself with json.dumps' default separators: measured that way, it fits ``limit`` once sent.
@@ -293,6 +365,7 @@ def build_message(
         limit=limit,
         separators=separators,
         voip=voip,
+        extra=extra,
     )[0]
 
 

@@ -224,6 +224,8 @@ function openPage(name) {
   }
   for (const page of document.querySelectorAll(".page")) show(page, page.id === `page-${name}`);
   if (name === "credentials") loadCredentials().catch((e) => showError($("#upload-form"), e));
+  document.dispatchEvent(new CustomEvent("console:page", { detail: name })); // insight.js, webhook.js
+  if (name === "settings") loadSettings().catch((e) => showError($("#settings-form"), e));
 }
 
 // ---- Apps ----------------------------------------------------------------------------------------
@@ -538,6 +540,7 @@ async function loadReportPage() {
   report.data = data;
   const { items, nextCursor, ...rest } = data; // the summary and any other top-level fields
   fillDefinitions($("#report-summary"), rest);
+  document.dispatchEvent(new CustomEvent("console:report", { detail: { ...rest, userId: report.userId } }));
   const reasons = [...new Set(report.items.map((d) => d.reason).filter(Boolean))].sort();
   const select = $("#filter-reason");
   const chosen = select.value;
@@ -553,6 +556,66 @@ function renderReport() {
   const shown = report.items.filter((d) => (!status || d.status === status) && (!reason || d.reason === reason));
   fillRows($("#report-table"), deliveryRows(shown));
   $("#report-count").textContent = `${shown.length} of ${report.items.length} loaded`;
+}
+
+// ---- Settings ------------------------------------------------------------------------------------
+
+let loadedWebhook = null; // the webhook as loaded: sent again only when changed (setting it issues a secret)
+
+function checked(name) {
+  return [...document.querySelectorAll(`#settings-form input[name="${name}"]:checked`)].map((i) => i.value);
+}
+
+function check(name, values) {
+  for (const input of document.querySelectorAll(`#settings-form input[name="${name}"]`)) {
+    input.checked = values.includes(input.value);
+  }
+}
+
+function fillSettings(settings) {
+  check("convention", settings.payloadConventions || []);
+  $("#settings-lease").value = String(settings.foregroundLeaseSeconds);
+  $("#settings-communication").checked = Boolean(settings.communicationNotifications);
+  $("#settings-read-sync").value = settings.readSync;
+  loadedWebhook = settings.webhook || null;
+  $("#settings-webhook-url").value = loadedWebhook ? loadedWebhook.url : "";
+  check("webhook-event", loadedWebhook ? loadedWebhook.events : []);
+}
+
+async function loadSettings() {
+  if (!session.appId) return;
+  show($("#webhook-secret-box"), false);
+  clearErrors($("#settings-form"));
+  $("#settings-result").textContent = "";
+  fillSettings(await admin("GET", "/settings"));
+}
+
+async function saveSettings(event) {
+  event.preventDefault();
+  const form = event.target;
+  clearErrors(form);
+  $("#settings-result").textContent = "";
+  const lease = $("#settings-lease").value.trim();
+  const body = {
+    payloadConventions: checked("convention"),
+    foregroundLeaseSeconds: lease === "" ? null : Number(lease),
+    communicationNotifications: $("#settings-communication").checked,
+    readSync: $("#settings-read-sync").value,
+  };
+  const url = $("#settings-webhook-url").value.trim();
+  const webhook = url ? { url, events: checked("webhook-event") } : null;
+  if (JSON.stringify(webhook) !== JSON.stringify(loadedWebhook)) body.webhook = webhook;
+  try {
+    const saved = await admin("PATCH", "/settings", body);
+    fillSettings(saved);
+    $("#settings-result").textContent = "Saved. Messages fanned out from now on use these settings.";
+    if (saved.webhookSecret) {
+      $("#webhook-secret").textContent = saved.webhookSecret;
+      show($("#webhook-secret-box"));
+    }
+  } catch (error) {
+    showError(form, error);
+  }
 }
 
 // ---- wiring --------------------------------------------------------------------------------------
@@ -580,5 +643,6 @@ document.addEventListener("DOMContentLoaded", () => {
   on("#report-more", "click", () => loadReportPage().catch((e) => showError($("#report-form"), e)));
   on("#filter-status", "change", renderReport);
   on("#filter-reason", "change", renderReport);
+  on("#settings-form", "submit", saveSettings);
   $("#operator-key").focus();
 });

@@ -110,7 +110,9 @@ class Credential(ApiModel):
     push_types: list[PushKind] = Field(
         default_factory=_alert_only,
         description="What it can send: a p8 key both `alert` and `voip` (topic `<bundleId>.voip`); an "
-        "Apple Push Services certificate `alert`; a VoIP Services certificate `voip` only. A device "
+        "Apple Push Services certificate `alert` (a universal one, whose topics extension lists "
+        "`<bundleId>.voip`, both `alert` and `voip`, in the environment it is uploaded for); a VoIP "
+        "Services certificate `voip` only. A device "
         "registered with `type: voip` needs a credential that serves `voip`, an alert device one that "
         "serves `alert`.",
     )

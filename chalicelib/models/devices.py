@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from chalicelib.models.base import ApiModel
 from chalicelib.models.credentials import Environment
@@ -33,7 +33,11 @@ class DeviceRegistration(ApiModel):
     """Register a token for a user, referring to a credential by ID or by name."""
 
     certificate_id: int | None = Field(
-        None, ge=1, description="The credential's numeric ID (Tencent businessID)."
+        None,
+        ge=1,
+        description="The credential's numeric ID (Tencent businessID). 0 (a TPNS registration: seed "
+        "001's `businessID = 0` with `isTPNSToken`) is a 400: TPNS tokens are not served; register the "
+        "APNs device token with its certificate's ID.",
     )
     certificate_name: str | None = Field(
         None, min_length=1, max_length=64, description="Or its name (Agora)."
@@ -46,8 +50,21 @@ class DeviceRegistration(ApiModel):
         description="`alert` (default): an ordinary APNs token, pushed every message. `voip`: a PushKit "
         "token; it gets call events only (apns-push-type voip, topic `<bundleId>.voip`), and a user with "
         "an active voip token gets call events there only. Ordinary messages skip it (device skip "
-        "reason `voipToken`). A voip token needs a p8 key or a VoIP Services certificate.",
+        "reason `voipToken`). A voip token needs a p8 key, a VoIP Services certificate or a universal "
+        "Apple Push Services certificate.",
     )
+
+    @field_validator("certificate_id", mode="before")
+    @classmethod
+    def _not_tpns(cls, value: object) -> object:
+        if value == 0 and not isinstance(value, bool):
+            raise ValueError(
+                "certificateId 0 is a TPNS registration (businessID = 0, isTPNSToken): TPNS tokens are "
+                "not served here. Register the APNs device token (from didRegisterForRemoteNotifications"
+                "WithDeviceToken, not the TPNS/XG token) with the certificateId of the push certificate "
+                "you uploaded (GET /v1/apps/{appId}/credentials lists them)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_reference(self) -> DeviceRegistration:

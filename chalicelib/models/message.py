@@ -7,7 +7,6 @@ Tencent's names (``offlinePushInfo``) and Agora's (``em_apns_ext``, ``em_push_co
 
 from __future__ import annotations
 
-import json
 import re
 from functools import cached_property
 from typing import Annotated, Any, Literal
@@ -15,7 +14,6 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     AliasChoices,
-    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -28,40 +26,17 @@ from pydantic.json_schema import WithJsonSchema
 
 from chalicelib.errors import excerpt
 from chalicelib.models.base import ENTITY_ID_PATTERN, ApiModel
-from chalicelib.models.push_config import SOUND_DEFAULT, SOUND_NONE, validate_sound_name
+from chalicelib.models.push_info import OfflinePushInfo
+from chalicelib.models.text import MAX_TEXT, OptionalText, Text, escaped_size, valid_unicode
+from chalicelib.models.text import short as _short
 
 MAX_MEMBERS = 10_000
-MAX_TEXT = 12_000  # Tencent's limit for one message is 12 KB; a text longer than this is a bug upstream.
-# ext travels twice in every payload (Tencent's `ext` and Agora's `e`) and the whole payload must fit
-# APNs' 4096 bytes next to IDs, title and body: 1536 bytes each leaves room for the rest.
-MAX_EXT_BYTES = 1536
 
 _MESSAGE_ID_RE = re.compile(r"^[A-Za-z0-9._:@=+-]{1,128}$")
 _APP_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # User and group IDs come from the IM vendor (Tencent group IDs look like "@TGS#2J4SZEAEL"), so any
 # visible character is allowed except "/" (they become URL path segments) and whitespace.
 _ENTITY_ID_RE = re.compile(ENTITY_ID_PATTERN)
-
-
-def _short(value: str) -> str:
-    return repr(value if len(value) <= 40 else value[:40] + "...")
-
-
-def _valid_unicode(value: str) -> str:
-    # json.loads (what Chalice uses) lets an unpaired surrogate such as "\ud800" through; it cannot be
-    # encoded as UTF-8, so it would only fail later, while building the APNs payload.
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(
-            "contains an unpaired UTF-16 surrogate (e.g. a lone \\ud83d): send valid Unicode text"
-        ) from None
-    return value
-
-
-def _empty_is_unset(value: object) -> object:
-    # IM servers often send "" for "not set" (Tencent: "如果未设置昵称"); treat both alike.
-    return None if value == "" else value
 
 
 def _message_id(value: str) -> str:
@@ -94,13 +69,11 @@ def _entity_id(kind: str) -> AfterValidator:
     return AfterValidator(check)
 
 
-Text = Annotated[str, AfterValidator(_valid_unicode)]
-OptionalText = Annotated[Text | None, BeforeValidator(_empty_is_unset)]
 _ENTITY_ID_SCHEMA = WithJsonSchema(
     {"type": "string", "minLength": 1, "maxLength": 128, "pattern": r"^[^\s/\x00-\x1f\x7f]+$"}
 )
-UserId = Annotated[str, AfterValidator(_valid_unicode), _entity_id("userId"), _ENTITY_ID_SCHEMA]
-GroupId = Annotated[str, AfterValidator(_valid_unicode), _entity_id("groupId"), _ENTITY_ID_SCHEMA]
+UserId = Annotated[str, AfterValidator(valid_unicode), _entity_id("userId"), _ENTITY_ID_SCHEMA]
+GroupId = Annotated[str, AfterValidator(valid_unicode), _entity_id("groupId"), _ENTITY_ID_SCHEMA]
 Priority = Literal["high", "normal"]
 
 # apns-priority: 10 = deliver now (wakes the device), 5 = may be delayed to save power.
@@ -303,152 +276,7 @@ Elem = Annotated[
 ]
 
 MAX_CALL_DATA_BYTES = 2048
-MAX_EXPIRES_IN = 2_592_000  # 30 days: what APNs stores at most
-InterruptionLevel = Literal["passive", "active", "time-sensitive", "critical"]
-_HTTPS_URL_RE = re.compile(r"^https://[^\s/?#]+[^\s]*$")
-
-
-# Agora names for the same offlinePushInfo fields (message.ext.em_apns_ext in the Agora SDK).
-_AGORA_PAIRS = (
-    ("title", "em_push_title"),
-    ("desc", "em_push_content"),
-    ("ext", "extern"),
-    ("sound", "em_push_sound"),
-    ("mutableContent", "em_push_mutable_content"),
-)
-
-
-class OfflinePushInfo(ApiModel):
-    """Per-message push settings (Tencent V2TIMOfflinePushInfo; Agora em_apns_ext)."""
-
-    title: OptionalText = Field(
-        default=None,
-        max_length=1024,
-        validation_alias=AliasChoices("title", "em_push_title"),
-        description="Alert title, shown above the usual body (the body is unchanged). Agora: em_push_title. "
-        "To fit APNs' 4096 bytes the body is shortened first; a title that leaves no room even for '…' "
-        "as the body is itself shortened (at a grapheme boundary, ending in '…').",
-    )
-    desc: OptionalText = Field(
-        default=None,
-        max_length=MAX_TEXT,
-        validation_alias=AliasChoices("desc", "em_push_content"),
-        description="Replaces the whole body (no `nickname:` prefix); required to push a message with a "
-        "custom element. Agora: em_push_content.",
-    )
-    ext: OptionalText = Field(
-        default=None,
-        validation_alias=AliasChoices("ext", "extern"),
-        description=f"Opaque string (often JSON) for click-to-open, delivered as top-level `ext` (Tencent) "
-        f"and `e` (Agora) in the payload; at most {MAX_EXT_BYTES} bytes once JSON-escaped, because it "
-        "travels twice within APNs' 4096 bytes. Agora: extern.",
-    )
-    sound: OptionalText = Field(
-        default=None,
-        validation_alias=AliasChoices("sound", "em_push_sound"),
-        description=f"A sound file in the app bundle with its extension ('ding.caf'), '{SOUND_DEFAULT}' "
-        f"(system sound) or '{SOUND_NONE}' (silent). Wins over the recipient's c2cSound/groupSound. "
-        "Agora: em_push_sound.",
-    )
-    ignore_badge: bool = Field(
-        default=False, description="true = the notification carries no badge and does not count as unread."
-    )
-    disable_push: bool = Field(
-        default=False,
-        description="true = this message is never pushed (skip reason disablePush), even if forced.",
-    )
-    mutable_content: bool = Field(
-        default=False,
-        validation_alias=AliasChoices("mutableContent", "em_push_mutable_content"),
-        description="true = `mutable-content: 1`, so a Notification Service Extension may rewrite it. "
-        "Agora: em_push_mutable_content.",
-    )
-
-    subtitle: OptionalText = Field(
-        default=None,
-        max_length=1024,
-        description="`aps.alert.subtitle`, a line between title and body. Never shortened: when title "
-        "and subtitle alone leave no room for the body within 4096 bytes, the body becomes '…' and "
-        "then the title is shortened; a subtitle that still does not fit fails the device "
-        "(PayloadTooLarge).",
-    )
-    category: OptionalText = Field(
-        default=None,
-        max_length=256,
-        description="`aps.category`: the notification category the app registered (its action buttons).",
-    )
-    interruption_level: InterruptionLevel | None = Field(
-        default=None,
-        description="`aps.interruption-level`: passive (no sound, no screen wake), active (the default), "
-        "time-sensitive (breaks through Focus), critical (needs Apple's entitlement).",
-    )
-    relevance_score: float | None = Field(
-        default=None,
-        ge=0,
-        le=1,
-        description="`aps.relevance-score` (0-1): which notification of a summary stands out.",
-    )
-    image: Annotated[str, AfterValidator(_valid_unicode)] | None = Field(
-        default=None,
-        max_length=1024,
-        description="An https URL of an image: top-level `image` in the payload plus "
-        "`mutable-content: 1`, for a Notification Service Extension to download and attach.",
-    )
-    expires_in: int | None = Field(
-        default=None,
-        ge=0,
-        le=MAX_EXPIRES_IN,
-        description=f"Seconds the notification stays worth delivering (0-{MAX_EXPIRES_IN:,}): "
-        "apns-expiration = sendTime + expiresIn (0 = header 0: APNs delivers now or never), and a "
-        "recipient handled after that moment is skipped `expired`. Absent: APNs' default (stored and "
-        "retried for a while).",
-    )
-
-    @field_validator("image")
-    @classmethod
-    def _https(cls, value: str | None) -> str | None:
-        if value is not None and not _HTTPS_URL_RE.fullmatch(value):
-            raise ValueError(
-                f"image must be an https URL (e.g. https://cdn.example.com/p/1.jpg), got {_short(value)}"
-            )
-        return value
-
-    @field_validator("expires_in", mode="before")
-    @classmethod
-    def _whole_seconds(cls, value: object) -> object:
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ValueError(f"expiresIn must be a JSON integer of seconds, got {excerpt(value)}")
-        return value
-
-    @model_validator(mode="before")
-    @classmethod
-    def _one_name_per_field(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for ours, agora in _AGORA_PAIRS:
-                if ours in data and agora in data:
-                    raise ValueError(
-                        f"offlinePushInfo has both {ours} and {agora}, which are the same setting "
-                        f"({agora} is Agora's name): send only one of them"
-                    )
-        return data
-
-    @field_validator("sound")
-    @classmethod
-    def _sound(cls, value: str | None) -> str | None:
-        return validate_sound_name(value)
-
-    @field_validator("ext")
-    @classmethod
-    def _ext_size(cls, value: str | None) -> str | None:
-        if value is not None:
-            size = len(json.dumps(value, ensure_ascii=False).encode("utf-8")) - 2
-            if size > MAX_EXT_BYTES:
-                raise ValueError(
-                    f"ext is {size} bytes once JSON-escaped; at most {MAX_EXT_BYTES} fit, because it is "
-                    "sent twice (as `ext` and `e`) within APNs' 4096-byte payload: put an ID in ext and "
-                    "let the app fetch the rest"
-                )
-        return value
+MAX_INVITED = 100
 
 
 class CallInfo(ApiModel):
@@ -481,12 +309,19 @@ class CallInfo(ApiModel):
         description=f"Opaque app data passed through in `call.data` (at most {MAX_CALL_DATA_BYTES} bytes "
         "once JSON-escaped).",
     )
+    invited_list: Annotated[list[UserId], _unique_ids("call.invitedList")] | None = Field(
+        default=None,
+        max_length=MAX_INVITED,
+        description=f"Who the call invites (at most {MAX_INVITED} user IDs, each once): TUIKit's "
+        "`invited_list`, passed through in the tpns entity's `content` (seed 001's handler sets the "
+        "signaling invitee list from it); absent = `[]`. Who is pushed is still `to`.",
+    )
 
     @field_validator("data")
     @classmethod
     def _data_size(cls, value: str | None) -> str | None:
         if value is not None:
-            size = len(json.dumps(value, ensure_ascii=False).encode("utf-8")) - 2
+            size = escaped_size(value)
             if size > MAX_CALL_DATA_BYTES:
                 raise ValueError(
                     f"call.data is {size} bytes once JSON-escaped; at most {MAX_CALL_DATA_BYTES} fit in the "
@@ -648,9 +483,12 @@ class MessageEvent(ApiModel):
 
     @property
     def counts_in_badge(self) -> bool:
-        """Whether pushing it adds 1 to the recipient's badge: not with ignoreBadge, never for a call
-        event (signalling: the missed-call message the IM server sends afterwards is what counts)."""
-        return not self.offline_push_info.ignore_badge and self.call is None
+        """Whether pushing it adds 1 to the recipient's badge: any message and a call invitation (seed
+        003: "+1 per push"), not with ignoreBadge; never a call's cancel (it neither adds nor takes
+        back: a missed call stays unread)."""
+        if self.offline_push_info.ignore_badge:
+            return False
+        return self.call is None or self.call.action == "invite"
 
     @property
     def expiration(self) -> int | None:

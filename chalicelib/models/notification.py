@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.models.message import APNS_PRIORITY, Priority
+from chalicelib.models.settings import DEFAULT_CONVENTIONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,10 @@ class Notification:
     # "recall" / "edit": this notification replaces the message's earlier one (same collapse-id);
     # sent as top-level "op" in the payload.
     op: str | None = None
+    # The app's payloadConventions: which top-level keys carry ext and the IDs (apns/payload.py).
+    conventions: tuple[str, ...] = DEFAULT_CONVENTIONS
+    # TUIKit's entity for `custom` (tpns, events without ext); its message content may be shortened.
+    entity: dict[str, Any] | None = None
 
     @property
     def apns_priority(self) -> int:

@@ -140,9 +140,10 @@ class AppStateIn(ApiModel):
         default=None,
         ge=LEASE_MIN_S,
         le=LEASE_MAX_S,
-        description=f"foreground only: how long it holds, {LEASE_MIN_S}-{LEASE_MAX_S:,} s (default "
-        "FOREGROUND_LEASE_DEFAULT_S, 300). An app killed or crashed in the foreground counts as offline "
-        "once it passes; report again to renew it.",
+        description=f"foreground only: how long it holds, {LEASE_MIN_S}-{LEASE_MAX_S:,} s (default: the "
+        "app's foregroundLeaseSeconds setting, else FOREGROUND_LEASE_DEFAULT_S, 300; with the setting 0, "
+        "foreground holds until the app reports background). An app killed or crashed in the foreground "
+        "counts as offline once it passes; report again to renew it.",
     )
 
     @model_validator(mode="after")
@@ -172,7 +173,8 @@ class AppState(ApiModel):
     foreground_until: int | None = Field(
         default=None,
         description="foreground only: epoch ms when the foreground lease ends; after it the user counts "
-        "as offline (pushed) until the app reports again.",
+        "as offline (pushed) until the app reports again. null in the foreground = no lease (the app's "
+        "foregroundLeaseSeconds is 0): foreground holds until the app reports background.",
     )
 
 

@@ -87,7 +87,11 @@ class AppSettings(ApiModel):
     payload_conventions: list[PayloadConvention] = Field(
         default_factory=lambda: list(DEFAULT_CONVENTIONS),
         description="The payload's keys for the app's clients: 'tencent' top-level ext, 'agora' f t g m e, "
-        "'tpns' top-level custom (TUIKit's click handler).",
+        "'tpns' top-level custom (TUIKit's click handler: the ext, or for an event without ext TUIKit's "
+        "entity, action 1 for messages and 2 for calls). Each convention carries ext once, so ext may "
+        "be 3000 bytes (JSON-escaped UTF-8) with one convention, 1536 with two, 1024 with three; a "
+        "larger ext is a 400 stating the app's limit. Over 4 KB the body and the entity's content are "
+        "shortened, never ext.",
     )
     foreground_lease_seconds: int = Field(
         DEFAULT_FOREGROUND_LEASE_S,

@@ -15,20 +15,29 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from chalicelib import clock
-from chalicelib.errors import NotFound
+from chalicelib.errors import NotFound, ValidationFailed
 from chalicelib.models.ledger import ChunkRef
 from chalicelib.models.message import GroupTarget, Mentions, MessageEvent, QueuedMessageEvent
+from chalicelib.models.push_info import ext_refusal
 from chalicelib.models.sending import SendChunk
 from chalicelib.models.settings import AppSettings
+from chalicelib.models.stats import DayCounts
 from chalicelib.store.apps import AppRepository
 from chalicelib.store.deliveries import DeliveryRepository
 from chalicelib.store.groups import GroupRepository
+from chalicelib.store.message_index import IndexEntry, MessageIndexRepository
 from chalicelib.store.queues import Queues
+from chalicelib.store.stats import StatsRepository, utc_day
 from chalicelib.store.users import UserRepository
 
 
 class UnknownApp(NotFound):
     """The event names an app that does not exist: it can never succeed."""
+
+
+class RefusedEvent(ValidationFailed):
+    """The event breaks a rule of its app's settings (an ext too large for its conventions): it can
+    never succeed, so it is dead-lettered with this reason."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,8 @@ class FanoutService:
     apps: AppRepository
     chunk_size: int = 250
     clock_ms: Callable[[], int] = clock.now_ms
+    index: MessageIndexRepository | None = None  # the message list (one small item per message)
+    stats: StatsRepository | None = None  # daily statistics (a message with no recipient counts here)
 
     def fan_out(self, queued: QueuedMessageEvent) -> FanoutResult:
         app_id = queued.app_id
@@ -60,6 +71,9 @@ class FanoutService:
         # The app item is read here anyway: its settings travel in every chunk, so the send path
         # reads nothing more for them (a change applies to messages fanned out after it).
         send_settings = AppSettings.from_stored(app).for_send()
+        refusal = ext_refusal(event.offline_push_info.ext, list(send_settings.payload_conventions))
+        if refusal is not None:
+            raise RefusedEvent(refusal)
         if event.call is not None and event.call.action == "cancel":
             # Before the cancel's own chunks go out: invite chunks claimed after this send nothing.
             self.deliveries.mark_call_cancelled(app_id, event.call.call_id, event.message_id, now)
@@ -84,15 +98,23 @@ class FanoutService:
         first = self.deliveries.create_summary(
             app_id, event.message_id, len(recipients), [users[0] for _, users in chunks], now, kept
         )
+        created = now
         if not first:
-            if self.deliveries.summary_enqueued(app_id, event.message_id):
+            stored_summary = self.deliveries.summary(app_id, event.message_id) or {}
+            if stored_summary.get("enqueued"):
                 return FanoutResult(len(recipients), len(chunks), duplicate=True)
+            created = int(stored_summary.get("createdAt", now))
             # An earlier run stopped half way: queue exactly the chunks it wrote (a stored membership
             # may have changed since, and recomputed chunks would not line up with the ledger).
             stored = self.deliveries.first_chunks(app_id, event.message_id)
             if stored:
                 chunks = stored
         self.deliveries.put_chunks(app_id, event.message_id, chunks, now)
+        if self.index is not None:
+            self.index.put(app_id, _index_entry(event, created, chunks))
+        if first and not chunks and self.stats is not None:
+            # Counted with its first chunk's outcomes otherwise (services/stats.py).
+            self.stats.add(app_id, utc_day(now), DayCounts(messages=1))
         bodies = [
             SendChunk(
                 app_id=app_id,
@@ -132,6 +154,22 @@ class FanoutService:
         if card is None:
             return event
         return event.model_copy(update={"sender": event.sender.model_copy(update={"name_card": card})})
+
+
+def _index_entry(event: MessageEvent, created: int, chunks: list[tuple[ChunkRef, list[str]]]) -> IndexEntry:
+    to = event.to
+    return IndexEntry(
+        message_id=event.message_id,
+        created_at=created,
+        send_time=event.send_time,
+        to_user=None if isinstance(to, GroupTarget) else to.user_id,
+        to_group=to.group_id if isinstance(to, GroupTarget) else None,
+        sender_id=event.sender.user_id,
+        call=event.call is not None,
+        recipient_count=sum(len(users) for _, users in chunks),
+        bounds=tuple(users[0] for _, users in chunks),
+        last=chunks[-1][1][-1] if chunks else None,
+    )
 
 
 def _for_chunk(event: MessageEvent, users: list[str]) -> MessageEvent:

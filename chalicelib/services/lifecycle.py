@@ -19,11 +19,14 @@ from chalicelib.models.message import MessageEvent
 
 def apply_edit(event: MessageEvent, edit: dict[str, Any]) -> MessageEvent:
     """``event`` with an edit's content (the stored MessageEdit body): new elems, and new
-    offlinePushInfo when the edit gives one."""
+    offlinePushInfo when the edit gives one. Without one, the original's other settings stay but its
+    ``desc`` and ``title`` do not: they described the old text, and the replacement shows the new."""
     change = MessageEdit.model_validate(edit)
     update: dict[str, Any] = {"elems": change.elems}
     if change.offline_push_info is not None:
         update["offline_push_info"] = change.offline_push_info
+    else:
+        update["offline_push_info"] = event.offline_push_info.model_copy(update={"desc": None, "title": None})
     return event.model_copy(update=update)
 
 

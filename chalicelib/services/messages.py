@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +13,7 @@ from chalicelib.errors import Conflict, NotFound, ValidationFailed
 from chalicelib.models.ledger import RECALL_PREFIX, ChunkAttempt, edit_prefix
 from chalicelib.models.lifecycle import MessageChangeAccepted, MessageEdit, ReplaceJob, ReplaceOp
 from chalicelib.models.message import MessageEvent
+from chalicelib.models.push_info import ext_refusal
 from chalicelib.models.sending import (
     Delivery,
     DeliveryList,
@@ -24,9 +25,11 @@ from chalicelib.models.sending import (
     PageQuery,
     Replacement,
 )
+from chalicelib.models.settings import DEFAULT_CONVENTIONS
 from chalicelib.services import report
 from chalicelib.services.lifecycle import apply_edit, edit_rev_of
 from chalicelib.services.policy import message_skip_reason
+from chalicelib.services.settings import SettingsService
 from chalicelib.store.deliveries import DeliveryRepository
 from chalicelib.store.groups import GroupRepository, Member
 from chalicelib.store.queues import Queues
@@ -42,9 +45,14 @@ class MessageService:
     # at their next checkpoint and finish their requests in flight), for at most this long.
     recall_wait_s: float = 10.0
     sleep: Callable[[float], None] = field(default=time.sleep)
+    # The app's payload conventions decide how large ext may be (one read per app per 30 s).
+    settings: SettingsService | None = None
 
     def submit(self, app_id: str, event: MessageEvent) -> str:
         """Queue the event for fan-out, in the same form the IM server may put on the queue itself."""
+        if self.settings is not None:
+            conventions = list(self.settings.cached(app_id).payload_conventions)
+            _check_ext(event.offline_push_info.ext, conventions)
         body = event.model_dump(mode="json", by_alias=True, exclude_none=True)
         self.queues.send_intake({"appId": app_id, **body})
         return event.message_id
@@ -81,6 +89,11 @@ class MessageService:
     def edit(self, app_id: str, message_id: str, change: MessageEdit) -> MessageChangeAccepted:
         summary = self._changeable(app_id, message_id)
         stored = self.deliveries.stored_event(summary) or {}
+        if change.offline_push_info is not None:
+            kept = stored.get("settings") or {}
+            _check_ext(
+                change.offline_push_info.ext, list(kept.get("payloadConventions", DEFAULT_CONVENTIONS))
+            )
         edited = apply_edit(MessageEvent.model_validate(stored["event"]), change.model_dump(by_alias=True))
         if message_skip_reason(edited) == "customWithoutDesc":
             raise ValidationFailed(
@@ -225,3 +238,9 @@ def _replacement(
         reason=reason or code or None,
         apns_id=apns_id(app_id, message_id, row.device_token, op) if status != "skipped" else None,
     )
+
+
+def _check_ext(ext: str | None, conventions: Sequence[str]) -> None:
+    refusal = ext_refusal(ext, conventions)
+    if refusal is not None:
+        raise ValidationFailed(refusal, details={"field": "offlinePushInfo.ext"})

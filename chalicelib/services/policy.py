@@ -293,7 +293,10 @@ def check_mention_only(event: MessageEvent, recipient: Recipient, now: datetime)
     """``mentionOnly`` (Agora MENTION_ONLY, Tencent "receive but only @ notifies"): a group set so pushes
     only messages that mention the recipient (listed, or @all); a one-to-one conversation set so pushes
     nothing (a one-to-one message mentions nobody). The sender's c2c ``mentionOnly`` concerns that
-    conversation only, not the sender's messages in groups."""
+    conversation only, not the sender's messages in groups. A call addresses each recipient personally:
+    its invitation (and the cancel that replaces it) gets through mentionOnly, as a mention does."""
+    if event.call is not None:
+        return None
     group_id = event.group_id
     if group_id is not None:
         if remind_type(recipient, "group", group_id, now) != "mentionOnly":

@@ -7,6 +7,7 @@ Pure and total: whether the message is pushed at all is policy's business, not t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -27,6 +28,8 @@ from chalicelib.models.message import (
 )
 from chalicelib.models.notification import Notification
 from chalicelib.models.push_config import SOUND_DEFAULT, SOUND_NONE, DisplayStyle, Language, PushConfig
+from chalicelib.models.settings import DEFAULT_CONVENTIONS
+from chalicelib.services import tuikit
 
 # Seeds: zh "语音 Elem 显示 [语音] ..."; en "Audio Elem | Display `[audio]`". Video, location and
 # face are not in the seeds' table; SPEC section 5 names them.
@@ -185,6 +188,7 @@ def render(
     recipient_group_sound: str | None = None,
     sender_display_name: str | None = None,
     mention: Mention | None = None,
+    conventions: Sequence[str] = DEFAULT_CONVENTIONS,
 ) -> Notification:
     """The notification one recipient sees for ``event``.
 
@@ -198,6 +202,10 @@ def render(
     the placeholder alone, which tells nothing of a conversation); desc replaces an invitation's body,
     never a cancellation's. An invitation is time-sensitive; a cancellation replaces it (same
     collapse-id ``call-<callId>``) silently, without a badge.
+
+    ``simpleBanner`` hides what the message says, so it shows no title, subtitle or image either,
+    whatever offlinePushInfo says. ``conventions`` (the app's payloadConventions) choose the
+    payload's keys; with ``tpns`` and no ext the notification carries TUIKit's entity.
     """
     info = event.offline_push_info
     call = event.call
@@ -211,13 +219,17 @@ def render(
     else:
         body = summary(event, language=language, sender_display_name=sender_display_name)
     body = mention_prefix(mention, language) + body
+    banner = display_style == "simpleBanner"
     is_group = isinstance(event.to, GroupTarget)
+    entity = None
+    if "tpns" in conventions and info.ext is None:
+        entity = tuikit.entity(event, content(event, language) or info.desc or "")
     sound = resolve_sound(info.sound, recipient_group_sound if is_group else recipient_c2c_sound)
     interruption = info.interruption_level
     if call is not None and not cancel and interruption is None:
         interruption = "time-sensitive"
     return Notification(
-        title=info.title,
+        title=None if banner else info.title,
         body=body,
         sound=None if cancel else sound,
         thread_id=thread_id(event),
@@ -228,14 +240,16 @@ def render(
         message_id=event.message_id,
         priority="high" if call is not None else event.priority,
         ignore_badge=info.ignore_badge or cancel,
-        subtitle=info.subtitle,
+        subtitle=None if banner else info.subtitle,
         category=info.category,
         interruption_level=interruption,
         relevance_score=info.relevance_score,
-        image=info.image,
+        image=None if banner else info.image,
         call=call_object(event),
         collapse_id=call_collapse_id(call.call_id) if call is not None else None,
         expiration=event.expiration,
+        conventions=tuple(conventions),
+        entity=entity,
     )
 
 
@@ -245,9 +259,10 @@ def render_for(
     *,
     sender_display_name: str | None,
     mention: Mention | None = None,
+    conventions: Sequence[str] = DEFAULT_CONVENTIONS,
 ) -> Notification:
     """``render`` with the recipient's settings taken from their stored push config; ``mention`` is how
-    the message mentions this recipient (``event.mention_of(user_id)``)."""
+    the message mentions this recipient (``event.mention_of(user_id)``); ``conventions`` the app's."""
     return render(
         event,
         language=config.language,
@@ -256,11 +271,16 @@ def render_for(
         recipient_group_sound=config.group_sound,
         sender_display_name=sender_display_name,
         mention=mention,
+        conventions=conventions,
     )
 
 
 def render_recall(
-    event: MessageEvent, config: PushConfig, *, sender_display_name: str | None
+    event: MessageEvent,
+    config: PushConfig,
+    *,
+    sender_display_name: str | None,
+    conventions: Sequence[str] = DEFAULT_CONVENTIONS,
 ) -> Notification:
     """The replacement of a recalled message: rendered as if its content were ``[消息已撤回]`` /
     ``[Message recalled]`` with the usual name prefix (``Denny:[消息已撤回]``,
@@ -274,8 +294,11 @@ def render_recall(
         body = summary(
             event, language=config.language, sender_display_name=sender_display_name, text=placeholder
         )
-    base = render_for(event, config, sender_display_name=sender_display_name)
-    return replace(base, body=body, sound=None, op="recall")
+    base = render_for(event, config, sender_display_name=sender_display_name, conventions=conventions)
+    entity = base.entity
+    if entity is not None and entity.get("action") == tuikit.ACTION_MESSAGE:
+        entity = {**entity, "content": placeholder}
+    return replace(base, body=body, sound=None, op="recall", entity=entity)
 
 
 def render_edit(
@@ -284,9 +307,12 @@ def render_edit(
     *,
     sender_display_name: str | None,
     mention: Mention | None = None,
+    conventions: Sequence[str] = DEFAULT_CONVENTIONS,
 ) -> Notification:
     """The replacement of an edited message: ``edited`` (the original with the new elems and
     offlinePushInfo) by the usual rules, mention prefix included; no sound, no badge change
     (``ignore_badge``: the payload carries no badge key, the phone keeps its count)."""
-    base = render_for(edited, config, sender_display_name=sender_display_name, mention=mention)
+    base = render_for(
+        edited, config, sender_display_name=sender_display_name, mention=mention, conventions=conventions
+    )
     return replace(base, sound=None, op="edit", ignore_badge=True)

@@ -3,7 +3,7 @@ settings, app state; and the IM server's bulk presence reports."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +24,8 @@ from chalicelib.models.push_config import (
 )
 from chalicelib.services.credentials import CredentialService
 from chalicelib.services.policy import in_force, muted_lists
-from chalicelib.store.users import StateWrite, UserRepository
+from chalicelib.services.settings import SettingsService
+from chalicelib.store.users import NO_LEASE, StateWrite, UserRepository
 
 # The mute paths (muted-groups / muted-users), the PATCH fields and the old-style sets on the user item,
 # all views of the `none` conversation setting.
@@ -40,6 +41,8 @@ class UserService:
     credentials: CredentialService
     clock_ms: Callable[[], int] = clock.now_ms
     default_lease_s: int = 300
+    # The app's foregroundLeaseSeconds (None: the deployment default only, as in unit tests).
+    settings: SettingsService | None = None
 
     # ---- devices -------------------------------------------------------------------------------
 
@@ -49,7 +52,8 @@ class UserService:
             raise ValidationFailed(
                 f"credential {cred.certificate_id} ({cred.name}) cannot send {body.type} pushes: "
                 + (
-                    "a voip (PushKit) token needs a p8 key or a VoIP Services certificate"
+                    "a voip (PushKit) token needs a p8 key, a VoIP Services certificate or a universal "
+                    "Apple Push Services certificate (its topics list <bundleId>.voip)"
                     if body.type == "voip"
                     else "it is a VoIP Services certificate; register the alert token with a p8 key or "
                     "an Apple Push Services certificate"
@@ -198,22 +202,35 @@ class UserService:
         return self.users.get(app_id, user_id).state.dump()
 
     def set_app_state(self, app_id: str, user_id: str, body: AppStateIn) -> dict[str, Any]:
-        write = self._state_write(user_id, body, self.clock_ms())
+        write = self._state_write(user_id, body, self.clock_ms(), self._lease_s(app_id, [body]))
         self.users.put_states(app_id, [write])
         return self.users.get(app_id, user_id).state.dump()
 
     def set_presence(self, app_id: str, body: PresenceBulk) -> PresenceResult:
         """The IM server's view of many users at once: one state item each, BatchWriteItem calls of 25."""
         now = self.clock_ms()
-        self.users.put_states(app_id, [self._state_write(e.user_id, e, now) for e in body.users])
+        lease_s = self._lease_s(app_id, body.users)
+        self.users.put_states(app_id, [self._state_write(e.user_id, e, now, lease_s) for e in body.users])
         return PresenceResult(updated=len(body.users))
 
-    def _state_write(self, user_id: str, body: AppStateIn, now_ms: int) -> StateWrite:
+    def _lease_s(self, app_id: str, reports: Sequence[AppStateIn]) -> int:
+        """The app's foreground lease (0 = until background): its foregroundLeaseSeconds setting when set
+        (cached: one read per app per container per 30 s, none when every report names its lease),
+        else the deployment's default."""
+        if self.settings is None or all(r.state == "background" or r.lease_seconds for r in reports):
+            return self.default_lease_s
+        app = self.settings.cached(app_id)
+        if "foreground_lease_seconds" in app.model_fields_set:
+            return app.foreground_lease_seconds
+        return self.default_lease_s
+
+    def _state_write(self, user_id: str, body: AppStateIn, now_ms: int, lease_s: int) -> StateWrite:
         if body.state == "background":
             assert body.unread_count is not None
             return StateWrite(user_id, "background", body.unread_count, now_ms)
-        lease_s = body.lease_seconds or self.default_lease_s
-        return StateWrite(user_id, "foreground", 0, now_ms, now_ms + lease_s * 1000)
+        lease_s = body.lease_seconds or lease_s
+        until = now_ms + lease_s * 1000 if lease_s else NO_LEASE
+        return StateWrite(user_id, "foreground", 0, now_ms, until)
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock_ms() / 1000, UTC)

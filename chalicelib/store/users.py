@@ -70,7 +70,11 @@ class StateWrite:
     state: str
     badge: int
     at_ms: int
+    # None: a background write; NO_LEASE: foreground until the app reports background (lease 0).
     foreground_until_ms: int | None = None
+
+
+NO_LEASE = 0  # stored foregroundUntil of a foreground without a lease (the app's setting 0)
 
 
 @dataclass
@@ -474,6 +478,8 @@ def parse_state(state_item: dict[str, Any] | None, user: dict[str, Any], default
     until = data.get("foregroundUntil")
     if state == "foreground" and until is None:
         until = int(data.get("stateAt") or 0) + default_lease_s * 1000
+    elif until == NO_LEASE:
+        until = None  # foreground holds until the app reports background
     return AppState(
         state=state,
         badge=data.get("badge", 0),

@@ -27,6 +27,7 @@ class LocalStack:
     sandbox: str
     operator_key: str
     log: Path
+    emulator: str = ""  # the AWS emulator's URL (tests that seed data directly)
 
     def call(self, method: str, url: str, body: Any = None, token: str | None = None) -> Any:
         return call(method, url, body, token)
@@ -45,6 +46,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         sandbox=sandbox,
         operator_key=OPERATOR_KEY,
         log=log,
+        emulator=f"http://127.0.0.1:{env['AWS_EMULATOR_PORT']}",
     )
     try:
         wait_http(f"{stack.api}/openapi.json", timeout_s=90, proc=proc)  # type: ignore[arg-type]

@@ -238,6 +238,44 @@ def test_a_certificate_expiring_within_30_days_is_flagged(
     assert "expires soon" in browser.text(f"{row} .expiring")
 
 
+def test_settings_are_shown_and_changed_on_the_settings_page(
+    local_stack: LocalStack, browser: Browser
+) -> None:
+    """The app's settings with their defaults; a bad lease's message next to its field; a change saved."""
+    app_id = browser.js("document.querySelector('#app-select').value")
+    browser.click("#tabs button[data-page=settings]")
+    browser.wait_for("document.querySelector('#settings-lease').value === '300'", "the loaded settings")
+    checked = (
+        "[...document.querySelectorAll('#settings-form input[name=convention]:checked')].map(i => i.value)"
+    )
+    assert browser.js(checked) == ["tencent", "agora"]
+    assert browser.js("document.querySelector('#settings-read-sync').value") == "badge"
+    _shot(browser, "settings")
+
+    # A lease of 5 s is refused next to its field
+    browser.fill("#settings-lease", "5")
+    browser.click("#settings-form button[type=submit]")
+    message = browser.wait_for(
+        "document.querySelector('#settings-form [data-error-for=foregroundLeaseSeconds]').textContent",
+        "the lease error",
+    )
+    assert "10" in message and "86400" in message
+
+    # TUIKit's convention alone and a lease until background: saved and answered by the API
+    browser.fill("#settings-lease", "0")
+    browser.click("#settings-form input[value=tencent]")
+    browser.click("#settings-form input[value=agora]")
+    browser.click("#settings-form input[value=tpns]")
+    browser.click("#settings-form button[type=submit]")
+    browser.wait_for("document.querySelector('#settings-result').textContent", "the saved settings")
+    assert browser.js(checked) == ["tpns"]
+    stored = local_stack.call(
+        "GET", f"{local_stack.api}/v1/apps/{app_id}/settings", token=local_stack.operator_key
+    )
+    assert stored["payloadConventions"] == ["tpns"] and stored["foregroundLeaseSeconds"] == 0
+    assert browser.errors == []
+
+
 def test_reload_signs_out(local_stack: LocalStack, browser: Browser) -> None:
     """The key lives in the tab's memory only: a reload is a fresh, signed-out console."""
     browser.open(local_stack.api + "/console")

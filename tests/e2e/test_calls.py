@@ -53,7 +53,7 @@ def test_call_invite_then_cancel_on_alert_and_voip_tokens(stack: Stack, push_app
     assert headers["apns-expiration"] == str(invite["sendTime"] + 45)
     assert payload["aps"]["alert"]["body"] == "Alice(Dev):[视频通话]"
     assert payload["aps"]["interruption-level"] == "time-sensitive"
-    assert "badge" not in payload["aps"]  # a call does not count as unread
+    assert payload["aps"]["badge"] == 1  # an invitation counts like any message (seed 003: +1 per push)
     assert payload["call"] == {
         "callId": call_id,
         "media": "video",
@@ -210,7 +210,7 @@ def test_a_voip_services_certificate_rings_pushkit_tokens(stack: Stack, push_app
     )
     assert (
         refused.status_code == 400
-        and "p8 key or a VoIP Services certificate" in refused.data["error"]["message"]
+        and "p8 key, a VoIP Services certificate" in refused.data["error"]["message"]
     )
     call_event(push_app, {"userId": "bob"}, f"c-{uuid.uuid4().hex}", "invite")
     stack.pump()

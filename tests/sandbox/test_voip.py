@@ -95,3 +95,34 @@ def test_a_voip_certificate_sends_voip_only_and_a_push_certificate_no_voip(
     ]
     assert [(r.status_code, r.json()["reason"]) for r in refused] == [(400, "TopicDisallowed")] * 2
     assert with_push.push(alert_device, topic=bundle).status_code == 200
+
+
+def test_a_universal_certificate_lists_its_topics_like_apples(sandbox) -> None:
+    # Given a universal certificate the sandbox issues (Apple's "Apple Push Services", both environments)
+    issued = sandbox.issue_p12("com.example.chat", "production", "pw", universal=True)
+    _, cert, _ = pkcs12.load_key_and_certificates(base64.b64decode(issued["p12"]), b"pw")
+    assert cert is not None
+    info = push_certificate_info(cert)
+    # Then its topics extension lists the app, its .voip and .complication topics
+    assert issued["universal"] is True
+    assert issued["subject"].endswith("CN=Apple Push Services: com.example.chat,UID=com.example.chat")
+    assert info is not None and info.universal and info.environments == {"development", "production"}
+    assert info.topics == {"com.example.chat", "com.example.chat.voip", "com.example.chat.complication"}
+
+
+def test_a_universal_certificate_sends_alerts_and_voip_but_no_other_topic(sandbox, apns_http) -> None:
+    # Given an app's alert and PushKit tokens and a universal certificate for the app
+    bundle = unique_bundle()
+    voip_device, alert_device = (
+        sandbox.create_device(bundle, device_type="voip"),
+        sandbox.create_device(bundle),
+    )
+    universal = apns_http("production", cert=sandbox.issue_client_pem(bundle, "production", universal=True))
+    # When it sends an alert and a voip push, and a push to a topic it does not list
+    alert = universal.push(alert_device, topic=bundle)
+    voip = universal.push(voip_device, topic=bundle + ".voip", headers=VOIP)
+    other = universal.push(alert_device, topic=bundle + ".pushtotalk-x")
+    # Then both are delivered, as Apple delivers them, and the unlisted topic is refused
+    assert (alert.status_code, voip.status_code) == (200, 200)
+    assert sandbox.notifications(voip_device)[0]["pushType"] == "voip"
+    assert other.status_code == 400

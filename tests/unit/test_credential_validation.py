@@ -65,6 +65,17 @@ def test_universal_certificate_fits_both_environments(ca: SandboxCA, trusted: li
     assert validate_p12(upload(p12, "production"), trusted, now()).environment == "production"
 
 
+def test_universal_certificate_serves_voip_tokens_too(ca: SandboxCA, trusted: list) -> None:
+    # Given Apple's universal "Apple Push Services" certificate (topics: <bundle>, .voip, .complication)
+    p12 = ca.issue_push_certificate("com.example.chat", "production", PASSWORD, universal=True)
+    # When it is uploaded
+    v = validate_p12(upload(p12, "production"), trusted, now())
+    # Then it serves alert and VoIP (PushKit) tokens; a plain push certificate only alerts
+    assert v.push_types == ("alert", "voip")
+    plain = ca.issue_push_certificate("com.example.chat", "production", PASSWORD)
+    assert validate_p12(upload(plain, "production"), trusted, now()).push_types == ("alert",)
+
+
 def test_wrong_password(ca: SandboxCA, trusted: list) -> None:
     p12 = ca.issue_push_certificate("com.example.chat", "production", PASSWORD)
     with pytest.raises(InvalidCredential) as exc:

@@ -30,8 +30,10 @@ from dataclasses import dataclass, field
 
 from chalicelib.models.ledger import ChunkAttempt, ChunkRef, Claim, LeaseLost, Outcome
 from chalicelib.services.send.checkpoint import Checkpointer
+from chalicelib.services.stats import attempt_counts
 from chalicelib.settings import Settings
 from chalicelib.store.send_ledger import SendLedger
+from chalicelib.store.stats import StatsRepository, utc_day
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,7 @@ class Fence:
 class AttemptRunner:
     settings: Settings
     ledger: SendLedger
+    stats: StatsRepository | None = None  # the day's counters: one ADD per finished chunk attempt
     _unrecorded: asyncio.Semaphore | None = field(default=None, init=False)
 
     async def claim(
@@ -190,8 +193,24 @@ class AttemptRunner:
             await checkpoints.close()
         if fence.lost is not None:
             raise fence.lost
+        # Fenced: LeaseLost when taken over meanwhile (the taker's finish records and counts it).
         await self.ledger.finish(claim)
         report.count(checkpoints.written)
+        if not claim.ref.prefix:  # a message's own chunk (not a recall's or an edit's replacements)
+            await self._count(claim, earlier.outcomes + checkpoints.written)
+
+    async def _count(self, claim: Claim, outcomes: list[Outcome]) -> None:
+        """The attempt's outcomes added to the day's statistics, once (the writer key refuses a retry)."""
+        if self.stats is None:
+            return
+        counts = attempt_counts(outcomes, first_of_message=claim.ref == ChunkRef(0, 0))
+        day = utc_day(self.ledger.clock_ms())
+        try:
+            await asyncio.to_thread(
+                self.stats.add, claim.app_id, day, counts, f"{claim.message_id}#{claim.ref.sk}"
+            )
+        except Exception as exc:  # the outcomes are recorded; only the day's counters miss them
+            log.error("could not add the statistics of %s %s: %r", claim.message_id, claim.ref.sk, exc)
 
     def permits(self) -> asyncio.Semaphore:
         """This container's sends without a written outcome (created on the container's loop)."""

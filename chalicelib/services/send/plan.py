@@ -87,7 +87,11 @@ class Planner:
             key = (cfg.language, cfg.display_style, cfg.c2c_sound, cfg.group_sound, mention)
             if key not in rendered:
                 rendered[key] = render_for(
-                    event, cfg, sender_display_name=chunk.sender_display_name, mention=mention
+                    event,
+                    cfg,
+                    sender_display_name=chunk.sender_display_name,
+                    mention=mention,
+                    conventions=chunk.settings.payload_conventions,
                 )
             index = position[decision.user_id]
             badge = badges.get(decision.user_id)

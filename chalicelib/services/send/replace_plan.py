@@ -42,13 +42,19 @@ async def plan_replacements(
             continue
         if index not in rendered:
             if job.op == "recall":
-                n = render_recall(chunk.event, user.config, sender_display_name=chunk.sender_display_name)
+                n = render_recall(
+                    chunk.event,
+                    user.config,
+                    sender_display_name=chunk.sender_display_name,
+                    conventions=chunk.settings.payload_conventions,
+                )
             else:
                 n = render_edit(
                     chunk.event,
                     user.config,
                     sender_display_name=chunk.sender_display_name,
                     mention=chunk.event.mention_of(user_id),
+                    conventions=chunk.settings.payload_conventions,
                 )
             rendered[index] = n
         view = DeviceView(device.device_token, device.certificate_id, device.push_enabled, None)

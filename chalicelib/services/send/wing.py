@@ -23,6 +23,7 @@ from chalicelib.store.deliveries import DeliveryRepository
 from chalicelib.store.dynamo_async import AsyncDynamo
 from chalicelib.store.queues import Queues
 from chalicelib.store.send_ledger import SendLedger
+from chalicelib.store.stats import StatsRepository
 from chalicelib.store.users import UserRepository
 
 
@@ -37,6 +38,7 @@ class SendWing:
     dynamo: AsyncDynamo
     clock_ms: Callable[[], int] = clock.now_ms
     lease_ms: int = 120_000
+    stats: StatsRepository | None = None  # daily statistics (the attempt runner adds to them)
     ledger: SendLedger = field(init=False)
     runner: AttemptRunner = field(init=False)
     badges: Badges = field(init=False)
@@ -46,7 +48,7 @@ class SendWing:
 
     def __post_init__(self) -> None:
         self.ledger = SendLedger(self.deliveries, self.dynamo, self.lease_ms, self.clock_ms)
-        self.runner = AttemptRunner(self.settings, self.ledger)
+        self.runner = AttemptRunner(self.settings, self.ledger, self.stats)
         self.badges = Badges(BadgeCounter(self.users, self.dynamo), self.ledger)
         self.planner = Planner(self.users, self.ledger, self.badges)
         self.gateway = ApnsGateway(self.settings, self.clients, CredentialCache(self.credentials))
