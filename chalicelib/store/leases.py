@@ -85,25 +85,42 @@ class LeaseWrites:
         queued = {":queued": {"S": "queued"}, **_CLAIMED}
         self._update_held(claim, "SET #s = :queued", "#s = :claimed", queued)
 
+    def fenced_put(self, claim: Claim, request: dict[str, Any]) -> dict[str, Any]:
+        """A TransactWriteItems request: the PutItem ``request`` (a checkpoint page, the saved badges)
+        and a condition check that ``claim`` still holds the lease (DynamoDB conditions a put on the
+        item it writes only). The send path sends it with its asyncio client (``lost_if_fenced_out``
+        reads the refusal); ``put_fenced`` with boto3."""
+        return {"TransactItems": [{"ConditionCheck": self._holds(claim)}, {"Put": request}]}
+
     def put_fenced(self, claim: Claim, request: dict[str, Any]) -> None:
-        """A PutItem request (a checkpoint page, the saved badges) written only while ``claim`` holds
-        the lease: a transaction of a condition check on the lease and the put (``LeaseLost``)."""
-        check: dict[str, Any] = {
-            "TableName": self.table,
-            "Key": self._lease_key(claim.app_id, claim.message_id, claim.ref),
-            "ConditionExpression": "#h = :h",
-            "ExpressionAttributeNames": {"#h": "holder"},
-            "ExpressionAttributeValues": {":h": {"S": claim.holder}},
-        }
+        """``fenced_put`` sent with boto3 (tests, tools): ``LeaseLost`` when taken over."""
         try:
             self.client.transact_write_items(
-                TransactItems=[{"ConditionCheck": check}, {"Put": request}]  # type: ignore[typeddict-item]
+                TransactItems=[{"ConditionCheck": self._holds(claim)}, {"Put": request}]  # type: ignore[typeddict-item]
             )
         except ClientError as exc:
             reasons = exc.response.get("CancellationReasons") or []
             if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
                 raise _lost(claim) from None
             raise
+
+    @staticmethod
+    def lost_if_fenced_out(claim: Claim, exc: Exception) -> Exception:
+        """The asyncio client's refusal of a ``fenced_put`` as ``LeaseLost`` when the lease check
+        failed (else the error itself)."""
+        reasons = getattr(exc, "cancellation_reasons", None) or []
+        if reasons and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
+            return _lost(claim)
+        return exc
+
+    def _holds(self, claim: Claim) -> dict[str, Any]:
+        return {
+            "TableName": self.table,
+            "Key": self._lease_key(claim.app_id, claim.message_id, claim.ref),
+            "ConditionExpression": "#h = :h",
+            "ExpressionAttributeNames": {"#h": "holder"},
+            "ExpressionAttributeValues": {":h": {"S": claim.holder}},
+        }
 
     def _update_held(self, claim: Claim, update: str, condition: str | None, values: dict[str, Any]) -> None:
         held = "#h = :h" + (f" AND {condition}" if condition else "")

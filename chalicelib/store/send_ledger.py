@@ -2,8 +2,9 @@
 
 Every write that makes a chunk attempt exactly-once goes through this class: the claim of its
 lease with a fresh fencing token, and then, each conditional on the lease still naming that token
-(``leases.py``), its checkpoints (outcome pages and saved badges), renewal, finish or release
-(boto3, off the event loop). A write that finds the lease taken over raises ``LeaseLost``. The
+(``leases.py``), its checkpoints (outcome pages and saved badges: transactions written with the
+asyncio client, hot) and its renewal, finish or release (boto3, off the event loop: rare). A write
+that finds the lease taken over raises ``LeaseLost``. The
 requests themselves are built by ``DeliveryRepository`` (``deliveries.py``), the one place that
 knows the ledger's keys.
 """
@@ -71,7 +72,7 @@ class SendLedger:
         page = self.deliveries.page_item(
             claim.app_id, claim.message_id, claim.ref, seq, outcomes, self.clock_ms()
         )
-        await asyncio.to_thread(self.deliveries.put_fenced, claim, page)
+        await self._fenced(claim, page)
 
     async def put_page_and_read_ops(
         self, claim: Claim, seq: int, outcomes: Sequence[Outcome]
@@ -94,7 +95,17 @@ class SendLedger:
         """The badges given in this attempt (by recipient index), saved before anything is sent."""
         c = claim
         saved = self.deliveries.badges_item(c.app_id, c.message_id, c.ref, badges, self.clock_ms())
-        await asyncio.to_thread(self.deliveries.put_fenced, claim, saved)
+        await self._fenced(claim, saved)
+
+    async def _fenced(self, claim: Claim, put: dict[str, Any]) -> None:
+        """A put written only while ``claim`` holds the lease (``LeaseLost`` else), on the loop."""
+        try:
+            await self.dynamo.call("TransactWriteItems", self.deliveries.fenced_put(claim, put), binary=True)
+        except Exception as exc:
+            lost = self.deliveries.lost_if_fenced_out(claim, exc)
+            if lost is exc:
+                raise
+            raise lost from None
 
     # ---- reading ----------------------------------------------------------------------------
 

@@ -115,3 +115,26 @@ def test_a_claim_applied_whose_answer_was_lost_is_its_own_again_when_retried(
     assert claim(repo, message_id, "once", start)[0] == "claimed"
     assert claim(repo, message_id, "once", start + 10)[0] == "takeover"
     assert claim(repo, message_id, "another", start + 20)[0] == "busy"
+
+
+def test_the_send_paths_asyncio_client_gets_the_same_refusal(repo: DeliveryRepository) -> None:
+    """The send function writes its pages with the asyncio client: the refusal is LeaseLost too."""
+    import asyncio
+
+    from chalicelib import deps
+    from chalicelib.store.dynamo_async import AsyncDynamo
+    from chalicelib.store.send_ledger import SendLedger
+
+    stale, fresh = taken_over(repo)
+    ledger = SendLedger(repo, AsyncDynamo(deps.services().settings))
+
+    async def write() -> None:
+        await ledger.put_page(fresh, 0, [Outcome(0, TOKEN, "sent")])
+        with pytest.raises(LeaseLost):
+            await ledger.put_page(stale, 1, [Outcome(1, TOKEN, "sent")])
+        with pytest.raises(LeaseLost):
+            await ledger.put_badges(stale, {1: 3})
+
+    asyncio.run(write())
+    attempt = stored(repo, fresh)
+    assert ([o.index for o in attempt.outcomes], attempt.badges) == ([0], None)
