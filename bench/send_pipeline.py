@@ -90,6 +90,8 @@ class CallCounter:
 
         name = f"aio:{action}"
         self.calls[name] = self.calls.get(name, 0) + 1
+        if action == "TransactWriteItems":
+            self._count_fenced(payload)
         if action == "PutItem":
             size = item_size(payload["Item"])
             self.aio_put_wru += write_units(0, size)
