@@ -95,7 +95,7 @@ def handle_intake_records(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def handle_send_records(records: list[dict[str, Any]]) -> dict[str, Any]:
     from chalicelib.apns.client import run  # aioapns: imported by the send function only
-    from chalicelib.services.send.attempt import ChunkBusy
+    from chalicelib.services.send.attempt import ChunkBusy, LeaseLost
 
     svc = services()
     parsed = [(i, r.root) for i, r in _parse(records, SendRecord, svc.settings.send_queue_name)]
@@ -119,6 +119,13 @@ def handle_send_records(records: list[dict[str, Any]]) -> dict[str, Any]:
             # No progress for now (AWS throttling, or another invocation holds it): come back later.
             if not _defer(by_id[record_id], result):
                 failed.append(record_id)
+        elif isinstance(result, LeaseLost):
+            # This invocation stalled past its lease; the one that took the attempt over finishes it
+            # and deletes the record (received again, under its own receipt handle): not deleted here.
+            log.warning(
+                "chunk %d.%d: lease lost (%s); its new holder finishes it", chunk.index, chunk.attempt, result
+            )
+            failed.append(record_id)
         elif isinstance(result, BaseException):
             log.error(
                 "chunk %d.%d of message %s failed: %r; SQS will retry it",

@@ -1,6 +1,7 @@
 """The exactly-once ledger's values: what became of a recipient (``Outcome``), which chunk attempt
-(``ChunkRef``), what a stored attempt holds (``ChunkAttempt``), what happened to a message since it
-was sent (``MessageOps``). The store reads and writes them (``store/deliveries.py``,
+(``ChunkRef``), what a stored attempt holds (``ChunkAttempt``), an invocation's hold on an attempt's
+lease (``Claim``, with its fencing token) and the loss of it (``LeaseLost``), what happened to a
+message since it was sent (``MessageOps``). The store reads and writes them (``store/deliveries.py``,
 ``store/send_ledger.py``, the binary codec in ``store/ledger_codec.py``); the send wing and the
 report work with them."""
 
@@ -45,6 +46,26 @@ class ChunkRef:
     @property
     def sk(self) -> str:
         return f"{self.prefix}K#{self.index:06d}.{self.attempt:02d}"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One invocation's hold on a chunk attempt's lease. ``holder`` is the fencing token the claim
+    wrote (random, per claim): every write made while holding the lease (checkpoint pages, saved
+    badges, renewal, finish, release) is conditional on the lease item still naming it, so once
+    another invocation has taken the attempt over, none of this one's writes lands."""
+
+    app_id: str
+    message_id: str
+    ref: ChunkRef
+    holder: str
+    takeover: bool = False  # the previous holder's lease had run out (it died or stalled)
+    held_since: float = 0.0  # time.monotonic() of this process just before the claim was sent
+
+
+class LeaseLost(Exception):
+    """A write made under a claim found the lease held by another invocation (or done by it): this
+    invocation stalled past its lease and was taken over. It must stop sending at once."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ its send chunks (the exactly-once ledger) and each chunk's outcomes, stored per 
 |-------------------|--------------------------------|------------------------------------------------------|
 | summary           | ``MSG``                        | recipient/chunk counts, each chunk's first recipient |
 | chunk             | ``K#<index>.<attempt>``        | its recipients (sorted), written once                |
-| lease             | ``K#<index>.<attempt>#L``      | queued (absent) -> claimed (claimedAt) -> done; dead |
+| lease             | ``K#<index>.<attempt>#L``      | queued -> claimed (claimedAt, holder) -> done; dead  |
 | badges            | ``K#<index>.<attempt>#B``      | the badge each pushed recipient was given (binary)   |
 | outcome page      | ``K#<index>.<attempt>#P<seq>`` | the outcomes of one checkpoint (binary, see codec)   |
 | replacement       | ``R#K#...`` / ``E<rev>#K#...`` | the same ledger for a recall / an edit's replacements |
@@ -17,7 +17,8 @@ never mix with the original's.
 
 A chunk attempt is claimed with one conditional update of its tiny lease item
 before anything is sent, so a redelivered SQS message finds it claimed or done
-and sends nothing. While it sends, the sender writes an outcome page every few
+and sends nothing; the claim's fencing token guards every later write of its
+holder (``leases.py``). While it sends, the sender writes an outcome page every few
 hundred milliseconds (a checkpoint); a takeover after a crash reads the
 attempt's pages and sends only the devices that have no outcome there.
 Recipients are sorted at fan-out and chunks hold contiguous ranges, so one
@@ -36,8 +37,9 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.models.ledger import ChunkAttempt, ChunkRef, ClaimOutcome, MessageOps, Outcome
+from chalicelib.models.ledger import ChunkAttempt, ChunkRef, MessageOps, Outcome
 from chalicelib.store import items, retry
+from chalicelib.store.leases import LeaseWrites
 from chalicelib.store.ledger_codec import (
     decode_badges,
     decode_outcomes,
@@ -49,14 +51,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 
-# A lease that may be taken: never claimed, given back, dead-lettered, or held past its lease.
-_TAKEABLE = (
-    "attribute_not_exists(pk) OR #s = :queued OR #s = :dead OR (#s = :claimed AND claimedAt < :expired)"
-)
-
-
 @dataclass
-class DeliveryRepository:
+class DeliveryRepository(LeaseWrites):
     client: DynamoDBClient
     table: str
     ttl_s: int
@@ -277,108 +273,6 @@ class DeliveryRepository:
         """The chunks an earlier run of the fan-out wrote (attempt 0), with their recipients."""
         return [(a.ref, a.recipients) for a in self.attempts(app_id, message_id) if a.ref.attempt == 0]
 
-    def claim(self, app_id: str, message_id: str, ref: ChunkRef, now_ms: int, lease_ms: int) -> ClaimOutcome:
-        """Take the chunk for sending. ``takeover`` = a previous claim's lease ran out (a crash), or
-        the attempt was dead-lettered and is sent again (a redrive): what it recorded is kept."""
-        taken = self._take_lease(app_id, message_id, ref, now_ms, lease_ms, "claimed", "claimedAt")
-        if taken in ("done", "busy"):
-            return "done" if taken == "done" else "busy"
-        return "takeover" if taken in ("claimed", "dead") else "claimed"
-
-    def mark_dead(
-        self, app_id: str, message_id: str, ref: ChunkRef, now_ms: int, lease_ms: int
-    ) -> ClaimOutcome:
-        """The queue's redrive dead-lettered this attempt: take its lease as ``dead`` (unless it is
-        done, or a live invocation holds it: ``busy``), so a redrive of it later is a takeover that
-        keeps what was recorded. ``claimed``: the dead-letter consumer may record its outcomes."""
-        taken = self._take_lease(app_id, message_id, ref, now_ms, lease_ms, "dead", "deadAt")
-        if taken in ("done", "busy"):
-            return "done" if taken == "done" else "busy"
-        return "claimed"
-
-    def _take_lease(
-        self, app_id: str, message_id: str, ref: ChunkRef, now_ms: int, lease_ms: int, status: str, at: str
-    ) -> str:
-        """Set the lease to ``status`` (``at`` = now) if it may be taken; the status it had before
-        ("" when new), or ``done`` / ``busy`` when it may not."""
-        lease = items.key(items.delivery_pk(app_id, message_id), f"{ref.sk}#L")
-        try:
-            resp = self.client.update_item(
-                TableName=self.table,
-                Key=lease,
-                UpdateExpression=f"SET #s = :new, {at} = :now, #ttl = if_not_exists(#ttl, :ttl)",
-                ConditionExpression=_TAKEABLE,
-                ExpressionAttributeNames={"#s": "status", "#ttl": "ttl"},
-                ExpressionAttributeValues={
-                    ":new": {"S": status},
-                    ":claimed": {"S": "claimed"},
-                    ":queued": {"S": "queued"},
-                    ":dead": {"S": "dead"},
-                    ":now": {"N": str(now_ms)},
-                    ":expired": {"N": str(now_ms - lease_ms)},
-                    ":ttl": {"N": str(self._ttl(now_ms))},
-                },
-                ReturnValues="ALL_OLD",
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            item = self.client.get_item(TableName=self.table, Key=lease, ConsistentRead=True).get("Item", {})
-            return "done" if item.get("status", {}).get("S") == "done" else "busy"
-        return str(resp.get("Attributes", {}).get("status", {}).get("S", ""))
-
-    def finish(self, app_id: str, message_id: str, ref: ChunkRef, claimed_at: int | None = None) -> bool:
-        """Mark the attempt done. With ``claimed_at`` (the claim's time), only while that claim is
-        still the lease's: False when another invocation took the attempt over (its finish, not
-        this one, records and counts the attempt). True also when an earlier try of this very call
-        was applied (AWS answered 500 after writing it)."""
-        if claimed_at is None:
-            self._set_lease(app_id, message_id, ref, "done", None)
-            return True
-        lease = items.key(items.delivery_pk(app_id, message_id), f"{ref.sk}#L")
-        try:
-            self.client.update_item(
-                TableName=self.table,
-                Key=lease,
-                UpdateExpression="SET #s = :done",
-                ConditionExpression="#s = :claimed AND claimedAt = :at",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
-                    ":done": {"S": "done"},
-                    ":claimed": {"S": "claimed"},
-                    ":at": {"N": str(claimed_at)},
-                },
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            item = self.client.get_item(TableName=self.table, Key=lease, ConsistentRead=True).get("Item", {})
-            return item.get("status", {}).get("S") == "done" and item.get("claimedAt", {}).get("N") == str(
-                claimed_at
-            )
-        return True
-
-    def release(self, app_id: str, message_id: str, ref: ChunkRef) -> None:
-        """Give the claim back after a failure before anything was sent, so a redelivery can retry."""
-        self._set_lease(app_id, message_id, ref, "queued", "claimed")
-
-    def _set_lease(
-        self, app_id: str, message_id: str, ref: ChunkRef, status: str, expected: str | None
-    ) -> None:
-        kwargs: dict[str, Any] = {}
-        values = {":s": {"S": status}}
-        if expected:
-            kwargs["ConditionExpression"] = "#s = :e"
-            values[":e"] = {"S": expected}
-        self.client.update_item(
-            TableName=self.table,
-            Key=items.key(items.delivery_pk(app_id, message_id), f"{ref.sk}#L"),
-            UpdateExpression="SET #s = :s",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues=values,
-            **kwargs,
-        )
-
     # ---- badges and outcomes -------------------------------------------------------------------
 
     def badges_item(
@@ -398,7 +292,7 @@ class DeliveryRepository:
         now_ms: int,
     ) -> dict[str, Any]:
         """One checkpoint: the outcomes decided since the previous one, as one small item. A PutItem
-        request (the send path sends it with its asyncio client)."""
+        request (the send path writes it fenced by its claim: ``put_fenced``)."""
         sk = f"{ref.sk}#P{seq:04d}"
         return self._put_request(app_id, message_id, sk, {"o": encode_outcomes(outcomes)}, now_ms)
 

@@ -1,23 +1,26 @@
 """The send wing's calls on the ledger, executed here and answered as domain values.
 
 Every write that makes a chunk attempt exactly-once goes through this class: the claim of its
-lease, its finish or release (boto3, off the event loop: rare), and its checkpoints (outcome pages
-and saved badges, written with the asyncio client: hot). The requests themselves are built by
-``DeliveryRepository`` (``deliveries.py``, sections "leases" and "badges and outcomes"), the one
-place that knows the ledger's keys: a condition on every checkpoint (e.g. fencing by the claim)
-is a change there and here, nowhere in the services.
+lease with a fresh fencing token, and then, each conditional on the lease still naming that token
+(``leases.py``), its checkpoints (outcome pages and saved badges: transactions written with the
+asyncio client, hot) and its renewal, finish or release (boto3, off the event loop: rare). A write
+that finds the lease taken over raises ``LeaseLost``. The
+requests themselves are built by ``DeliveryRepository`` (``deliveries.py``), the one place that
+knows the ledger's keys.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from chalicelib import clock
-from chalicelib.models.ledger import ChunkAttempt, ChunkRef, ClaimOutcome, MessageOps, Outcome
+from chalicelib.models.ledger import ChunkAttempt, ChunkRef, Claim, ClaimOutcome, MessageOps, Outcome
 from chalicelib.models.settings import SendSettings
 from chalicelib.store.deliveries import DeliveryRepository
 from chalicelib.store.dynamo_async import AsyncDynamo
@@ -44,47 +47,65 @@ class SendLedger:
 
     # ---- the attempt's lease ----------------------------------------------------------------
 
-    async def claim(self, app_id: str, message_id: str, ref: ChunkRef, now_ms: int) -> ClaimOutcome:
-        return await asyncio.to_thread(self.deliveries.claim, app_id, message_id, ref, now_ms, self.lease_ms)
+    async def claim(
+        self, app_id: str, message_id: str, ref: ChunkRef, now_ms: int
+    ) -> tuple[ClaimOutcome, Claim]:
+        """The claim's outcome, and the claim (with its fresh fencing token) as this invocation holds it."""
+        holder, started = secrets.token_hex(8), time.monotonic()
+        outcome = await asyncio.to_thread(
+            self.deliveries.claim, app_id, message_id, ref, now_ms, self.lease_ms, holder
+        )
+        return outcome, Claim(app_id, message_id, ref, holder, outcome == "takeover", started)
 
-    async def finish(
-        self, app_id: str, message_id: str, ref: ChunkRef, claimed_at: int | None = None
-    ) -> bool:
-        """Done; with ``claimed_at``, only while that claim is still the lease's (False: taken over)."""
-        return await asyncio.to_thread(self.deliveries.finish, app_id, message_id, ref, claimed_at)
+    async def renew(self, claim: Claim) -> None:
+        await asyncio.to_thread(self.deliveries.renew, claim, self.clock_ms())
 
-    async def release(self, app_id: str, message_id: str, ref: ChunkRef) -> None:
-        await asyncio.to_thread(self.deliveries.release, app_id, message_id, ref)
+    async def finish(self, claim: Claim) -> None:
+        await asyncio.to_thread(self.deliveries.finish, claim)
 
-    # ---- checkpoints ------------------------------------------------------------------------
+    async def release(self, claim: Claim) -> None:
+        await asyncio.to_thread(self.deliveries.release, claim)
 
-    async def put_page(
-        self, app_id: str, message_id: str, ref: ChunkRef, seq: int, outcomes: Sequence[Outcome]
-    ) -> None:
-        page = self.deliveries.page_item(app_id, message_id, ref, seq, outcomes, self.clock_ms())
-        await self.dynamo.call("PutItem", page, binary=True)
+    # ---- checkpoints (fenced) ---------------------------------------------------------------
+
+    async def put_page(self, claim: Claim, seq: int, outcomes: Sequence[Outcome]) -> None:
+        page = self.deliveries.page_item(
+            claim.app_id, claim.message_id, claim.ref, seq, outcomes, self.clock_ms()
+        )
+        await self._fenced(claim, page)
 
     async def put_page_and_read_ops(
-        self, app_id: str, message_id: str, ref: ChunkRef, seq: int, outcomes: Sequence[Outcome]
+        self, claim: Claim, seq: int, outcomes: Sequence[Outcome]
     ) -> MessageOps | None:
         """A page, and beside it (concurrently) what happened to the message since; None when only
         that read failed (the page is written or this raises)."""
         put, found = await asyncio.gather(
-            self.put_page(app_id, message_id, ref, seq, outcomes),
-            self.ops(app_id, message_id),
+            self.put_page(claim, seq, outcomes),
+            self.ops(claim.app_id, claim.message_id),
             return_exceptions=True,
         )
         if isinstance(put, BaseException):
             raise put
         if isinstance(found, BaseException):
-            log.warning("could not check %s for a recall: %r", message_id, found)
+            log.warning("could not check %s for a recall: %r", claim.message_id, found)
             return None
         return found
 
-    async def put_badges(self, app_id: str, message_id: str, ref: ChunkRef, badges: dict[int, int]) -> None:
+    async def put_badges(self, claim: Claim, badges: dict[int, int]) -> None:
         """The badges given in this attempt (by recipient index), saved before anything is sent."""
-        saved = self.deliveries.badges_item(app_id, message_id, ref, badges, self.clock_ms())
-        await self.dynamo.call("PutItem", saved, binary=True)
+        c = claim
+        saved = self.deliveries.badges_item(c.app_id, c.message_id, c.ref, badges, self.clock_ms())
+        await self._fenced(claim, saved)
+
+    async def _fenced(self, claim: Claim, put: dict[str, Any]) -> None:
+        """A put written only while ``claim`` holds the lease (``LeaseLost`` else), on the loop."""
+        try:
+            await self.dynamo.call("TransactWriteItems", self.deliveries.fenced_put(claim, put), binary=True)
+        except Exception as exc:
+            lost = self.deliveries.lost_if_fenced_out(claim, exc)
+            if lost is exc:
+                raise
+            raise lost from None
 
     # ---- reading ----------------------------------------------------------------------------
 

@@ -226,6 +226,15 @@ class Poller:
             os.killpg(self.proc.pid, sig)
             self.proc.wait(10)
 
+    def pause(self) -> None:
+        """SIGSTOP: the process stalls mid-flight (a frozen container), its sockets left open."""
+        assert self.proc is not None and self.proc.poll() is None
+        os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGCONT)
+
 
 @pytest.fixture
 def poller(stack: Stack, tmp_path: Path) -> Iterator[Poller]:

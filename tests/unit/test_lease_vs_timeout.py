@@ -45,3 +45,15 @@ def test_the_template_derives_the_send_lease_from_the_send_timeout() -> None:
 
     assert variables == {"SEND_LEASE_S": str(send_lease_s(60)), "SEND_FUNCTION_TIMEOUT_S": "60"}
     load_settings(variables)  # what the deployed send function reads is accepted
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_each_deployed_stages_send_timeout_gets_a_lease_the_settings_accept(stage: str) -> None:
+    from devstack.lambda_runtime import deployed_timeouts
+
+    timeout = int(deployed_timeouts(stage)[SEND_FUNCTION])
+
+    lease = send_lease_s(timeout)
+
+    assert lease > timeout
+    assert load_settings({"SEND_LEASE_S": str(lease), "SEND_FUNCTION_TIMEOUT_S": str(timeout)})

@@ -7,18 +7,28 @@ A claimed attempt that fails before sending gives its claim back (``preparing``)
 outcomes are checkpointed as they come (pages numbered on from a takeover's) and the lease is
 marked done. Each send holds a permit until its outcome is written, so what a crash can make the
 container send twice is at most ``send_max_unrecorded`` devices.
+
+Fencing: the claim writes a fresh token (``Claim.holder``) and every later write of this attempt
+(pages, badges, renewal, finish, release) is conditional on the lease still naming it. An
+invocation that stalled past its lease (a frozen container, a paused process) and was taken over
+finds out at its first write (``LeaseLost``), and before sending anything more once its own clock
+says the lease may have run out (``Fence``: a fenced renewal). It then stops at once: the sends in
+flight are all it adds, so a stale invocation resumed after a takeover sends at most
+``send_max_unrecorded`` devices twice, and none of its outcomes lands in the new holder's ledger.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from chalicelib.models.ledger import DEAD_LETTERED, ChunkAttempt, ChunkRef, Outcome
+from chalicelib.models.ledger import DEAD_LETTERED, ChunkAttempt, ChunkRef, Claim, LeaseLost, Outcome
 from chalicelib.services.send.checkpoint import Checkpointer
 from chalicelib.services.stats import attempt_counts
 from chalicelib.settings import Settings
@@ -26,6 +36,10 @@ from chalicelib.store.send_ledger import SendLedger
 from chalicelib.store.stats import StatsRepository, utc_day
 
 log = logging.getLogger(__name__)
+
+RENEW_SHARE = 0.5  # past this share of its lease (own clock), a holder confirms it before sending on
+
+__all__ = ["AttemptRunner", "ChunkBusy", "ChunkReport", "Claim", "Fence", "LeaseLost", "WritePage"]
 
 
 class ChunkBusy(Exception):
@@ -47,16 +61,61 @@ class ChunkReport:
             self.counts[(o.status, o.code if o.status != "sent" else "")] += 1
 
 
-@dataclass(frozen=True, slots=True)
-class Claim:
-    app_id: str
-    message_id: str
-    ref: ChunkRef
-    takeover: bool
-    claimed_at: int  # the lease's claimedAt: the finish is fenced by it
-
-
 WritePage = Callable[[int, list[Outcome]], Awaitable[None]]
+
+
+@dataclass
+class Fence:
+    """This invocation's hold on one attempt's lease, asked before each send (``before_send``).
+
+    Once a fenced write has found the lease taken over (``lose``), every send raises ``LeaseLost``
+    and the attempt's sending task is cancelled. Past ``renew_after_s`` since the claim or the last
+    renewal (by this process's monotonic clock, which runs on through a stall), the next send
+    first renews the lease with a fenced write (one for all concurrent sends): a stale holder
+    sends nothing more, a slow but live one keeps its lease."""
+
+    claim: Claim
+    ledger: SendLedger
+    renew_after_s: float
+    lost: LeaseLost | None = None
+    _renew_at: float = field(default=0.0, init=False)  # monotonic: the next send renews first
+    _renewal: asyncio.Task[None] | None = field(default=None, init=False)
+    _on_lost: list[Callable[[], object]] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        self._renew_at = (self.claim.held_since or time.monotonic()) + self.renew_after_s
+
+    def when_lost(self, callback: Callable[[], object]) -> None:
+        self._on_lost.append(callback)
+
+    async def before_send(self) -> None:
+        if self.lost is None and time.monotonic() >= self._renew_at:
+            if self._renewal is None:
+                self._renewal = asyncio.get_running_loop().create_task(self._renew())
+            await asyncio.shield(self._renewal)
+        if self.lost is not None:
+            raise self.lost
+
+    def lose(self, exc: LeaseLost) -> None:
+        if self.lost is not None:
+            return
+        self.lost = exc
+        log.warning("lease lost: %s; it stops sending now (what it had in flight is all it adds)", exc)
+        for callback in self._on_lost:
+            callback()
+
+    async def _renew(self) -> None:
+        started = time.monotonic()
+        try:
+            await self.ledger.renew(self.claim)
+            self._renew_at = started + self.renew_after_s
+        except LeaseLost as exc:
+            self.lose(exc)
+        except Exception as exc:  # e.g. throttled past its retries: not a loss; writes stay fenced
+            log.warning("could not renew the lease of %s: %r; trying again in 1 s", self.claim.ref.sk, exc)
+            self._renew_at = time.monotonic() + 1.0
+        finally:
+            self._renewal = None
 
 
 @dataclass
@@ -70,12 +129,12 @@ class AttemptRunner:
         self, app_id: str, message_id: str, ref: ChunkRef, now_ms: int, what: str
     ) -> Claim | None:
         """The claim, or None when the attempt is done already; raises ChunkBusy while another holds it."""
-        claimed = await self.ledger.claim(app_id, message_id, ref, now_ms)
+        claimed, claim = await self.ledger.claim(app_id, message_id, ref, now_ms)
         if claimed == "done":
             return None
         if claimed == "busy":
             raise ChunkBusy(f"{what} {ref.sk} of message {message_id} is being sent by another invocation")
-        return Claim(app_id, message_id, ref, takeover=claimed == "takeover", claimed_at=now_ms)
+        return claim
 
     async def earlier(self, claim: Claim) -> ChunkAttempt:
         """What a previous invocation of this attempt recorded (nothing unless a takeover)."""
@@ -92,13 +151,16 @@ class AttemptRunner:
         """Work before the first send: if it fails, the claim is given back for a redelivery."""
         try:
             yield
+        except LeaseLost:
+            raise  # taken over meanwhile: the claim is not this invocation's to give back
         except Exception:
-            await self.ledger.release(claim.app_id, claim.message_id, claim.ref)
+            with contextlib.suppress(LeaseLost):
+                await self.ledger.release(claim)
             raise
 
     def page_writer(self, claim: Claim) -> WritePage:
         async def write(seq: int, outcomes: list[Outcome]) -> None:
-            await self.ledger.put_page(claim.app_id, claim.message_id, claim.ref, seq, outcomes)
+            await self.ledger.put_page(claim, seq, outcomes)
 
         return write
 
@@ -114,27 +176,36 @@ class AttemptRunner:
     ) -> None:
         """A claimed attempt's sending, checkpointed (pages numbered on from a takeover's), then done.
         ``settled`` gets all of the attempt's outcomes once written, before the lease is done (a crash
-        in between calls it again from the takeover)."""
+        in between calls it again from the takeover). Raises ``LeaseLost`` when another invocation
+        took the attempt over meanwhile."""
+        fence = Fence(claim, self.ledger, self.settings.send_lease_s * RENEW_SHARE)
         checkpoints = Checkpointer(
             write,
             seq=earlier.pages,
             interval_s=self.settings.send_checkpoint_ms / 1000,
             max_outcomes=self.settings.send_checkpoint_outcomes,
             on_written=self._recorded,
+            guard=fence.before_send,
+            on_lost=fence.lose,
         )
         checkpoints.extend(skips)
+        sending: asyncio.Future[None] = asyncio.ensure_future(deliver(checkpoints))
+        fence.when_lost(sending.cancel)  # stop at once: no send starts after the loss is known
         try:
-            await deliver(checkpoints)
+            await sending
+        except (asyncio.CancelledError, LeaseLost):
+            if fence.lost is None:
+                raise
         finally:
             await checkpoints.close()
+        if fence.lost is not None:
+            raise fence.lost
         if settled is not None:
             await settled([*earlier.outcomes, *checkpoints.written])
-        finished = await self.ledger.finish(claim.app_id, claim.message_id, claim.ref, claim.claimed_at)
+        # Fenced: LeaseLost when taken over meanwhile (the taker's finish records and counts it).
+        await self.ledger.finish(claim)
         report.count(checkpoints.written)
-        if not finished:  # taken over meanwhile: the taker's finish records and counts the attempt
-            log.warning("%s of %s was taken over: its finish is the taker's", claim.ref.sk, claim.message_id)
-            report.outcome = "superseded"
-        elif not claim.ref.prefix:  # a message's own chunk (not a recall's or an edit's replacements)
+        if not claim.ref.prefix:  # a message's own chunk (not a recall's or an edit's replacements)
             await self._count(claim, earlier.outcomes + checkpoints.written)
 
     async def _count(self, claim: Claim, outcomes: list[Outcome]) -> None:

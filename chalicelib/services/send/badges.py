@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from chalicelib.models.ledger import ChunkAttempt, ChunkRef
+from chalicelib.models.ledger import ChunkAttempt, Claim
 from chalicelib.models.sending import SendChunk
 from chalicelib.store.badges import BadgeCounter
 from chalicelib.store.send_ledger import SendLedger
@@ -28,7 +28,12 @@ class Badges:
     ledger: SendLedger
 
     async def for_message(
-        self, chunk: SendChunk, users: list[UserRecord], position: dict[str, int], earlier: ChunkAttempt
+        self,
+        chunk: SendChunk,
+        claim: Claim,
+        users: list[UserRecord],
+        position: dict[str, int],
+        earlier: ChunkAttempt,
     ) -> dict[str, int | None]:
         """+1 for each pushed user (none with ignoreBadge), counted once per message."""
         if not chunk.event.counts_in_badge or not users:
@@ -49,11 +54,11 @@ class Badges:
                 badges[user.user_id] = user.state.badge + 1
             else:
                 badges[user.user_id] = value
-        await self._save(chunk, ChunkRef(chunk.index, chunk.attempt), badges, position)
+        await self._save(claim, badges, position)
         return badges
 
     async def for_recall(
-        self, chunk: SendChunk, ref: ChunkRef, users: list[str], recipients: list[str], earlier: ChunkAttempt
+        self, chunk: SendChunk, claim: Claim, users: list[str], recipients: list[str], earlier: ChunkAttempt
     ) -> dict[str, int | None]:
         """1 off each counted recipient's badge (never below 0); a takeover reuses the saved values."""
         if not users:
@@ -69,14 +74,13 @@ class Badges:
                 badges[user] = None
             else:
                 badges[user] = value
-        await self._save(chunk, ref, badges, position)
+        await self._save(claim, badges, position)
         return badges
 
-    async def _save(
-        self, chunk: SendChunk, ref: ChunkRef, badges: dict[str, int | None], position: dict[str, int]
-    ) -> None:
+    async def _save(self, claim: Claim, badges: dict[str, int | None], position: dict[str, int]) -> None:
+        """Saved under the claim (fenced: a holder taken over meanwhile saves nothing)."""
         given = {position[u]: b for u, b in badges.items() if b is not None}
-        await self.ledger.put_badges(chunk.app_id, chunk.message_id, ref, given)
+        await self.ledger.put_badges(claim, given)
 
     @staticmethod
     async def _each(

@@ -8,6 +8,11 @@ in one page cost less than one page each. A send that dies loses only what was n
 written yet, so a takeover resends only the devices that were in flight or
 answered since the last page: the duplicate window is bounded by the
 checkpoint, not by the invocation.
+
+Each write is fenced by the attempt's claim: one that finds the lease taken
+over (``LeaseLost``) is not tried again; the chunk fails at once, ``on_lost``
+is told before any permit is given back, and ``before_send`` (the ``guard``
+each send asks first) refuses every later send.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from chalicelib.models.ledger import Outcome
+from chalicelib.models.ledger import LeaseLost, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +37,8 @@ class Checkpointer:
     interval_s: float = 0.1
     max_outcomes: int = 25
     attempts: int = 3  # per page, before the chunk fails (SQS then redelivers it)
+    guard: Callable[[], Awaitable[None]] | None = None  # asked before each send: raises LeaseLost
+    on_lost: Callable[[LeaseLost], None] | None = None  # a write found the lease taken over
     written: list[Outcome] = field(default_factory=list)
     _pending: list[Outcome] = field(default_factory=list)
     _permits: list[bool] = field(default_factory=list)  # per pending outcome: does it hold a permit?
@@ -50,6 +57,13 @@ class Checkpointer:
             self._kick()
         elif self._timer is None and self._task is None:
             self._timer = asyncio.get_running_loop().call_later(self.interval_s, self._kick)
+
+    async def before_send(self) -> None:
+        """Raises ``LeaseLost`` once this attempt may send no more (another invocation holds it)."""
+        if isinstance(self._error, LeaseLost):
+            raise self._error
+        if self.guard is not None:
+            await self.guard()
 
     def extend(self, outcomes: list[Outcome]) -> None:
         for o in outcomes:
@@ -84,6 +98,8 @@ class Checkpointer:
                 await self._write(batch)
             except Exception as exc:
                 self._error = exc
+                if isinstance(exc, LeaseLost) and self.on_lost is not None:
+                    self.on_lost(exc)  # stops the sends before permits are given back
                 self._pending, self._permits = batch + self._pending, permits + self._permits
                 self._release(self._permits)  # the chunk fails: let the other chunks go on
                 self._permits = [False] * len(self._pending)
@@ -97,6 +113,8 @@ class Checkpointer:
                 await self.write(self.seq, batch)
                 self.seq += 1
                 return
+            except LeaseLost:
+                raise
             except Exception as exc:
                 if attempt == self.attempts:
                     raise

@@ -65,7 +65,7 @@ class SendService:
             earlier = await w.runner.earlier(claim)
             if claim.takeover:  # a previous invocation died mid-chunk: keep what it recorded
                 report.outcome = "takeover"
-            skips, targets = await w.planner.plan(chunk, earlier, now_ms, recalled=live.ops.recalled)
+            skips, targets = await w.planner.plan(chunk, claim, earlier, now_ms, recalled=live.ops.recalled)
 
         async def deliver(checkpoints: Checkpointer) -> None:
             recalled = lambda: live.ops.recalled  # noqa: E731  (read at each send)
@@ -125,10 +125,10 @@ class SendService:
 
         async def write(seq: int, outcomes: list[Outcome]) -> None:
             if live.ops.recalled or time.monotonic() - live.checked_at < _RECALL_CHECK_S:
-                await ledger.put_page(claim.app_id, claim.message_id, claim.ref, seq, outcomes)
+                await ledger.put_page(claim, seq, outcomes)
                 return
             live.checked_at = time.monotonic()
-            ops = await ledger.put_page_and_read_ops(claim.app_id, claim.message_id, claim.ref, seq, outcomes)
+            ops = await ledger.put_page_and_read_ops(claim, seq, outcomes)
             if ops is not None:  # else the next checkpoint reads it again
                 live.ops = ops
 

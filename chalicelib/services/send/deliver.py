@@ -1,7 +1,9 @@
 """Sending a planned attempt's devices, concurrently, each through the gateway and the outcome
 table, each outcome checkpointed; what APNs did not take goes to the retry policy.
 
-Every send holds a permit of the attempt runner until its outcome is written (``holds_permit``).
+Every send holds a permit of the attempt runner until its outcome is written (``holds_permit``),
+and asks the checkpoints first whether the attempt may still send (``before_send``: not once its
+lease was taken over).
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class Delivery:
         unrecorded = self.runner.permits()
 
         async def one(target: Target, notification: Notification) -> None:
-            await unrecorded.acquire()
+            await self._may_send(unrecorded, checkpoints)
             if recalled():
                 checkpoints.add(
                     Outcome(target.index, target.device.token, "skipped", RECALLED), holds_permit=True
@@ -128,7 +130,7 @@ class Delivery:
             for attempt in range(len(REPLACEMENT_DELAYS_S) + 1):
                 if attempt:
                     await asyncio.sleep(REPLACEMENT_DELAYS_S[attempt - 1])
-                await unrecorded.acquire()
+                await self._may_send(unrecorded, checkpoints)
                 try:
                     result, cred = await self.gateway.send(
                         chunk.app_id, chunk.message_id, target, notification, report.latencies_ms
@@ -146,3 +148,13 @@ class Delivery:
             checkpoints.add(gave_up(target, result, len(REPLACEMENT_DELAYS_S) + 1))
 
         await asyncio.gather(*(one(t, n) for t, n in targets))
+
+    @staticmethod
+    async def _may_send(unrecorded: asyncio.Semaphore, checkpoints: Checkpointer) -> None:
+        """A permit, and the attempt still holds its lease (else ``LeaseLost``, the permit given back)."""
+        await unrecorded.acquire()
+        try:
+            await checkpoints.before_send()
+        except BaseException:
+            unrecorded.release()
+            raise

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.models.ledger import ChunkAttempt, Outcome
+from chalicelib.models.ledger import ChunkAttempt, Claim, Outcome
 from chalicelib.models.notification import Notification
 from chalicelib.models.sending import SendChunk
 from chalicelib.services.communication import with_communication
@@ -42,7 +42,7 @@ class Planner:
     badges: Badges
 
     async def plan(
-        self, chunk: SendChunk, earlier: ChunkAttempt, now_ms: int, recalled: bool = False
+        self, chunk: SendChunk, claim: Claim, earlier: ChunkAttempt, now_ms: int, recalled: bool = False
     ) -> Plan:
         """The outcomes known without APNs (skips), and the devices to send to, each with its text."""
         event = chunk.event
@@ -79,7 +79,7 @@ class Planner:
                     pushed.append((Decision(decision.user_id, devices, None, ()), user))
         skips = [o for o in skips if o.key not in done]
 
-        badges = await self.badges.for_message(chunk, [u for _, u in pushed], position, earlier)
+        badges = await self.badges.for_message(chunk, claim, [u for _, u in pushed], position, earlier)
         targets: list[tuple[Target, Notification]] = []
         rendered: dict[tuple[Any, ...], Notification] = {}
         for decision, user in pushed:

@@ -83,7 +83,7 @@ class ReplaceService:
                 sender_display_name=stored.sender_display_name,
                 settings=stored.settings,
             )
-            skips, targets = await plan_replacements(w, job, chunk, state, earlier, ref)
+            skips, targets = await plan_replacements(w, job, chunk, state, earlier, claim)
 
         async def deliver(checkpoints: Checkpointer) -> None:
             await w.delivery.replacements(chunk, targets, checkpoints, report)

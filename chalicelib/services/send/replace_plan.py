@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from chalicelib.models.ledger import ChunkAttempt, ChunkRef, Outcome
+from chalicelib.models.ledger import ChunkAttempt, Claim, Outcome
 from chalicelib.models.lifecycle import ReplaceJob
 from chalicelib.models.notification import Notification
 from chalicelib.models.sending import SendChunk
@@ -19,7 +19,7 @@ from chalicelib.services.send.wing import SendWing
 
 
 async def plan_replacements(
-    wing: SendWing, job: ReplaceJob, chunk: SendChunk, state: ChunkState, earlier: ChunkAttempt, ref: ChunkRef
+    wing: SendWing, job: ReplaceJob, chunk: SendChunk, state: ChunkState, earlier: ChunkAttempt, claim: Claim
 ) -> Plan:
     done = {o.key for o in earlier.outcomes}
     todo = [(i, t) for i, t in state.sent if (i, t) not in done]
@@ -29,7 +29,7 @@ async def plan_replacements(
         wing.users.batch_get, chunk.app_id, [state.recipients[i] for i in wanted], ()
     )
     badges = await wing.badges.for_recall(
-        chunk, ref, [state.recipients[i] for i in sorted(counted)], state.recipients, earlier
+        chunk, claim, [state.recipients[i] for i in sorted(counted)], state.recipients, earlier
     )
     rendered: dict[int, Notification] = {}
     skips: list[Outcome] = []

@@ -1,0 +1,185 @@
+"""A chunk attempt's lease (``K#<index>.<attempt>#L`` under the message, see ``deliveries.py``) and
+the writes fenced by it.
+
+The claim is one conditional update: it takes a queued attempt, or one whose holder's lease ran
+out (``takeover``), and writes a fresh random fencing token (``holder``). Every later write of the
+holder is conditional on the lease still naming that token: the checkpoint pages and saved badges
+(a ``TransactWriteItems`` of a ``ConditionCheck`` on the lease and the ``Put``: DynamoDB conditions
+a put on the item it writes only), the renewal, ``finish`` and ``release``. Once another invocation
+has taken the attempt over, a stale holder's write fails (``LeaseLost``) and lands nothing, so the
+new holder, which reads the attempt's pages after its claim, sees every outcome ever recorded and
+numbers its pages after them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.models.ledger import ChunkRef, Claim, ClaimOutcome, LeaseLost
+from chalicelib.store import items
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+_HOLDER = {"#s": "status", "#h": "holder"}
+# A lease that may be taken: never claimed, given back, dead-lettered, or held past its lease.
+_TAKEABLE = (
+    "attribute_not_exists(pk) OR #s = :queued OR #s = :dead OR (#s = :claimed AND claimedAt < :expired)"
+)
+_CLAIMED = {":claimed": {"S": "claimed"}}
+
+
+class LeaseWrites:
+    """The lease section of ``DeliveryRepository`` (which provides the client, table and TTL)."""
+
+    client: DynamoDBClient
+    table: str
+    ttl_s: int
+
+    def claim(
+        self, app_id: str, message_id: str, ref: ChunkRef, now_ms: int, lease_ms: int, holder: str
+    ) -> ClaimOutcome:
+        """Take the attempt for sending under the fencing token ``holder``. ``takeover`` = a previous
+        claim's lease ran out (a crash or a stall); also the answer when this very claim was applied
+        and its answer lost (a retried request finds its own token)."""
+        lease = self._lease_key(app_id, message_id, ref)
+        try:
+            resp = self.client.update_item(
+                TableName=self.table,
+                Key=lease,
+                UpdateExpression=(
+                    "SET #s = :claimed, claimedAt = :now, #h = :h, #ttl = if_not_exists(#ttl, :ttl)"
+                ),
+                ConditionExpression=_TAKEABLE + " OR (#s = :claimed AND #h = :h)",
+                ExpressionAttributeNames={**_HOLDER, "#ttl": "ttl"},
+                ExpressionAttributeValues={
+                    ":claimed": {"S": "claimed"},
+                    ":queued": {"S": "queued"},
+                    ":dead": {"S": "dead"},
+                    ":now": {"N": str(now_ms)},
+                    ":h": {"S": holder},
+                    ":expired": {"N": str(now_ms - lease_ms)},
+                    ":ttl": {"N": str(now_ms // 1000 + self.ttl_s)},
+                },
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            item = self.client.get_item(TableName=self.table, Key=lease, ConsistentRead=True).get("Item", {})
+            return "done" if item.get("status", {}).get("S") == "done" else "busy"
+        old = resp.get("Attributes", {}).get("status", {}).get("S")
+        return "takeover" if old in ("claimed", "dead") else "claimed"
+
+    def mark_dead(
+        self, app_id: str, message_id: str, ref: ChunkRef, now_ms: int, lease_ms: int
+    ) -> ClaimOutcome:
+        """The queue's redrive dead-lettered this attempt: take its lease as ``dead`` under a fresh
+        token (so a stale holder is fenced out), unless it is done or a live invocation holds it
+        (``busy``); a redrive of it later is a takeover that keeps what was recorded. ``claimed``:
+        the dead-letter consumer may record its outcomes."""
+        lease = self._lease_key(app_id, message_id, ref)
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=lease,
+                UpdateExpression="SET #s = :dead, deadAt = :now, #h = :h, #ttl = if_not_exists(#ttl, :ttl)",
+                ConditionExpression=_TAKEABLE,
+                ExpressionAttributeNames={**_HOLDER, "#ttl": "ttl"},
+                ExpressionAttributeValues={
+                    ":claimed": {"S": "claimed"},
+                    ":queued": {"S": "queued"},
+                    ":dead": {"S": "dead"},
+                    ":now": {"N": str(now_ms)},
+                    ":h": {"S": "dead-" + secrets.token_hex(8)},
+                    ":expired": {"N": str(now_ms - lease_ms)},
+                    ":ttl": {"N": str(now_ms // 1000 + self.ttl_s)},
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            item = self.client.get_item(TableName=self.table, Key=lease, ConsistentRead=True).get("Item", {})
+            return "done" if item.get("status", {}).get("S") == "done" else "busy"
+        return "claimed"
+
+    def renew(self, claim: Claim, now_ms: int) -> None:
+        """Restart the lease's clock, if ``claim`` still holds it (else ``LeaseLost``)."""
+        now = {":now": {"N": str(now_ms)}, **_CLAIMED}
+        self._update_held(claim, "SET claimedAt = :now", "#s = :claimed", now)
+
+    def finish(self, claim: Claim) -> None:
+        """The attempt is done (every outcome written), if ``claim`` still holds it."""
+        self._update_held(claim, "SET #s = :done", None, {":done": {"S": "done"}})
+
+    def release(self, claim: Claim) -> None:
+        """Give the claim back after a failure before anything was sent, so a redelivery can retry."""
+        queued = {":queued": {"S": "queued"}, **_CLAIMED}
+        self._update_held(claim, "SET #s = :queued", "#s = :claimed", queued)
+
+    def fenced_put(self, claim: Claim, request: dict[str, Any]) -> dict[str, Any]:
+        """A TransactWriteItems request: the PutItem ``request`` (a checkpoint page, the saved badges)
+        and a condition check that ``claim`` still holds the lease (DynamoDB conditions a put on the
+        item it writes only). The send path sends it with its asyncio client (``lost_if_fenced_out``
+        reads the refusal); ``put_fenced`` with boto3."""
+        return {"TransactItems": [{"ConditionCheck": self._holds(claim)}, {"Put": request}]}
+
+    def put_fenced(self, claim: Claim, request: dict[str, Any]) -> None:
+        """``fenced_put`` sent with boto3 (tests, tools): ``LeaseLost`` when taken over."""
+        try:
+            self.client.transact_write_items(
+                TransactItems=[{"ConditionCheck": self._holds(claim)}, {"Put": request}]  # type: ignore[typeddict-item]
+            )
+        except ClientError as exc:
+            reasons = exc.response.get("CancellationReasons") or []
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                raise _lost(claim) from None
+            raise
+
+    @staticmethod
+    def lost_if_fenced_out(claim: Claim, exc: Exception) -> Exception:
+        """The asyncio client's refusal of a ``fenced_put`` as ``LeaseLost`` when the lease check
+        failed (else the error itself)."""
+        reasons = getattr(exc, "cancellation_reasons", None) or []
+        if reasons and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
+            return _lost(claim)
+        return exc
+
+    def _holds(self, claim: Claim) -> dict[str, Any]:
+        return {
+            "TableName": self.table,
+            "Key": self._lease_key(claim.app_id, claim.message_id, claim.ref),
+            "ConditionExpression": "#h = :h",
+            "ExpressionAttributeNames": {"#h": "holder"},
+            "ExpressionAttributeValues": {":h": {"S": claim.holder}},
+        }
+
+    def _update_held(self, claim: Claim, update: str, condition: str | None, values: dict[str, Any]) -> None:
+        held = "#h = :h" + (f" AND {condition}" if condition else "")
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=self._lease_key(claim.app_id, claim.message_id, claim.ref),
+                UpdateExpression=update,
+                ConditionExpression=held,
+                ExpressionAttributeNames={k: v for k, v in _HOLDER.items() if k in update + held},
+                ExpressionAttributeValues={**values, ":h": {"S": claim.holder}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise _lost(claim) from None
+            raise
+
+    @staticmethod
+    def _lease_key(app_id: str, message_id: str, ref: ChunkRef) -> dict[str, Any]:
+        return items.key(items.delivery_pk(app_id, message_id), f"{ref.sk}#L")
+
+
+def _lost(claim: Claim) -> LeaseLost:
+    return LeaseLost(
+        f"{claim.ref.sk} of message {claim.message_id}: another invocation took the attempt over "
+        "(this one stalled past its lease)"
+    )
