@@ -135,7 +135,9 @@ def test_a_chunk_another_invocation_holds_is_deferred_not_handed_back(
     svc = services()
     ref = ChunkRef(chunk["index"], chunk.get("attempt", 0))
     assert (
-        svc.deliveries.claim(push_app.ctx.app_id, body["messageId"], ref, svc.send_wing.clock_ms(), 3000)
+        svc.deliveries.claim(
+            push_app.ctx.app_id, body["messageId"], ref, svc.send_wing.clock_ms(), 3000, "another"
+        )
         == "claimed"
     )
 
