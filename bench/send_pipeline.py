@@ -616,7 +616,7 @@ def main() -> None:
         print("metering: the 10,000-member group, 90 % online; then all online ...", flush=True)
         members = users[:10_000]
         online = [u for i, u in enumerate(members) if i % 10]
-        from chalicelib.store.users import StateWrite
+        from chalicelib.store.user_codec import StateWrite
 
         now_ms = int(time.time() * 1000)
         lease_ms = 3_600_000  # online for the whole run (bulk presence, as the IM server reports it)

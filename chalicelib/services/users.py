@@ -24,7 +24,8 @@ from chalicelib.models.push_config import (
 )
 from chalicelib.services.credentials import CredentialService
 from chalicelib.services.policy import in_force, muted_lists
-from chalicelib.store.users import StateWrite, UserRepository
+from chalicelib.store.user_codec import StateWrite
+from chalicelib.store.users import UserRepository
 
 # The mute paths (muted-groups / muted-users), the PATCH fields and the old-style sets on the user item,
 # all views of the `none` conversation setting.

@@ -28,7 +28,7 @@ async def plan_replacements(
         wing.users.batch_get, chunk.app_id, [state.recipients[i] for i in wanted], ()
     )
     badges = await wing.badges.for_recall(
-        chunk, ref, [state.recipients[i] for i in sorted(counted)], state.recipients, earlier
+        chunk, ref, [users[state.recipients[i]] for i in sorted(counted)], state.recipients, earlier
     )
     rendered: dict[int, Notification] = {}
     skips: list[Outcome] = []
