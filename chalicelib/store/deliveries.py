@@ -48,6 +48,8 @@ from chalicelib.store.ledger_codec import (
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+ONLINE_PAGE = 4_000  # member IDs per ON# item: well under 400 KB even uncompressed
+
 
 @dataclass
 class DeliveryRepository:
@@ -65,12 +67,14 @@ class DeliveryRepository:
         bounds: list[str],
         now_ms: int,
         event: dict[str, Any] | None = None,
+        online: int = 0,
     ) -> bool:
         """Write the message summary once; False when this message was already fanned out.
         ``bounds``: the first recipient of each chunk (recipients are sorted). ``event``: what a
         recall or edit needs to render its replacements (the event as chunks carry it, and the
-        sender's display name), stored zlib-compressed."""
-        extra: dict[str, Any] = {}
+        sender's display name), stored zlib-compressed. ``online``: how many were settled online
+        (stored apart, ``put_online``)."""
+        extra: dict[str, Any] = {"onlineCount": online} if online else {}
         if event is not None:
             extra["event"] = zlib.compress(json.dumps(event, separators=(",", ":")).encode())
         try:
@@ -115,6 +119,39 @@ class DeliveryRepository:
             ConsistentRead=consistent,
         )
         return items.from_item(resp["Item"]) if "Item" in resp else None
+
+    # ---- members settled online at fan-out --------------------------------------------------------
+
+    def put_online(self, app_id: str, message_id: str, users: list[str], now_ms: int) -> None:
+        """The members the event said were online (sorted), zlib-compressed in items of
+        ONLINE_PAGE IDs (``ON#<n>``): a few bytes per member, written once (a repeated fan-out
+        keeps the first)."""
+        pk = items.delivery_pk(app_id, message_id)
+        for n, start in enumerate(range(0, len(users), ONLINE_PAGE)):
+            packed = zlib.compress("\n".join(users[start : start + ONLINE_PAGE]).encode(), 9)
+            try:
+                self.client.put_item(
+                    TableName=self.table,
+                    Item={
+                        **items.key(pk, f"ON#{n}"),
+                        "u": {"B": packed},
+                        "ttl": {"N": str(self._ttl(now_ms))},
+                    },
+                    ConditionExpression="attribute_not_exists(sk)",
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+
+    def online(self, app_id: str, message_id: str, count: int) -> list[str]:
+        """The members settled online (``count`` from the summary), sorted."""
+        pk = items.delivery_pk(app_id, message_id)
+        out: list[str] = []
+        for n in range(-(-count // ONLINE_PAGE)):
+            got = self.client.get_item(TableName=self.table, Key=items.key(pk, f"ON#{n}")).get("Item")
+            if got is not None:
+                out += zlib.decompress(got["u"]["B"]).decode().split("\n")
+        return out
 
     # ---- calls ---------------------------------------------------------------------------------
 
