@@ -295,9 +295,12 @@ class DeliveryRepository:
             try:
                 self.client.put_item(
                     TableName=self.table,
-                    Item=items.to_item(
-                        {"pk": pk, "sk": ref.sk, "recipients": users, "ttl": self._ttl(now_ms)}
-                    ),
+                    Item={
+                        **items.key(pk, ref.sk),
+                        # zlib of the sorted IDs: ~1 write unit for 250 recipients, not 3 as a list
+                        "r": {"B": zlib.compress("\n".join(users).encode(), 9)},
+                        "ttl": {"N": str(self._ttl(now_ms))},
+                    },
                     ConditionExpression="attribute_not_exists(sk)",
                 )
             except ClientError as exc:
@@ -433,7 +436,7 @@ class DeliveryRepository:
                 (int(idx), int(att)), ChunkAttempt(ChunkRef(int(idx), int(att), prefix))
             )
             if part == "":
-                attempt.recipients = [v["S"] for v in raw.get("recipients", {}).get("L", [])]
+                attempt.recipients = _recipients(raw)
             elif part == "L":
                 attempt.status = raw.get("status", {}).get("S", "queued")
             elif part == "B":
@@ -451,3 +454,11 @@ class DeliveryRepository:
 
     def _ttl(self, now_ms: int) -> int:
         return now_ms // 1000 + self.ttl_s
+
+
+def _recipients(raw: dict[str, Any]) -> list[str]:
+    """A chunk item's recipients: compressed (``r``), or a list as earlier versions wrote them."""
+    if "r" in raw:
+        packed = zlib.decompress(raw["r"]["B"]).decode()
+        return packed.split("\n") if packed else []
+    return [v["S"] for v in raw.get("recipients", {}).get("L", [])]
