@@ -43,6 +43,8 @@ from chalicelib.store.ledger_codec import (
     decode_outcomes,
     encode_badges,
     encode_outcomes,
+    pack_ids,
+    unpack_ids,
 )
 
 if TYPE_CHECKING:
@@ -128,13 +130,12 @@ class DeliveryRepository:
         keeps the first)."""
         pk = items.delivery_pk(app_id, message_id)
         for n, start in enumerate(range(0, len(users), ONLINE_PAGE)):
-            packed = zlib.compress("\n".join(users[start : start + ONLINE_PAGE]).encode(), 9)
             try:
                 self.client.put_item(
                     TableName=self.table,
                     Item={
                         **items.key(pk, f"ON#{n}"),
-                        "u": {"B": packed},
+                        "u": {"B": pack_ids(users[start : start + ONLINE_PAGE])},
                         "ttl": {"N": str(self._ttl(now_ms))},
                     },
                     ConditionExpression="attribute_not_exists(sk)",
@@ -150,7 +151,7 @@ class DeliveryRepository:
         for n in range(-(-count // ONLINE_PAGE)):
             got = self.client.get_item(TableName=self.table, Key=items.key(pk, f"ON#{n}")).get("Item")
             if got is not None:
-                out += zlib.decompress(got["u"]["B"]).decode().split("\n")
+                out += unpack_ids(got["u"]["B"])
         return out
 
     # ---- calls ---------------------------------------------------------------------------------
@@ -297,8 +298,7 @@ class DeliveryRepository:
                     TableName=self.table,
                     Item={
                         **items.key(pk, ref.sk),
-                        # zlib of the sorted IDs: ~1 write unit for 250 recipients, not 3 as a list
-                        "r": {"B": zlib.compress("\n".join(users).encode(), 9)},
+                        "r": {"B": pack_ids(users)},  # ~1 write unit for 250, not 3 as a list
                         "ttl": {"N": str(self._ttl(now_ms))},
                     },
                     ConditionExpression="attribute_not_exists(sk)",
@@ -459,6 +459,5 @@ class DeliveryRepository:
 def _recipients(raw: dict[str, Any]) -> list[str]:
     """A chunk item's recipients: compressed (``r``), or a list as earlier versions wrote them."""
     if "r" in raw:
-        packed = zlib.decompress(raw["r"]["B"]).decode()
-        return packed.split("\n") if packed else []
+        return unpack_ids(raw["r"]["B"])
     return [v["S"] for v in raw.get("recipients", {}).get("L", [])]
