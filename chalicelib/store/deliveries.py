@@ -50,6 +50,7 @@ from chalicelib.store.ledger_codec import (
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+COMPRESS_PAGE_OVER = 900  # an outcome page over this many bytes is stored zlib-compressed (``z``)
 ONLINE_PAGE = 4_000  # member IDs per ON# item: well under 400 KB even uncompressed
 
 
@@ -385,7 +386,10 @@ class DeliveryRepository:
         """One checkpoint: the outcomes decided since the previous one, as one small item. A PutItem
         request (the send path sends it with its asyncio client)."""
         sk = f"{ref.sk}#P{seq:04d}"
-        return self._put_request(app_id, message_id, sk, {"o": encode_outcomes(outcomes)}, now_ms)
+        encoded = encode_outcomes(outcomes)
+        # A page of skips (the same few codes, hundreds of times) compresses ~10x: write units saved.
+        values = {"z": zlib.compress(encoded)} if len(encoded) > COMPRESS_PAGE_OVER else {"o": encoded}
+        return self._put_request(app_id, message_id, sk, values, now_ms)
 
     def put(self, request: dict[str, Any]) -> None:
         """A PutItem request built here, sent with boto3 (tests, tools)."""
@@ -442,7 +446,8 @@ class DeliveryRepository:
             elif part == "B":
                 attempt.badges = decode_badges(raw["b"]["B"])
             elif part.startswith("P"):
-                attempt.outcomes += decode_outcomes(raw["o"]["B"])
+                packed = raw["z"]["B"] if "z" in raw else None
+                attempt.outcomes += decode_outcomes(zlib.decompress(packed) if packed else raw["o"]["B"])
                 attempt.pages = max(attempt.pages, int(part[1:]) + 1)
         return [found[k] for k in sorted(found)]
 
