@@ -50,10 +50,11 @@ sandbox: $(STAMP)
 clean:
 	rm -rf $(VENV) $(SCAN_VENV) .local .pytest_cache .mypy_cache .ruff_cache
 
-## bench: the send pipeline against raw aioapns on the local stack (BENCH_N=20000), the cost of a push (BENCH_COST_N=3000), cold start and the first push after a 60 s freeze (BENCH_FREEZE_S)
+## bench: the send pipeline against raw aioapns on the local stack (BENCH_N=20000), the cost of a push and of a group message (BENCH_COST_N=3000), cold start and the first push after a 60 s freeze (BENCH_FREEZE_S), one-to-one latency through make run (BENCH_C2C_N=200)
 bench: $(STAMP)
-	$(PY) -m bench.send_pipeline
 	$(PY) -m bench.freeze
+	$(PY) -m bench.send_pipeline
+	$(PY) -m bench.c2c_latency
 
 ## bench-hooks: sending with a failing webhook receiver vs none, and what receipts cost (BENCH_HOOKS_N=5000)
 bench-hooks: $(STAMP)

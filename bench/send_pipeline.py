@@ -355,15 +355,20 @@ class Pollers:
                     raise TimeoutError(f"the queues did not drain in {timeout_s:.0f} s")
 
 
-def group_event(group_id: str, message_id: str, ignore_badge: bool = False) -> Any:
+def group_event(
+    group_id: str, message_id: str, ignore_badge: bool = False, online_users: list[str] | None = None
+) -> Any:
     from chalicelib.models.message import MessageEvent
 
+    to: dict[str, Any] = {"groupId": group_id, "groupName": "Everyone"}
+    if online_users:
+        to["onlineUsers"] = online_users
     return MessageEvent.model_validate(
         {
             "messageId": message_id,
             "sendTime": int(time.time()),
             "sender": {"userId": "bench-sender", "nickname": "Bench"},
-            "to": {"groupId": group_id, "groupName": "Everyone"},
+            "to": to,
             "elems": [{"type": "text", "text": "all hands"}],
             "offlinePushInfo": {"ignoreBadge": ignore_badge},
         }
@@ -470,6 +475,13 @@ DYNAMODB_USD_PER_RRU = 0.125 / 1e6  # read request unit
 LAMBDA_USD_PER_GB_S = 0.0000166667  # x86, first pricing tier
 LAMBDA_USD_PER_INVOCATION = 0.20 / 1e6
 SQS_USD_PER_REQUEST = 0.40 / 1e6  # standard queue, per request (64 KB payload chunk), after the free tier
+SNS_USD_PER_PUSH = 1.00 / 1e6  # SNS mobile push, for comparison: publish $0.50 + delivery $0.50 per million
+# Provisioned capacity (us-east-1): per WCU-hour / RCU-hour, used at PROVISIONED_UTILISATION on average.
+DYNAMODB_USD_PER_WCU_HOUR = 0.00065
+DYNAMODB_USD_PER_RCU_HOUR = 0.00013
+PROVISIONED_UTILISATION = 0.7
+DYNAMODB_PROVISIONED_USD_PER_WRU = DYNAMODB_USD_PER_WCU_HOUR / (3600 * PROVISIONED_UTILISATION)
+DYNAMODB_PROVISIONED_USD_PER_RRU = DYNAMODB_USD_PER_RCU_HOUR / (3600 * PROVISIONED_UTILISATION)
 
 
 def lambda_memory_mb(function: str) -> int:
@@ -493,6 +505,7 @@ def metered_message(
     message_id: str,
     *,
     ignore_badge: bool = False,
+    online_users: list[str] | None = None,
 ) -> dict[str, Any]:
     """One message to a stored group through the real path (submit -> intake queue -> fan-out ->
     send queue -> send), every DynamoDB and SQS call metered, per function."""
@@ -504,7 +517,7 @@ def metered_message(
     meter.reset()
     meter.enabled = True
     meter.phase = "api"
-    svc.messages.submit(app_id, group_event(group_id, message_id, ignore_badge))
+    svc.messages.submit(app_id, group_event(group_id, message_id, ignore_badge, online_users))
     pollers.drain(lambda: True)
     meter.enabled = False
     phases = meter.reset()
@@ -537,6 +550,21 @@ def print_metered(name: str, run: dict[str, Any]) -> None:
     for label, counter in (("WRU", total.wru_by_kind), ("RRU", total.rru_by_kind)):
         top = ", ".join(f"{k} {v:g}" for k, v in counter.most_common(8))
         print(f"  {label} by operation and item (key shape): {top}")
+
+
+def group_cost(run: dict[str, Any]) -> float:
+    """One group message's DynamoDB and SQS bill (the parts that grow with members)."""
+    t = run["total"]
+    sqs = t.sqs_total - t.sqs_empty_receives
+    return float(t.wru * DYNAMODB_USD_PER_WRU + t.rru * DYNAMODB_USD_PER_RRU + sqs * SQS_USD_PER_REQUEST)
+
+
+def group_cost_line(run: dict[str, Any]) -> str:
+    t, pushes = run["total"], run["pushes"]
+    return (
+        f"{t.wru:.0f} WRU + {t.rru:.0f} RRU + {t.sqs_total - t.sqs_empty_receives} SQS requests = "
+        f"${group_cost(run):.5f} for {pushes} pushes (SNS: ${pushes * SNS_USD_PER_PUSH:.5f})"
+    )
 
 
 def main() -> None:
@@ -630,7 +658,7 @@ def main() -> None:
         print("metering: the 10,000-member group, 90 % online; then all online ...", flush=True)
         members = users[:10_000]
         online = [u for i, u in enumerate(members) if i % 10]
-        from chalicelib.store.users import StateWrite
+        from chalicelib.store.user_codec import StateWrite
 
         now_ms = int(time.time() * 1000)
         lease_ms = 3_600_000  # online for the whole run (bulk presence, as the IM server reports it)
@@ -639,6 +667,10 @@ def main() -> None:
         )
         store_group(svc, app.app_id, "cost-big", members)
         big = metered_message(svc, sandbox, pollers, meter, app.app_id, "cost-big", "cost-c")
+        # (c) again, the IM server naming the online members in the event (API.md, to.onlineUsers)
+        big_in_event = metered_message(
+            svc, sandbox, pollers, meter, app.app_id, "cost-big", "cost-c-event", online_users=online
+        )
         store_group(svc, app.app_id, "cost-online", online[: args.cost_n])
         skipped = metered_message(svc, sandbox, pollers, meter, app.app_id, "cost-online", "cost-d")
 
@@ -731,6 +763,7 @@ def main() -> None:
             ("(a) all pushed, badges", pushed),
             ("(b) ignoreBadge", ignore),
             ("(c) 10,000-member group, 90 % online", big),
+            ("(c') the same, online members in the event (to.onlineUsers)", big_in_event),
             ("(d) all online (skipped)", skipped),
         ):
             print_metered(name, run)
@@ -788,6 +821,38 @@ def main() -> None:
         )
         print(f"cost_per_million_pushes_usd: {cost:.2f}")
         print(f"pipeline_vs_raw_aioapns: {pipeline['rate'] / raw['rate']:.2f}")
+
+        # ---- the traffic users have: group messages to mostly online members (issue 17) ----
+        provisioned = (
+            cost
+            + (
+                a.wru / per * (DYNAMODB_PROVISIONED_USD_PER_WRU - DYNAMODB_USD_PER_WRU)
+                + a.rru / per * (DYNAMODB_PROVISIONED_USD_PER_RRU - DYNAMODB_USD_PER_RRU)
+            )
+            * 1e6
+        )
+        online_wru = sum(v for k, v in big_in_event["total"].wru_by_kind.items() if "ON#" in k)
+        print()
+        print(
+            "group message cost = DynamoDB (metered) + SQS requests (empty receives left out); "
+            "SNS for the same pushes: $1.00 per million (publish $0.50 + mobile push $0.50)"
+        )
+        for name, run in (
+            ("(c) presence via PUT /presence", big),
+            ("(c') online in the event", big_in_event),
+        ):
+            print(f"  {name}: {group_cost_line(run)}")
+        print(
+            f"  provisioned, scenario (a): {a.wru / per:.3f} WRU at "
+            f"${DYNAMODB_PROVISIONED_USD_PER_WRU * 1e6:.3f} + {a.rru / per:.3f} RRU at "
+            f"${DYNAMODB_PROVISIONED_USD_PER_RRU * 1e6:.4f} per million "
+            f"(WCU/RCU-hours at {PROVISIONED_UTILISATION:.0%} utilisation), Lambda and SQS as on demand"
+        )
+        print(f"rru_per_recipient: {big['total'].rru / max(big['recipients'], 1):.3f}")
+        print(f"cost_per_group_message_usd: {group_cost(big):.5f}")
+        print(f"cost_per_group_message_online_in_event_usd: {group_cost(big_in_event):.5f}")
+        print(f"wru_per_online_member: {online_wru / max(len(online), 1):.4f}")
+        print(f"cost_per_million_pushes_provisioned_usd: {provisioned:.2f}  (on demand: {cost:.2f})")
     finally:
         sandbox.stop()
         emulator.stop()

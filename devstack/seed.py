@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from chalicelib.store import items
+from chalicelib.store.user_fold import FOLD, MARKS
 
 
 def seed_users(
@@ -23,16 +24,12 @@ def seed_users(
     prefix: str = "user",
     badge: int = 3,
 ) -> list[str]:
-    """One background user per token (``<prefix>000000`` ...), each with that device (a user item and
-    a state item, as chalicelib/store/users.py keeps them); their IDs."""
+    """One background user per token (``<prefix>000000`` ...), each with that device (one folded user
+    item with its state and badge, as chalicelib/store/users.py keeps them); their IDs."""
     now = int(time.time() * 1000)
     users = [f"{prefix}{i:06d}" for i in range(len(tokens))]
     requests = []
     for user, token in zip(users, tokens, strict=True):
-        state = {
-            **items.state_key(app_id, user),
-            **items.to_item({"appState": "background", "badge": badge, "stateAt": now}),
-        }
         item = {
             **items.user_key(app_id, user),
             **items.to_item(
@@ -44,10 +41,15 @@ def seed_users(
                         "pushEnabled": True,
                         "registeredAt": now,
                     },
+                    "appState": "background",
+                    "badge": badge,
+                    "stateAt": now,
+                    FOLD: 1,
                 }
             ),
+            MARKS: {"M": {}},
         }
-        requests += [{"PutRequest": {"Item": item}}, {"PutRequest": {"Item": state}}]
+        requests.append({"PutRequest": {"Item": item}})
     items.batch_write(ddb, table, requests)
     return users
 

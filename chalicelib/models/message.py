@@ -199,6 +199,26 @@ class GroupTarget(ApiModel):
         "the membership stored with PUT /groups/{groupId}/members. The sender may be listed: they are "
         "never pushed.",
     )
+    online_users: Annotated[list[UserId], _unique_ids("to.onlineUsers")] | None = Field(
+        default=None,
+        max_length=MAX_MEMBERS,
+        description=f"Members the IM server holds a live connection to (at most {MAX_MEMBERS:,}; with "
+        "inline `members`, a subset of them). They are settled at fan-out without reading anything of "
+        "theirs: status `skipped`, code `online` in the report and its summary; forcePush does not "
+        "override it. With the stored membership, IDs that are not members are ignored.",
+    )
+
+    @model_validator(mode="after")
+    def _online_are_members(self) -> GroupTarget:
+        if self.online_users and self.members is not None:
+            members = set(self.members)
+            strangers = [u for u in self.online_users if u not in members]
+            if strangers:
+                raise ValueError(
+                    f"to.onlineUsers lists {len(strangers)} user(s) that are not in to.members (first: "
+                    f"{_short(strangers[0])}): list only members the IM server holds a connection to"
+                )
+        return self
 
     @field_validator("members", mode="before")
     @classmethod
@@ -499,6 +519,18 @@ class MessageEvent(ApiModel):
                         f"({agora} is Agora's name): send only one of them"
                     )
         return data
+
+    @model_validator(mode="after")
+    def _online_not_offline(self) -> MessageEvent:
+        online = self.to.online_users if isinstance(self.to, GroupTarget) else None
+        if online and self.offline_users:
+            both = sorted(set(online) & set(self.offline_users))
+            if both:
+                raise ValueError(
+                    f"{len(both)} user(s) are in both to.onlineUsers and offlineUsers (first: "
+                    f"{_short(both[0])}): a user is either online (not pushed) or offline (pushed), not both"
+                )
+        return self
 
     @field_validator("elems")
     @classmethod

@@ -120,7 +120,8 @@ class Delivery(ApiModel):
         None,
         description="Why it was skipped, failed or is pending, in plain words (e.g. dnd, mutedGroup; "
         "expired = handled after the call's timeout or offlinePushInfo.expiresIn; callCancelled = a call "
-        "invitation whose cancel came first; per device: voipToken = an ordinary message and a PushKit "
+        "invitation whose cancel came first; online = listed in the event's to.onlineUsers; "
+        "per device: voipToken = an ordinary message and a PushKit "
         "token, callOnVoip = a call rung on the user's PushKit token instead of this one).",
     )
     code: str | None = Field(

@@ -2,7 +2,9 @@
 
 Recipients come from the event (one user, or a group's inline member list) or
 from the stored membership, sorted, so each chunk holds a contiguous range and
-the report finds one recipient in one chunk. The chunks are written to the
+the report finds one recipient in one chunk. Members the event lists in
+``to.onlineUsers`` are settled here (``skipped``/``online``): stored once,
+compressed, beside the summary, and no chunk carries them. The chunks are written to the
 message's ledger before they are queued, so a redelivered event queues the
 same chunks again and the send step's claim keeps every device to one
 notification. An event for an app that does not exist is refused (it would
@@ -78,13 +80,17 @@ class FanoutService:
             # Before the cancel's own chunks go out: invite chunks claimed after this send nothing.
             self.deliveries.mark_call_cancelled(app_id, event.call.call_id, event.message_id, now)
         recipients = self.recipients(app_id, event)
+        # Members the IM server says are online are settled here, read nothing and join no chunk.
+        online = _online(event, recipients)
+        pushed = [u for u in recipients if u not in online] if online else recipients
         chunks = [
-            (ChunkRef(index=i, attempt=0), recipients[start : start + self.chunk_size])
-            for i, start in enumerate(range(0, len(recipients), self.chunk_size))
+            (ChunkRef(index=i, attempt=0), pushed[start : start + self.chunk_size])
+            for i, start in enumerate(range(0, len(pushed), self.chunk_size))
         ]
         if isinstance(event.to, GroupTarget):
             event = self._with_sender_name_card(app_id, event)
-            event = event.model_copy(update={"to": event.to.model_copy(update={"members": None})})
+            to = event.to.model_copy(update={"members": None, "online_users": None})
+            event = event.model_copy(update={"to": to})
         # Agora's updatePushDisplayName: the sender's own setting, read once per message, not per chunk.
         display_name = self.users.get(app_id, event.sender.user_id).config.display_name if chunks else None
         # Kept with the summary for a later recall or edit, which renders its replacements from it.
@@ -96,9 +102,17 @@ class FanoutService:
             "settings": send_settings.model_dump(mode="json", by_alias=True),
         }
         first = self.deliveries.create_summary(
-            app_id, event.message_id, len(recipients), [users[0] for _, users in chunks], now, kept
+            app_id,
+            event.message_id,
+            len(recipients),
+            [users[0] for _, users in chunks],
+            now,
+            kept,
+            len(online),
         )
         created = now
+        if online:
+            self.deliveries.put_online(app_id, event.message_id, sorted(online), now)
         if not first:
             stored_summary = self.deliveries.summary(app_id, event.message_id) or {}
             if stored_summary.get("enqueued"):
@@ -171,6 +185,13 @@ def _index_entry(event: MessageEvent, created: int, chunks: list[tuple[ChunkRef,
         bounds=tuple(users[0] for _, users in chunks),
         last=chunks[-1][1][-1] if chunks else None,
     )
+
+
+def _online(event: MessageEvent, recipients: list[str]) -> set[str]:
+    """The recipients the event lists in to.onlineUsers (with a stored membership, non-members are
+    ignored: one may have left the group since the IM server looked)."""
+    listed = event.to.online_users if isinstance(event.to, GroupTarget) else None
+    return set(listed) & set(recipients) if listed else set()
 
 
 def _for_chunk(event: MessageEvent, users: list[str]) -> MessageEvent:

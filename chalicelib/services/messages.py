@@ -140,15 +140,20 @@ class MessageService:
                 f"no deliveries for message '{message_id}': it is unknown, or still queued for fan-out "
                 "(try again in a moment)"
             )
+        online_count = int(summary.get("onlineCount", 0))
+        online = self.deliveries.online(app_id, message_id, online_count) if online_count else []
+        settled = report.online_rows(online, int(summary.get("chunkCount", 0)))
         if query.user_id is not None:
             # Recipients are sorted and chunks hold contiguous ranges: one chunk holds this user.
             index = self.deliveries.chunk_of(list(summary.get("bounds", [])), query.user_id)
+            if any(r.user_id == query.user_id for r in settled):
+                index = None
             attempts = [] if index is None else self.deliveries.attempts(app_id, message_id, index)
-            rows = [r for r in report.rows(attempts) if r.user_id == query.user_id]
+            rows = [r for r in report.rows(attempts) + settled if r.user_id == query.user_id]
         else:
             index = None
             attempts = self.deliveries.attempts(app_id, message_id)
-            rows = report.rows(attempts)
+            rows = report.rows(attempts) + settled
         ops = self.deliveries.ops_in(summary)
         recalls = (
             self._replacements(app_id, message_id, index, RECALL_PREFIX, attempts) if ops.recalled else {}

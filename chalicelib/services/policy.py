@@ -34,6 +34,8 @@ class SkipReason(StrEnum):
     EXPIRED = "expired"
     # A call invitation whose cancel was fanned out before this chunk was sent (send path, not a rule).
     CALL_CANCELLED = "callCancelled"
+    # Listed in the event's to.onlineUsers: settled at fan-out, nothing of theirs read (not a rule).
+    ONLINE = "online"
     CUSTOM_WITHOUT_DESC = "customWithoutDesc"
     LOGGED_OUT = "loggedOut"
     FOREGROUND = "foreground"

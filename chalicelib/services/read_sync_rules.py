@@ -21,7 +21,7 @@ from typing import Any, Literal
 from chalicelib.models.devices import Device
 from chalicelib.models.push_config import AppState
 from chalicelib.services.policy import foreground_now
-from chalicelib.store.users import UserRecord
+from chalicelib.store.user_codec import UserRecord
 
 ReadSyncSkip = Literal["loggedOut", "pushOff", "foreground", "noDevice"]
 READ_SYNC_PRIORITY = 5

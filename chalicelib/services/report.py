@@ -86,6 +86,11 @@ def _chunk_rows(index: int, attempts: list[ChunkAttempt]) -> list[Row]:
     return out
 
 
+def online_rows(users: list[str], after_chunk: int) -> list[Row]:
+    """The members settled online at fan-out (sorted), listed after every chunk's rows."""
+    return [Row(after_chunk, i, u, None, "skipped", "online", "") for i, u in enumerate(users)]
+
+
 Replaced = tuple[Status, str, str]  # a replacement's (status, code, reason)
 
 

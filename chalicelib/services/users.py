@@ -25,7 +25,8 @@ from chalicelib.models.push_config import (
 from chalicelib.services.credentials import CredentialService
 from chalicelib.services.policy import in_force, muted_lists
 from chalicelib.services.settings import SettingsService
-from chalicelib.store.users import NO_LEASE, StateWrite, UserRepository
+from chalicelib.store.user_codec import NO_LEASE, StateWrite
+from chalicelib.store.users import UserRepository
 
 # The mute paths (muted-groups / muted-users), the PATCH fields and the old-style sets on the user item,
 # all views of the `none` conversation setting.

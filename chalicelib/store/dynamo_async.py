@@ -25,6 +25,9 @@ from chalicelib.settings import Settings
 from chalicelib.store import retry
 
 Hook = Callable[[str, dict[str, Any], dict[str, Any] | None], None]
+# Connections to DynamoDB per container. Calls beyond it wait their turn here, not in aiohttp's pool,
+# whose wait counts against the connect timeout (a chunk's 250 badge increments at once timed out).
+MAX_CONNECTIONS = 64
 
 
 @dataclass
@@ -34,6 +37,7 @@ class AsyncDynamo:
     after_call: list[Hook] = field(default_factory=list)
     _client: Any = field(default=None, init=False, repr=False)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
+    _slots: asyncio.Semaphore | None = field(default=None, init=False, repr=False)
 
     async def call(self, action: str, payload: dict[str, Any], *, binary: bool = False) -> dict[str, Any]:
         """One DynamoDB API call (``UpdateItem``, ``PutItem`` ...) with a DynamoDB-JSON payload;
@@ -42,7 +46,11 @@ class AsyncDynamo:
         for hook in self.before_call:
             hook(action, payload, None)
         wire = _wire(payload) if binary else payload
-        response: dict[str, Any] = await retry.call_async(client.send_request, action=action, payload=wire)
+        assert self._slots is not None
+        async with self._slots:
+            response: dict[str, Any] = await retry.call_async(
+                client.send_request, action=action, payload=wire
+            )
         for hook in self.after_call:
             hook(action, payload, response)
         return response
@@ -59,7 +67,7 @@ class AsyncDynamo:
             endpoint = self.settings.aws_endpoint_url
             session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=10, connect=3),
-                connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=60),
+                connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=60),
             )
             atexit.register(_close_at_exit, loop, session)
             self._client = Client(
@@ -71,6 +79,7 @@ class AsyncDynamo:
                 throttle_config=retry.single_attempt(),
             )
             self._loop = loop
+            self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
         return self._client
 
 

@@ -9,18 +9,17 @@ Single table, generic keys ``pk``/``sk``:
 | credential id counter| ``A#<appId>``              | ``COUNTER``      |
 | credential metadata  | ``A#<appId>``              | ``C#<id:012d>``  |
 | credential name      | ``A#<appId>``              | ``CN#<name>``    |
-| user (config, devices ``d#<token>``) | ``U#<appId>#<userId>`` | ``U`` |
-| user state (appState, stateAt, foregroundUntil, badge) | ``U#<appId>#<userId>`` | ``S`` |
+| user, folded (config, devices ``d#<token>``, state, badge, hint) | ``U#<appId>#<userId>`` | ``U`` |
+| user state, before the fold (read, then folded into ``U``) | ``U#<appId>#<userId>`` | ``S`` |
 | conversation setting (remindType, until) | ``U#<appId>#<userId>`` | ``CV#group#<gid>``, ``CV#c2c#<uid>`` |
 | device token owner   | ``T#<appId>#<token>``      | ``T``            |
 | group member         | ``G#<appId>#<groupId>``    | ``M#<userId>``   |
 | delivery (per message x device) | ``M#<appId>#<messageId>`` | ``D#<userId>#<token>`` |
 
-A send reads, per recipient, the user item, the small state item and the one or two
-conversation settings the message concerns (``CV#group#<gid>`` and ``CV#c2c#<senderId>``):
-exact keys in BatchGetItem calls of 100, so a user with settings for 2,000 conversations costs
-no more per push than one with none. The badge lives in the state item, so its ``ADD`` per push
-writes a few dozen bytes (1 write unit) whatever the user item's size.
+A send reads, per recipient, the folded user item, and the one or two conversation settings the
+message concerns (``CV#group#<gid>`` and ``CV#c2c#<senderId>``) only when the item's hint names
+them (``user_fold``): exact keys in BatchGetItem calls of 100. The badge lives on the user item:
+1 write unit per increment while the item stays under 1 KB.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ token) and recomputed for the report.
 from __future__ import annotations
 
 import struct
+import zlib
 from collections.abc import Iterable, Mapping
 
 from chalicelib.models.ledger import STATUSES, Outcome
@@ -68,3 +69,14 @@ def _cut(text: str, limit: int) -> bytes:
     if len(raw) <= limit:
         return raw
     return raw[:limit].decode(errors="ignore").encode()
+
+
+def pack_ids(ids: Iterable[str]) -> bytes:
+    """Sorted user IDs, zlib-compressed (a chunk's recipients, a message's online members): their
+    shared prefixes make them a fraction of a list's size, so of its write units."""
+    return zlib.compress("\n".join(ids).encode(), 9)
+
+
+def unpack_ids(packed: bytes) -> list[str]:
+    text = zlib.decompress(packed).decode()
+    return text.split("\n") if text else []

@@ -1,9 +1,12 @@
-"""Users: push config and devices (item ``U``), app state and badge (item ``S``), and one small item per
-conversation setting (``CV#<kind>#<id>``), all under the user's partition ``U#<appId>#<userId>``.
+"""Users: push config, devices, app state, badge and a hint of the conversations with a setting, all
+in one item (``U``, "folded": see ``user_fold``), and one small item per conversation setting
+(``CV#<kind>#<id>``), under the user's partition ``U#<appId>#<userId>``.
 
 Device registrations are top-level attributes ``d#<token>`` on the user item, and a token-owner
 item ``T#<appId>#<token>`` lets a token move between users in one transaction. The send path reads
-exact keys only (U, S and the conversation settings a message concerns), never a Query.
+exact keys only: the user item, then the settings its hint says may exist, never a Query. A user
+stored before the fold (state in an ``S`` item) is read the old way until its first state or badge
+write folds it (``fold``).
 """
 
 from __future__ import annotations
@@ -13,68 +16,41 @@ import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from chalicelib.errors import Conflict
 from chalicelib.models.devices import Device
-from chalicelib.models.push_config import AppState, ConversationSetting, PushConfig
+from chalicelib.models.push_config import ConversationSetting
 from chalicelib.store import items, retry
+from chalicelib.store.user_codec import (
+    StateWrite,
+    UserRecord,
+    conversation_item,
+    device_attr,
+    parse_conversation,
+    parse_user,
+    state_update,
+)
+from chalicelib.store.user_fold import (
+    FOLD,
+    FOLDED,
+    hint_add_request,
+    hint_of,
+    hint_positions,
+    may_have_setting,
+)
+from chalicelib.store.user_fold_ops import fold_user, remove_stale_hint
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-CONFIG_FIELDS = (
-    "openPush",
-    "c2cSound",
-    "groupSound",
-    "displayName",
-    "displayStyle",
-    "doNotDisturb",
-    "language",
-    # Before conversation settings, mutes were string sets on the user item: still read (as permanent
-    # `none`), removed when the user next changes that list.
-    "mutedGroups",
-    "mutedUsers",
-)
 _SET_FIELDS = {"mutedGroups", "mutedUsers"}
-# State attributes that lived on the user item before the state item (read when there is no S item).
-_LEGACY_STATE = ("appState", "badge", "stateAt")
 # Concurrent BatchGetItem / BatchWriteItem calls per batch (a chunk of 100 group recipients = 4 calls).
 _PARALLEL_CALLS = 8
 
 Conversation = tuple[str, str]  # (kind, conversationId)
-
-
-@dataclass(frozen=True)
-class UserRecord:
-    """Everything the send path and the API know about one user."""
-
-    user_id: str
-    config: PushConfig
-    state: AppState
-    devices: tuple[Device, ...] = ()
-    logged_out: bool = False
-    exists: bool = True
-    # The conversation settings that were asked for and exist (lapsed ones included: policy decides).
-    conversations: tuple[ConversationSetting, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class StateWrite:
-    """One user's app state to store (the S item is written whole)."""
-
-    user_id: str
-    state: str
-    badge: int
-    at_ms: int
-    # None: a background write; NO_LEASE: foreground until the app reports background (lease 0).
-    foreground_until_ms: int | None = None
-
-
-NO_LEASE = 0  # stored foregroundUntil of a foreground without a lease (the app's setting 0)
 
 
 @dataclass
@@ -100,16 +76,38 @@ class UserRepository:
     def _read(
         self, app_id: str, user_ids: Sequence[str], conversations: Sequence[Conversation], consistent: bool
     ) -> dict[str, UserRecord]:
+        """Round 1: every user item (one key each). Round 2, for the few who need it: the settings a
+        folded item's hint says may exist, or an unfolded user's S item and settings. The API's
+        consistent read also looks for the S item of a user without a user item."""
         unique = list(dict.fromkeys(user_ids))
-        sks = ["U", "S"] + [items.conversation_sk(k, c) for k, c in dict.fromkeys(conversations)]
-        keys = [items.key(f"U#{app_id}#{u}", sk) for u in unique for sk in sks]
-        batches = [keys[i : i + items.BATCH_GET_LIMIT] for i in range(0, len(keys), items.BATCH_GET_LIMIT)]
+        convs = list(dict.fromkeys(conversations))
         found: dict[str, dict[str, dict[str, Any]]] = {u: {} for u in unique}
+        self._get_into(found, [items.user_key(app_id, u) for u in unique], consistent)
+        more: list[dict[str, Any]] = []
+        for u in unique:
+            user_item = found[u].get("U")
+            if user_item is not None and FOLD in user_item:
+                wanted = may_have_setting(hint_of(user_item), convs)
+            elif user_item is not None:
+                wanted = convs
+                more.append(items.state_key(app_id, u))
+            else:
+                wanted = []
+                if consistent:
+                    more.append(items.state_key(app_id, u))
+            more += [items.conversation_key(app_id, u, k, c) for k, c in wanted]
+        self._get_into(found, more, consistent)
+        return {u: parse_user(app_id, u, found[u], self.default_lease_s) for u in unique}
+
+    def _get_into(
+        self, found: dict[str, dict[str, dict[str, Any]]], keys: list[dict[str, Any]], consistent: bool
+    ) -> None:
+        """BatchGetItem calls of 100 keys, concurrently; items filed by user and sort key."""
+        batches = [keys[i : i + items.BATCH_GET_LIMIT] for i in range(0, len(keys), items.BATCH_GET_LIMIT)]
         for got in _concurrently(lambda b: self._batch_get(b, consistent), batches):
             for item in got:
                 user_id = item["pk"]["S"].split("#", 2)[2]
                 found[user_id][item["sk"]["S"]] = item
-        return {u: parse_user(app_id, u, found[u], self.default_lease_s) for u in unique}
 
     def _batch_get(self, keys: list[dict[str, Any]], consistent: bool) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -162,7 +160,12 @@ class UserRepository:
         return [parse_conversation(item) for item in found]
 
     def put_conversation(self, app_id: str, user_id: str, setting: ConversationSetting) -> None:
-        self.client.put_item(TableName=self.table, Item=_conversation_item(app_id, user_id, setting))
+        """The setting's hint position goes in before and again after the item (exact under a
+        concurrent removal: see ``user_fold``)."""
+        position = [(setting.kind, setting.conversation_id)]
+        self._hint_add(app_id, user_id, position)
+        self.client.put_item(TableName=self.table, Item=conversation_item(app_id, user_id, setting))
+        self._hint_add(app_id, user_id, position)
 
     def delete_conversation(
         self, app_id: str, user_id: str, kind: str, conversation_id: str, *, only_if: str | None = None
@@ -175,14 +178,18 @@ class UserRepository:
                 "ExpressionAttributeValues": {":r": {"S": only_if}},
             }
         try:
-            self.client.delete_item(
+            resp = self.client.delete_item(
                 TableName=self.table,
                 Key=items.conversation_key(app_id, user_id, kind, conversation_id),
+                ReturnValues="ALL_OLD",
                 **kwargs,
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
+            return
+        if resp.get("Attributes"):
+            self._hint_remove_stale(app_id, user_id)
 
     def replace_conversations(
         self,
@@ -192,15 +199,29 @@ class UserRepository:
         delete: Iterable[Conversation],
     ) -> None:
         """Write and remove many settings in BatchWriteItem calls (PATCH of mutedGroups / mutedUsers)."""
+        put, delete = list(put), list(delete)
+        added = [(s.kind, s.conversation_id) for s in put]
         requests: list[dict[str, Any]] = [
-            {"PutRequest": {"Item": _conversation_item(app_id, user_id, s)}} for s in put
+            {"PutRequest": {"Item": conversation_item(app_id, user_id, s)}} for s in put
         ]
         requests += [
             {"DeleteRequest": {"Key": items.conversation_key(app_id, user_id, k, c)}} for k, c in delete
         ]
+        self._hint_add(app_id, user_id, added)
         self._batch_write(requests)
+        self._hint_add(app_id, user_id, added)
+        if delete:
+            self._hint_remove_stale(app_id, user_id)
 
-    # ---- app state and badge (the S item) --------------------------------------------------------
+    def _hint_add(self, app_id: str, user_id: str, conversations: Sequence[Conversation]) -> None:
+        if conversations:
+            key = items.user_key(app_id, user_id)
+            self.client.update_item(**hint_add_request(self.table, key, hint_positions(conversations)))
+
+    def _hint_remove_stale(self, app_id: str, user_id: str) -> None:
+        remove_stale_hint(self.client, self.table, app_id, user_id, self.conversations)
+
+    # ---- app state and badge (on the folded user item) -------------------------------------------
 
     def set_background(self, app_id: str, user_id: str, unread_count: int, at_ms: int) -> None:
         self.put_states(app_id, [StateWrite(user_id, "background", unread_count, at_ms)])
@@ -209,46 +230,39 @@ class UserRepository:
         self.put_states(app_id, [StateWrite(user_id, "foreground", 0, at_ms, until_ms)])
 
     def put_states(self, app_id: str, states: Sequence[StateWrite]) -> int:
-        """Write many users' state items: one PutItem for one user, else BatchWriteItem calls of 25
-        (concurrently); answers the number of calls."""
-        requests = [{"PutRequest": {"Item": _state_item(app_id, s)}} for s in states]
-        if len(requests) == 1:
-            self.client.put_item(TableName=self.table, Item=requests[0]["PutRequest"]["Item"])
-            return 1
-        return self._batch_write(requests)
+        """Write many users' states: one UpdateItem each (1 write unit for a user item under 1 KB, as
+        the S item was), issued concurrently; answers the number of calls."""
+        return sum(_concurrently(lambda s: self._put_state(app_id, s), list(states)))
 
-    def increment_badge(self, app_id: str, user_id: str) -> int:
-        """Atomically add 1 to the badge and answer the new value (the small S item: 1 write unit)."""
-        resp = self.client.update_item(**self.badge_increment_request(app_id, user_id))
-        return int(resp["Attributes"]["badge"]["N"])
+    def _put_state(self, app_id: str, s: StateWrite) -> int:
+        expr, values = state_update(s)
+        for calls in (1, 2):
+            try:
+                self.client.update_item(
+                    TableName=self.table,
+                    Key=items.user_key(app_id, s.user_id),
+                    UpdateExpression=expr,
+                    ConditionExpression=FOLDED,
+                    ExpressionAttributeValues=values,
+                )
+                return calls
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException" or calls == 2:
+                    raise
+                self.fold(app_id, s.user_id)
+        return 2
 
-    def badge_increment_request(self, app_id: str, user_id: str) -> dict[str, Any]:
-        """increment_badge as a request for the send path's asyncio client (answer: Attributes.badge.N)."""
-        return {
-            "TableName": self.table,
-            "Key": items.state_key(app_id, user_id),
-            "UpdateExpression": "ADD badge :one",
-            "ExpressionAttributeValues": {":one": {"N": "1"}},
-            "ReturnValues": "UPDATED_NEW",
-        }
-
-    def badge_decrement_request(self, app_id: str, user_id: str) -> dict[str, Any]:
-        """Take 1 off the badge, never below 0 (a recall): conditional, 1 write unit; the answer's
-        Attributes.badge.N is the new value, ConditionalCheckFailedException means it was already 0."""
-        return {
-            "TableName": self.table,
-            "Key": items.state_key(app_id, user_id),
-            "UpdateExpression": "SET badge = badge - :one",
-            "ConditionExpression": "badge > :zero",
-            "ExpressionAttributeValues": {":one": {"N": "1"}, ":zero": {"N": "0"}},
-            "ReturnValues": "UPDATED_NEW",
-        }
+    def fold(self, app_id: str, user_id: str) -> None:
+        """Fold a user stored before the fold (or not at all) into one item, once (``user_fold_ops``)."""
+        fold_user(self.client, self.table, app_id, user_id)
 
     # ---- devices -------------------------------------------------------------------------------
 
     def register_device(self, app_id: str, device: Device) -> None:
         """Bind the token to this user, unbinding it from any previous user, in one transaction."""
         user = self.get(app_id, device.user_id)
+        if not user.folded:
+            self.fold(app_id, device.user_id)  # a new user's item is folded from its first device
         if len(user.devices) >= self.max_devices and all(
             d.device_token != device.device_token for d in user.devices
         ):
@@ -300,7 +314,7 @@ class UserRepository:
                     "Key": items.user_key(app_id, device.user_id),
                     "UpdateExpression": "SET #d = :d REMOVE loggedOut",
                     "ExpressionAttributeNames": {"#d": attr},
-                    "ExpressionAttributeValues": {":d": items.serialize(_device_attr(device))},
+                    "ExpressionAttributeValues": {":d": items.serialize(device_attr(device))},
                 }
             },
         ]
@@ -421,115 +435,3 @@ def _concurrently(fn: Any, batches: list[Any]) -> list[Any]:
 
 def _clause(keyword: str, parts: list[str]) -> str:
     return f"{keyword} {', '.join(parts)}" if parts else ""
-
-
-def _device_attr(device: Device) -> dict[str, Any]:
-    return {
-        "certificateId": device.certificate_id,
-        "bundleId": device.bundle_id,
-        "environment": device.environment,
-        "pushEnabled": device.push_enabled,
-        "type": device.type,
-        "registeredAt": int(device.registered_at.timestamp() * 1000),
-    }
-
-
-def _state_item(app_id: str, s: StateWrite) -> dict[str, Any]:
-    item = {
-        **items.state_key(app_id, s.user_id),
-        "appState": {"S": s.state},
-        "badge": {"N": str(s.badge)},
-        "stateAt": {"N": str(s.at_ms)},
-    }
-    if s.foreground_until_ms is not None:
-        item["foregroundUntil"] = {"N": str(s.foreground_until_ms)}
-    return item
-
-
-def _conversation_item(app_id: str, user_id: str, setting: ConversationSetting) -> dict[str, Any]:
-    item = {
-        **items.conversation_key(app_id, user_id, setting.kind, setting.conversation_id),
-        "remindType": {"S": setting.remind_type},
-    }
-    if setting.until is not None:
-        item["until"] = {"N": str(setting.until)}
-        # The table's TTL removes a lapsed setting some time later; until then the rules ignore it.
-        item["ttl"] = {"N": str(setting.until)}
-    return item
-
-
-def parse_conversation(item: dict[str, Any]) -> ConversationSetting:
-    _, kind, conversation_id = item["sk"]["S"].split("#", 2)
-    until = item.get("until")
-    return ConversationSetting.model_validate(
-        {
-            "kind": kind,
-            "conversationId": conversation_id,
-            "remindType": item["remindType"]["S"],
-            "until": int(until["N"]) if until else None,
-        }
-    )
-
-
-def parse_state(state_item: dict[str, Any] | None, user: dict[str, Any], default_lease_s: int) -> AppState:
-    """The S item; without one, what an older version kept on the user item."""
-    data = items.from_item(state_item) if state_item else {k: user[k] for k in _LEGACY_STATE if k in user}
-    state = data.get("appState", "unknown")
-    until = data.get("foregroundUntil")
-    if state == "foreground" and until is None:
-        until = int(data.get("stateAt") or 0) + default_lease_s * 1000
-    elif until == NO_LEASE:
-        until = None  # foreground holds until the app reports background
-    return AppState(
-        state=state,
-        badge=data.get("badge", 0),
-        updated_at=data.get("stateAt"),
-        foreground_until=until if state == "foreground" else None,
-    )
-
-
-def parse_user(
-    app_id: str, user_id: str, found: dict[str, dict[str, Any]], default_lease_s: int = 300
-) -> UserRecord:
-    """One user from the items read under their partition, by sort key (U, S, CV#...)."""
-    conversations = tuple(
-        parse_conversation(item)
-        for sk, item in sorted(found.items())
-        if sk.startswith(items.CONVERSATION_PREFIX)
-    )
-    user_item = found.get("U")
-    data = items.from_item(user_item) if user_item else {}
-    state = parse_state(found.get("S"), data, default_lease_s)
-    if not user_item:
-        return UserRecord(
-            user_id=user_id,
-            config=PushConfig(),
-            state=state,
-            exists="S" in found,
-            conversations=conversations,
-        )
-    config = PushConfig.model_validate({k: data[k] for k in CONFIG_FIELDS if k in data})
-    devices = tuple(
-        Device(
-            device_token=name[len(items.DEVICE_PREFIX) :],
-            user_id=user_id,
-            certificate_id=attr["certificateId"],
-            bundle_id=attr["bundleId"],
-            environment=attr["environment"],
-            push_enabled=attr.get("pushEnabled", True),
-            type=attr.get("type", "alert"),
-            registered_at=datetime.fromtimestamp(attr["registeredAt"] / 1000, UTC),
-            invalid_reason=attr.get("invalidReason"),
-        )
-        for name, attr in sorted(data.items())
-        if name.startswith(items.DEVICE_PREFIX)
-    )
-    return UserRecord(
-        user_id=user_id,
-        config=config,
-        state=state,
-        devices=devices,
-        # A device registered after a logout wins (also when the two raced): logged out = no device.
-        logged_out=bool(data.get("loggedOut", False)) and not devices,
-        conversations=conversations,
-    )

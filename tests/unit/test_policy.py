@@ -384,6 +384,7 @@ def test_skip_reasons_are_the_strings_the_deliveries_api_reports() -> None:
         "disablePush",
         "expired",
         "callCancelled",
+        "online",
         "customWithoutDesc",
         "foreground",
         "loggedOut",

@@ -1,9 +1,10 @@
 """The badge each recipient is shown: +1 per message counted, -1 per recall, saved before sending.
 
 A message counts once per recipient: a retry attempt reuses the first try's badges (carried in the
-chunk), a takeover the ones saved before the crash; a failed increment shows what the count would
-be rather than fail (and later count again) the chunk. A recall takes 1 off each recipient the
-original counted (never below 0).
+chunk), a takeover the ones saved before the crash, and each change carries the message ID so the
+store applies it once (a retry after an ambiguous answer included); a failed increment shows what the
+count would be rather than fail the chunk. A recall takes 1 off each recipient the original counted
+(never below 0), once.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from chalicelib.models.ledger import ChunkAttempt, Claim
 from chalicelib.models.sending import SendChunk
 from chalicelib.store.badges import BadgeCounter
 from chalicelib.store.send_ledger import SendLedger
-from chalicelib.store.users import UserRecord
+from chalicelib.store.user_codec import UserRecord
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class Badges:
         counting = [u for u in users if u.user_id not in badges]
         if not counting:
             return badges
-        values = await self._each(self.counter.increment, chunk.app_id, [u.user_id for u in counting])
+        values = await self._each(self.counter.increment, chunk.app_id, counting, chunk.message_id)
         for user, value in zip(counting, values, strict=True):
             if isinstance(value, BaseException):
                 log.warning("badge increment failed for a recipient of %s: %r", chunk.message_id, value)
@@ -58,22 +59,27 @@ class Badges:
         return badges
 
     async def for_recall(
-        self, chunk: SendChunk, claim: Claim, users: list[str], recipients: list[str], earlier: ChunkAttempt
+        self,
+        chunk: SendChunk,
+        claim: Claim,
+        users: list[UserRecord],
+        recipients: list[str],
+        earlier: ChunkAttempt,
     ) -> dict[str, int | None]:
         """1 off each counted recipient's badge (never below 0); a takeover reuses the saved values."""
         if not users:
             return {}
         position = {u: i for i, u in enumerate(recipients)}
         if earlier.badges is not None:
-            return {u: earlier.badges.get(position[u]) for u in users}
-        values = await self._each(self.counter.decrement, chunk.app_id, users)
+            return {u.user_id: earlier.badges.get(position[u.user_id]) for u in users}
+        values = await self._each(self.counter.decrement, chunk.app_id, users, chunk.message_id)
         badges: dict[str, int | None] = {}
         for user, value in zip(users, values, strict=True):
             if isinstance(value, BaseException):
                 log.warning("badge decrement failed for a recipient of %s: %r", chunk.message_id, value)
-                badges[user] = None
+                badges[user.user_id] = None
             else:
-                badges[user] = value
+                badges[user.user_id] = value
         await self._save(claim, badges, position)
         return badges
 
@@ -84,6 +90,11 @@ class Badges:
 
     @staticmethod
     async def _each(
-        change: Callable[[str, str], Awaitable[int]], app_id: str, users: list[str]
+        change: Callable[[str, UserRecord, str], Awaitable[int]],
+        app_id: str,
+        users: list[UserRecord],
+        message_id: str,
     ) -> list[int | BaseException]:
-        return list(await asyncio.gather(*(change(app_id, u) for u in users), return_exceptions=True))
+        return list(
+            await asyncio.gather(*(change(app_id, u, message_id) for u in users), return_exceptions=True)
+        )

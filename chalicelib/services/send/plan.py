@@ -28,7 +28,8 @@ from chalicelib.services.render import render_for
 from chalicelib.services.send.badges import Badges
 from chalicelib.services.send.target import Target
 from chalicelib.store.send_ledger import SendLedger
-from chalicelib.store.users import UserRecord, UserRepository
+from chalicelib.store.user_codec import UserRecord
+from chalicelib.store.users import UserRepository
 
 RECALLED = "recalled"  # the skip reason of a recipient not yet sent when the message was recalled
 

@@ -29,7 +29,7 @@ async def plan_replacements(
         wing.users.batch_get, chunk.app_id, [state.recipients[i] for i in wanted], ()
     )
     badges = await wing.badges.for_recall(
-        chunk, claim, [state.recipients[i] for i in sorted(counted)], state.recipients, earlier
+        chunk, claim, [users[state.recipients[i]] for i in sorted(counted)], state.recipients, earlier
     )
     rendered: dict[int, Notification] = {}
     skips: list[Outcome] = []
