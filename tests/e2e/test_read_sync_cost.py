@@ -46,9 +46,9 @@ def test_a_burst_of_ten_reads_costs_ten_write_units_and_one_queue_message(
         f"job {dict(send.calls)} {send.wru} WRU {send.rru} RRU"
     )
     assert api.calls == {"UpdateItem": 10}
-    assert api.wru == 10  # the state item stays under 1 KB with ten conversations named
+    assert api.wru == 10  # the folded user item stays under 1 KB with ten conversations named
     assert api.sqs_requests["service.SendMessageBatch"] == 1  # (and GetQueueUrl once per container)
     assert send.calls["UpdateItem"] == 1 and send.calls["BatchGetItem"] == 1
     assert send.wru == 1
-    # consistent reads of the user and state items (and the credential, once per container per 5 min)
-    assert send.rru_by_kind["BatchGetItem U/U"] + send.rru_by_kind["BatchGetItem U/S"] == 2
+    # one consistent read of the folded user item (and the credential, once per container per 5 min)
+    assert send.rru_by_kind["BatchGetItem U/U"] == 1

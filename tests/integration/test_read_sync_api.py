@@ -23,9 +23,9 @@ def _badge(app_ctx: AppContext, user: str) -> int:
     return int(resp.data["badge"])
 
 
-def _state_item(app_ctx: AppContext, user: str) -> dict[str, Any]:
+def _user_item(app_ctx: AppContext, user: str) -> dict[str, Any]:
     svc = deps.services()
-    key = {"pk": {"S": f"U#{app_ctx.app_id}#{user}"}, "sk": {"S": "S"}}
+    key = {"pk": {"S": f"U#{app_ctx.app_id}#{user}"}, "sk": {"S": "U"}}  # the folded user item
     item = svc.read_marks.client.get_item(TableName=svc.settings.table_name, Key=key, ConsistentRead=True)
     return dict(item.get("Item") or {})
 
@@ -81,8 +81,8 @@ def test_a_burst_of_reads_opens_one_window_that_names_each_conversation(app_ctx:
     for n, conv in ((5, "g1"), (3, "g2"), (1, "g3")):
         resp = _read(app_ctx, "bob", {"unreadCount": n, "conversation": {"kind": "group", "id": conv}})
         assert resp.status_code == 202, resp.body
-    # Then his state item holds one window (opened by the first read) naming all three, and the badge
-    item = _state_item(app_ctx, "bob")
+    # Then his user item holds one window (opened by the first read) naming all three, and the badge
+    item = _user_item(app_ctx, "bob")
     assert "readHeld" in item
     assert [c["M"]["id"]["S"] for c in item["readConvs"]["L"]] == ["g1", "g2", "g3"]
     assert item["badge"] == {"N": "1"}
@@ -92,7 +92,7 @@ def test_with_read_sync_off_a_read_changes_only_the_stored_badge(app_ctx: AppCon
     app_ctx.api.call("PATCH", app_ctx.path("/settings"), {"readSync": "off"}, token=app_ctx.admin)
     resp = _read(app_ctx, "bob", {"unreadCount": 4, "conversation": {"kind": "c2c", "id": "alice"}})
     assert resp.status_code == 202, resp.body
-    item = _state_item(app_ctx, "bob")
+    item = _user_item(app_ctx, "bob")
     assert item["badge"] == {"N": "4"}
     assert "readHeld" not in item and "readConvs" not in item
 
@@ -114,7 +114,7 @@ def test_presence_may_give_an_online_users_unread_count(app_ctx: AppContext) -> 
     assert resp.status_code == 200, resp.body
     assert _badge(app_ctx, "bob") == 3
     assert _badge(app_ctx, "dave") == 0
-    assert "readHeld" not in _state_item(app_ctx, "bob")
+    assert "readHeld" not in _user_item(app_ctx, "bob")
 
 
 def test_the_apps_own_foreground_report_still_refuses_an_unread_count(app_ctx: AppContext) -> None:
