@@ -306,17 +306,20 @@ class OfflinePushInfo(ApiModel):
         description="Tencent REST: iOS settings that override the top-level ones (Sound, BadgeMode, "
         "Title, SubTitle, Image, MutableContent); any other field is a 400.",
     )
-    android_info: dict[str, Any] | None = Field(
+    # Android-only fields are dropped before validation (_drop_android): any JSON value is accepted,
+    # so the schema says so (a declared object type would promise a 400 that never comes).
+    android_info: Any = Field(
         None,
         alias="AndroidInfo",
         exclude=True,
-        description="Tencent REST: Android only, accepted and ignored.",
+        description="Tencent REST: Android only, accepted (any JSON value) and ignored.",
     )
-    android_config: dict[str, Any] | None = Field(
+    android_config: Any = Field(
         None,
         alias="androidConfig",
         exclude=True,
-        description="Tencent SDK (TIMAndroidOfflinePushConfig, seed 000): Android only, ignored.",
+        description="Tencent SDK (TIMAndroidOfflinePushConfig, seed 000): Android only, accepted (any "
+        "JSON value) and ignored.",
     )
 
     @field_validator("expires_in", mode="before")

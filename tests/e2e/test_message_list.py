@@ -77,7 +77,14 @@ def test_a_users_messages_are_found_from_the_recipient_ranges(stack: Stack, push
     # Then exactly the two bob received, newest first, each with bob's own outcome
     assert [i["messageId"] for i in items] == [in_group["messageId"], to_bob["messageId"]]
     assert items[0]["recipientCount"] == 601
-    assert items[0]["summary"] == {"sent": 1, "pending": 0, "skipped": {}, "failed": {}}
+    assert items[0]["summary"] == {
+        "sent": 1,
+        "pending": 0,
+        "skipped": {},
+        "failed": {},
+        "delivered": 0,
+        "opened": 0,
+    }
     # And a user who received nothing has an empty list
     assert listed(push_app, "userId=nobody-at-all")[0] == []
 
