@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import AliasChoices, ConfigDict, Field, RootModel
 
 from chalicelib.models.base import ApiModel
-from chalicelib.models.message import Elem
+from chalicelib.models.elems import Elem
 from chalicelib.models.push_info import OfflinePushInfo
 from chalicelib.models.read_sync import ReadSyncJob
 from chalicelib.models.sending import SendChunk

@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from chalicelib.models.message import CustomElem, MessageEvent
+from chalicelib.models.elems import CustomElem
+from chalicelib.models.message import MessageEvent
 from chalicelib.models.push_config import (
     AppState,
     ConversationKind,

@@ -12,20 +12,17 @@ from dataclasses import replace
 from typing import Any
 
 from chalicelib.apns.ids import call_collapse_id
-from chalicelib.models.message import (
-    CallInfo,
+from chalicelib.models.elems import (
     CustomElem,
     FaceElem,
     FileElem,
-    GroupTarget,
     ImageElem,
     LocationElem,
-    Mention,
-    MessageEvent,
     SoundElem,
     TextElem,
     VideoElem,
 )
+from chalicelib.models.message import CallInfo, GroupTarget, Mention, MessageEvent
 from chalicelib.models.notification import Notification
 from chalicelib.models.push_config import SOUND_DEFAULT, SOUND_NONE, DisplayStyle, Language, PushConfig
 from chalicelib.models.settings import DEFAULT_CONVENTIONS

@@ -8,13 +8,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from chalicelib.models.elems import CustomElem, TextElem
 from chalicelib.models.message import (
     C2CTarget,
-    CustomElem,
     GroupTarget,
     MessageEvent,
     QueuedMessageEvent,
-    TextElem,
 )
 
 
