@@ -1,14 +1,14 @@
 """Per-message bookkeeping, all under ``M#<appId>#<messageId>`` with a TTL: the message summary,
 its send chunks (the exactly-once ledger) and each chunk's outcomes, stored per chunk, not per device.
 
-| item              | sk                             | what                                                 |
-|-------------------|--------------------------------|------------------------------------------------------|
-| summary           | ``MSG``                        | recipient/chunk counts, each chunk's first recipient |
-| chunk             | ``K#<index>.<attempt>``        | its recipients (sorted), written once                |
-| lease             | ``K#<index>.<attempt>#L``      | queued -> claimed (claimedAt, holder) -> done; dead  |
-| badges            | ``K#<index>.<attempt>#B``      | the badge each pushed recipient was given (binary)   |
-| outcome page      | ``K#<index>.<attempt>#P<seq>`` | the outcomes of one checkpoint (binary, see codec)   |
-| replacement       | ``R#K#...`` / ``E<rev>#K#...`` | the same ledger for a recall / an edit's replacements |
+| item         | sk                             | what                                                  |
+|--------------|--------------------------------|-------------------------------------------------------|
+| summary      | ``MSG``                        | recipient/chunk counts, each chunk's first recipient  |
+| chunk        | ``K#<index>.<attempt>``        | its recipients (sorted), written once                 |
+| lease        | ``K#<index>.<attempt>#L``      | queued -> claimed (claimedAt, holder) -> done; dead   |
+| badges       | ``K#<index>.<attempt>#B``      | the badge each pushed recipient was given (binary)    |
+| outcome page | ``K#<index>.<attempt>#P<seq>`` | one checkpoint's outcomes (binary), who wrote it      |
+| replacement  | ``R#K#...`` / ``E<rev>#K#...`` | the same ledger for a recall / an edit's replacements |
 
 A recall or edit marks the summary (``recalled``, ``edit``: conditional, so a second recall is a
 no-op) and queues one replacement job per chunk, whose lease, badges and pages live under their own
@@ -331,18 +331,26 @@ class DeliveryRepository(LeaseWrites):
         seq: int,
         outcomes: Sequence[Outcome],
         now_ms: int,
+        holder: str,
     ) -> dict[str, Any]:
-        """One checkpoint: the outcomes decided since the previous one, as one small item. A PutItem
-        request (the send path writes it fenced by its claim: ``put_fenced``)."""
-        sk = f"{ref.sk}#P{seq:04d}"
+        """One checkpoint: the outcomes decided since the previous one, as one small item, written
+        by ``holder`` (a claim's fencing token) only if page ``seq`` is not written yet: a PutItem
+        request (see ``leases.py`` for why that fences a stale holder out). No outcomes: the fence
+        page a takeover writes."""
+        sk = self.page_sk(ref, seq)
         encoded = encode_outcomes(outcomes)
         # A page of skips (the same few codes, hundreds of times) compresses ~10x: write units saved.
-        values = {"z": zlib.compress(encoded)} if len(encoded) > COMPRESS_PAGE_OVER else {"o": encoded}
-        return self._put_request(app_id, message_id, sk, values, now_ms)
+        values: dict[str, Any] = {"h": holder}
+        if len(encoded) > COMPRESS_PAGE_OVER:
+            values["z"] = zlib.compress(encoded)
+        elif encoded:
+            values["o"] = encoded
+        request = self._put_request(app_id, message_id, sk, values, now_ms)
+        return {**request, "ConditionExpression": "attribute_not_exists(sk)"}
 
-    def put(self, request: dict[str, Any]) -> None:
-        """A PutItem request built here, sent with boto3 (tests, tools)."""
-        self.client.put_item(**request)
+    @staticmethod
+    def page_sk(ref: ChunkRef, seq: int) -> str:
+        return f"{ref.sk}#P{seq:04d}"
 
     def _put_request(
         self, app_id: str, message_id: str, sk: str, values: dict[str, Any], now_ms: int
@@ -396,7 +404,8 @@ class DeliveryRepository(LeaseWrites):
                 attempt.badges = decode_badges(raw["b"]["B"])
             elif part.startswith("P"):
                 packed = raw["z"]["B"] if "z" in raw else None
-                attempt.outcomes += decode_outcomes(zlib.decompress(packed) if packed else raw["o"]["B"])
+                plain = raw["o"]["B"] if "o" in raw else b""  # none: a takeover's fence page
+                attempt.outcomes += decode_outcomes(zlib.decompress(packed) if packed else plain)
                 attempt.pages = max(attempt.pages, int(part[1:]) + 1)
         return [found[k] for k in sorted(found)]
 

@@ -2,18 +2,27 @@
 the writes fenced by it.
 
 The claim is one conditional update: it takes a queued attempt, or one whose holder's lease ran
-out (``takeover``), and writes a fresh random fencing token (``holder``). Every later write of the
-holder is conditional on the lease still naming that token: the checkpoint pages and saved badges
-(a ``TransactWriteItems`` of a ``ConditionCheck`` on the lease and the ``Put``: DynamoDB conditions
-a put on the item it writes only), the renewal, ``finish`` and ``release``. Once another invocation
-has taken the attempt over, a stale holder's write fails (``LeaseLost``) and lands nothing, so the
-new holder, which reads the attempt's pages after its claim, sees every outcome ever recorded and
-numbers its pages after them.
+out (``takeover``), and writes a fresh random fencing token (``holder``). The holder's later writes
+land only while it still holds the attempt:
+
+- its renewal, ``finish`` and ``release``: updates of the lease conditional on it naming the token;
+- the saved badges (once per attempt): a ``TransactWriteItems`` of a ``ConditionCheck`` on the lease
+  and the ``Put`` (DynamoDB conditions a put on the item it writes only);
+- its checkpoint pages (the hot write: one per ~25 sends): plain puts, each conditional on its own
+  page number being free (``put_page``). A takeover reads the attempt's pages and first writes an
+  empty *fence page* at the next number (``SendLedger.take_over``). The stale holder numbers its
+  pages on from its last one, which the taker has read, so its next page is the fence's number (or
+  it lands first, and the taker, refused, reads it and fences after it): it is refused, raises
+  ``LeaseLost`` and lands nothing. A page costs 1 write unit instead of a transaction's 4.
+
+Once another invocation has taken the attempt over, a stale holder's write fails (``LeaseLost``)
+and lands nothing, so the new holder sees every outcome ever recorded and numbers its pages after
+them. (Before sending on, a holder past half its lease by its own clock renews it, fenced: a stale
+one stops there, see ``services/send/attempt.py``.)
 """
 
 from __future__ import annotations
 
-import secrets
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -75,12 +84,12 @@ class LeaseWrites:
         return "takeover" if old in ("claimed", "dead") else "claimed"
 
     def mark_dead(
-        self, app_id: str, message_id: str, ref: ChunkRef, now_ms: int, lease_ms: int
+        self, app_id: str, message_id: str, ref: ChunkRef, now_ms: int, lease_ms: int, holder: str
     ) -> ClaimOutcome:
-        """The queue's redrive dead-lettered this attempt: take its lease as ``dead`` under a fresh
-        token (so a stale holder is fenced out), unless it is done or a live invocation holds it
-        (``busy``); a redrive of it later is a takeover that keeps what was recorded. ``claimed``:
-        the dead-letter consumer may record its outcomes."""
+        """The queue's redrive dead-lettered this attempt: take its lease as ``dead`` under the fresh
+        token ``holder`` (so a stale holder is fenced out), unless it is done or a live invocation
+        holds it (``busy``); a redrive of it later is a takeover that keeps what was recorded.
+        ``claimed``: the dead-letter consumer may record its outcomes (a page, as ``holder``)."""
         lease = self._lease_key(app_id, message_id, ref)
         try:
             self.client.update_item(
@@ -94,7 +103,7 @@ class LeaseWrites:
                     ":queued": {"S": "queued"},
                     ":dead": {"S": "dead"},
                     ":now": {"N": str(now_ms)},
-                    ":h": {"S": "dead-" + secrets.token_hex(8)},
+                    ":h": {"S": holder},
                     ":expired": {"N": str(now_ms - lease_ms)},
                     ":ttl": {"N": str(now_ms // 1000 + self.ttl_s)},
                 },
@@ -120,11 +129,45 @@ class LeaseWrites:
         queued = {":queued": {"S": "queued"}, **_CLAIMED}
         self._update_held(claim, "SET #s = :queued", "#s = :claimed", queued)
 
+    def page_refused(self, claim: Claim, page: dict[str, Any], writer: str | None) -> LeaseLost | None:
+        """A page's put (``page_item``) refused as written already: ``LeaseLost`` unless ``writer``,
+        who wrote it, is ``claim`` itself (its own put, applied, then retried after a lost answer)."""
+        return None if writer == claim.holder else _lost(claim)
+
+    def page_writer_request(self, page: dict[str, Any]) -> dict[str, Any]:
+        """A GetItem request (consistent) of who wrote the page a ``page_item`` request puts."""
+        item = page["Item"]
+        return {
+            "TableName": self.table,
+            "Key": {"pk": item["pk"], "sk": item["sk"]},
+            "ConsistentRead": True,
+            "ProjectionExpression": "h",
+        }
+
+    @staticmethod
+    def page_writer(found: dict[str, Any]) -> str | None:
+        """Who wrote a page, from the answer to ``page_writer_request``."""
+        writer = found.get("Item", {}).get("h", {}).get("S")
+        return str(writer) if writer else None
+
+    def put_page(self, claim: Claim, page: dict[str, Any]) -> None:
+        """A ``page_item`` request sent with boto3 (tools, tests, the dead-letter consumer):
+        ``LeaseLost`` when another holder wrote that page number."""
+        try:
+            self.client.put_item(**page)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            found = self.client.get_item(**self.page_writer_request(page))
+            lost = self.page_refused(claim, page, self.page_writer(dict(found)))
+            if lost is not None:
+                raise lost from None
+
     def fenced_put(self, claim: Claim, request: dict[str, Any]) -> dict[str, Any]:
-        """A TransactWriteItems request: the PutItem ``request`` (a checkpoint page, the saved badges)
-        and a condition check that ``claim`` still holds the lease (DynamoDB conditions a put on the
-        item it writes only). The send path sends it with its asyncio client (``lost_if_fenced_out``
-        reads the refusal); ``put_fenced`` with boto3."""
+        """A TransactWriteItems request: the PutItem ``request`` (the saved badges) and a condition
+        check that ``claim`` still holds the lease (DynamoDB conditions a put on the item it writes
+        only). The send path sends it with its asyncio client (``lost_if_fenced_out`` reads the
+        refusal); ``put_fenced`` with boto3."""
         return {"TransactItems": [{"ConditionCheck": self._holds(claim)}, {"Put": request}]}
 
     def put_fenced(self, claim: Claim, request: dict[str, Any]) -> None:

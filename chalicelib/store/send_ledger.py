@@ -1,10 +1,11 @@
 """The send wing's calls on the ledger, executed here and answered as domain values.
 
 Every write that makes a chunk attempt exactly-once goes through this class: the claim of its
-lease with a fresh fencing token, and then, each conditional on the lease still naming that token
-(``leases.py``), its checkpoints (outcome pages and saved badges: transactions written with the
-asyncio client, hot) and its renewal, finish or release (boto3, off the event loop: rare). A write
-that finds the lease taken over raises ``LeaseLost``. The
+lease with a fresh fencing token, and then, each fenced by that token (``leases.py``), its
+checkpoints (outcome pages, each conditional on its number being free, and the saved badges, a
+transaction with a check of the lease: written with the asyncio client, hot) and its renewal,
+finish or release (boto3, off the event loop: rare). A write that finds the attempt taken over
+raises ``LeaseLost``. The
 requests themselves are built by ``DeliveryRepository`` (``deliveries.py``), the one place that
 knows the ledger's keys.
 """
@@ -20,12 +21,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib import clock
-from chalicelib.models.ledger import ChunkAttempt, ChunkRef, Claim, ClaimOutcome, MessageOps, Outcome
+from chalicelib.models.ledger import (
+    ChunkAttempt,
+    ChunkRef,
+    Claim,
+    ClaimOutcome,
+    LeaseLost,
+    MessageOps,
+    Outcome,
+)
 from chalicelib.models.settings import SendSettings
 from chalicelib.store.deliveries import DeliveryRepository
 from chalicelib.store.dynamo_async import AsyncDynamo
 
 log = logging.getLogger(__name__)
+
+_FENCE_TRIES = 3  # a stale holder has at most one page in flight: a second refusal is a third holder
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +80,34 @@ class SendLedger:
     # ---- checkpoints (fenced) ---------------------------------------------------------------
 
     async def put_page(self, claim: Claim, seq: int, outcomes: Sequence[Outcome]) -> None:
-        page = self.deliveries.page_item(
-            claim.app_id, claim.message_id, claim.ref, seq, outcomes, self.clock_ms()
-        )
-        await self._fenced(claim, page)
+        """Page ``seq`` of the attempt's outcomes, unless another holder wrote that number (then
+        ``LeaseLost``: this claim was taken over, see ``leases.py``)."""
+        c = claim
+        now = self.clock_ms()
+        page = self.deliveries.page_item(c.app_id, c.message_id, c.ref, seq, outcomes, now, c.holder)
+        try:
+            await self.dynamo.call("PutItem", page, binary=True)
+        except Exception as exc:
+            if type(exc).__name__ != "ConditionalCheckFailed":
+                raise
+            found = await self.dynamo.call("GetItem", self.deliveries.page_writer_request(page))
+            lost = self.deliveries.page_refused(claim, page, self.deliveries.page_writer(found))
+            if lost is not None:
+                raise lost from None
+
+    async def take_over(self, claim: Claim) -> ChunkAttempt:
+        """What the invocations before this one recorded of the attempt, read after a takeover, and
+        an empty fence page written at the next number: the stale holder's next page is refused.
+        A page of its that lands between the read and the fence is read and fenced after."""
+        for _ in range(_FENCE_TRIES):
+            found = await self.earlier(claim.app_id, claim.message_id, claim.ref)
+            try:
+                await self.put_page(claim, found.pages, [])
+            except LeaseLost:
+                continue  # its page just landed: read again
+            found.pages += 1
+            return found
+        raise LeaseLost(f"{claim.ref.sk} of message {claim.message_id}: could not fence its pages")
 
     async def put_page_and_read_ops(
         self, claim: Claim, seq: int, outcomes: Sequence[Outcome]
@@ -92,7 +127,8 @@ class SendLedger:
         return found
 
     async def put_badges(self, claim: Claim, badges: dict[int, int]) -> None:
-        """The badges given in this attempt (by recipient index), saved before anything is sent."""
+        """The badges given in this attempt (by recipient index), saved before anything is sent
+        (once per attempt: a transaction with a check of the lease)."""
         c = claim
         saved = self.deliveries.badges_item(c.app_id, c.message_id, c.ref, badges, self.clock_ms())
         await self._fenced(claim, saved)

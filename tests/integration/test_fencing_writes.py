@@ -1,7 +1,7 @@
 """The lease's fencing token, on the ledger as stored in the emulator: every write a claim's holder
 makes after its claim (a checkpoint page, the saved badges, a renewal, finish, release) lands only
-while the lease still names its token; once another invocation has taken the attempt over, each
-raises ``LeaseLost`` and writes nothing."""
+while the attempt is still its own; once another invocation has taken the attempt over (and, for
+pages, written its fence page), each raises ``LeaseLost`` and writes nothing."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def taken_over(repo: DeliveryRepository) -> tuple[Claim, Claim]:
 
 def page(repo: DeliveryRepository, c: Claim, seq: int) -> dict[str, Any]:
     return repo.page_item(
-        c.app_id, c.message_id, c.ref, seq, [Outcome(seq, TOKEN, "sent")], int(time.time() * 1000)
+        c.app_id, c.message_id, c.ref, seq, [Outcome(seq, TOKEN, "sent")], int(time.time() * 1000), c.holder
     )
 
 
@@ -54,18 +54,66 @@ def stored(repo: DeliveryRepository, c: Claim) -> Any:
     return attempt
 
 
+def ledger() -> Any:
+    from chalicelib import deps
+    from chalicelib.store.dynamo_async import AsyncDynamo
+    from chalicelib.store.send_ledger import SendLedger
+
+    return SendLedger(deps.services().deliveries, AsyncDynamo(deps.services().settings))
+
+
 def test_a_page_written_under_the_current_claim_lands(repo: DeliveryRepository) -> None:
     _, fresh = taken_over(repo)
-    repo.put_fenced(fresh, page(repo, fresh, 0))
+    repo.put_page(fresh, page(repo, fresh, 0))
     assert [o.index for o in stored(repo, fresh).outcomes] == [0]
 
 
-def test_a_page_written_by_a_holder_taken_over_is_refused_and_lands_nothing(repo: DeliveryRepository) -> None:
+def test_a_page_written_twice_by_its_own_holder_is_one_page(repo: DeliveryRepository) -> None:
+    """DynamoDB may apply a put and answer 500: the retried put finds its own page, not a loss."""
+    _, fresh = taken_over(repo)
+    repo.put_page(fresh, page(repo, fresh, 0))
+    repo.put_page(fresh, page(repo, fresh, 0))
+    assert [o.index for o in stored(repo, fresh).outcomes] == [0]
+
+
+def test_a_takeover_fences_the_stale_holders_next_page_off_and_keeps_what_it_wrote(
+    repo: DeliveryRepository,
+) -> None:
+    import asyncio
+
     stale, fresh = taken_over(repo)
+    repo.put_page(stale, page(repo, stale, 0))  # written before it stalled
+
+    earlier = asyncio.run(ledger().take_over(fresh))
+
+    assert ([o.index for o in earlier.outcomes], earlier.pages) == ([0], 2)  # page 1: the fence
     with pytest.raises(LeaseLost, match="another invocation took the attempt over"):
-        repo.put_fenced(stale, page(repo, stale, 0))
+        repo.put_page(stale, page(repo, stale, 1))  # its next page, written after it resumed
     attempt = stored(repo, fresh)
-    assert (attempt.outcomes, attempt.pages) == ([], 0)
+    assert ([o.index for o in attempt.outcomes], attempt.pages) == ([0], 2)
+
+
+def test_a_stale_page_landing_before_the_fence_is_read_and_fenced_after(repo: DeliveryRepository) -> None:
+    """The stale holder's page lands between the taker's read and its fence: the fence is refused,
+    the taker reads again and fences after it (it then knows those outcomes: none sent twice)."""
+    import asyncio
+
+    stale, fresh = taken_over(repo)
+    led = ledger()
+    read = led.earlier
+
+    async def read_then_stale_page_lands(*args: Any) -> Any:
+        found = await read(*args)
+        if found.pages == 0:
+            repo.put_page(stale, page(repo, stale, 0))
+        return found
+
+    led.earlier = read_then_stale_page_lands
+    earlier = asyncio.run(led.take_over(fresh))
+
+    assert ([o.index for o in earlier.outcomes], earlier.pages) == ([0], 2)
+    with pytest.raises(LeaseLost):
+        repo.put_page(stale, page(repo, stale, 1))
 
 
 def test_badges_saved_by_a_holder_taken_over_are_refused(repo: DeliveryRepository) -> None:
@@ -121,19 +169,17 @@ def test_the_send_paths_asyncio_client_gets_the_same_refusal(repo: DeliveryRepos
     """The send function writes its pages with the asyncio client: the refusal is LeaseLost too."""
     import asyncio
 
-    from chalicelib import deps
-    from chalicelib.store.dynamo_async import AsyncDynamo
-    from chalicelib.store.send_ledger import SendLedger
-
     stale, fresh = taken_over(repo)
-    ledger = SendLedger(repo, AsyncDynamo(deps.services().settings))
+    led = ledger()
 
     async def write() -> None:
-        await ledger.put_page(fresh, 0, [Outcome(0, TOKEN, "sent")])
+        await led.take_over(fresh)  # the fence: page 0
+        await led.put_page(fresh, 1, [Outcome(0, TOKEN, "sent")])
+        await led.put_page(fresh, 1, [Outcome(0, TOKEN, "sent")])  # its own, retried: fine
         with pytest.raises(LeaseLost):
-            await ledger.put_page(stale, 1, [Outcome(1, TOKEN, "sent")])
+            await led.put_page(stale, 0, [Outcome(1, TOKEN, "sent")])
         with pytest.raises(LeaseLost):
-            await ledger.put_badges(stale, {1: 3})
+            await led.put_badges(stale, {1: 3})
 
     asyncio.run(write())
     attempt = stored(repo, fresh)

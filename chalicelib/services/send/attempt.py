@@ -9,7 +9,8 @@ marked done. Each send holds a permit until its outcome is written, so what a cr
 container send twice is at most ``send_max_unrecorded`` devices.
 
 Fencing: the claim writes a fresh token (``Claim.holder``) and every later write of this attempt
-(pages, badges, renewal, finish, release) is conditional on the lease still naming it. An
+(pages, badges, renewal, finish, release) lands only while the attempt is still its own (a
+takeover fences the pages off first, ``store/leases.py``). An
 invocation that stalled past its lease (a frozen container, a paused process) and was taken over
 finds out at its first write (``LeaseLost``), and before sending anything more once its own clock
 says the lease may have run out (``Fence``: a fenced renewal). It then stops at once: the sends in
@@ -140,7 +141,7 @@ class AttemptRunner:
         """What a previous invocation of this attempt recorded (nothing unless a takeover)."""
         if not claim.takeover:
             return ChunkAttempt(claim.ref)
-        found = await self.ledger.earlier(claim.app_id, claim.message_id, claim.ref)
+        found = await self.ledger.take_over(claim)  # read, and the stale holder's pages fenced off
         # A redriven dead letter sends the devices the dead-letter consumer marked failed: their
         # later outcome (a page numbered after) replaces DeadLettered in the report.
         found.outcomes = [o for o in found.outcomes if o.code != DEAD_LETTERED]

@@ -8,13 +8,14 @@ replaces ``DeadLettered``). Idempotent: a second pass marks nothing new.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic import ValidationError
 
 from chalicelib import clock
-from chalicelib.models.ledger import DEAD_LETTERED, ChunkAttempt, ChunkRef, Outcome
+from chalicelib.models.ledger import DEAD_LETTERED, ChunkAttempt, ChunkRef, Claim, LeaseLost, Outcome
 from chalicelib.models.lifecycle import ReplaceJob, SendRecord
 from chalicelib.models.read_sync import ReadSyncJob
 from chalicelib.models.sending import SendChunk
@@ -76,7 +77,8 @@ class DeadLetterService:
             return Settled("readSync")  # a badge-only push: the next read or message sets the badge again
         ref = ChunkRef(record.index, record.attempt)
         now = self.clock_ms()
-        lease = self.deliveries.mark_dead(record.app_id, record.message_id, ref, now, self.lease_ms)
+        holder = "dead-" + secrets.token_hex(8)
+        lease = self.deliveries.mark_dead(record.app_id, record.message_id, ref, now, self.lease_ms, holder)
         if lease == "busy":
             raise DeadLetterBusy(f"chunk {ref.sk} of message {record.message_id} is still being sent")
         if lease == "done":
@@ -85,6 +87,12 @@ class DeadLetterService:
         attempt = found[0] if found else ChunkAttempt(ref)
         marks = dead_outcomes(record, attempt.recipients or record.recipients, attempt.outcomes)
         if marks:
-            page = self.deliveries.page_item(record.app_id, record.message_id, ref, attempt.pages, marks, now)
-            self.deliveries.put(page)
+            page = self.deliveries.page_item(
+                record.app_id, record.message_id, ref, attempt.pages, marks, now, holder
+            )
+            claim = Claim(record.app_id, record.message_id, ref, holder)
+            try:
+                self.deliveries.put_page(claim, page)  # also fences the stale holder's pages off
+            except LeaseLost as exc:  # a stale holder's page just landed: read it all again later
+                raise DeadLetterBusy(str(exc)) from None
         return Settled("marked", len(marks))
