@@ -59,8 +59,9 @@ def rss_mb() -> float:
 class CallCounter:
     """Counts DynamoDB API calls at the botocore level (every page and retry included) and on the
     send path's asyncio client (``aio:``), cheaply (no reads: the throughput runs use it). For
-    the checkpoint pages and badges items (new items, fenced: TransactWriteItems) it also adds up
-    the write units, to compare with the metered runs, which are slower."""
+    the checkpoint pages (new items: conditional PutItems) and badges items (TransactWriteItems
+    with a check of the lease) it also adds up the write units, to compare with the metered runs,
+    which are slower."""
 
     def __init__(self, client: Any, dynamo: Any = None) -> None:
         self.calls: dict[str, int] = {}
@@ -78,8 +79,8 @@ class CallCounter:
         if params:
             from bench.cost import item_size, write_units
 
-            # Fenced checkpoint pages and badges: a Put (a new item) and a ConditionCheck on the
-            # lease (tiny: 1 unit), each billed twice in a transaction.
+            # Saved badges: a Put (a new item) and a ConditionCheck on the lease (tiny: 1 unit),
+            # each billed twice in a transaction.
             for entry in params.get("TransactItems", []):
                 size = item_size(entry["Put"]["Item"]) if "Put" in entry else 0
                 self.aio_put_wru += 2 * write_units(0, size)
