@@ -59,40 +59,25 @@ def rss_mb() -> float:
 class CallCounter:
     """Counts DynamoDB API calls at the botocore level (every page and retry included) and on the
     send path's asyncio client (``aio:``), cheaply (no reads: the throughput runs use it). For
-    the checkpoint pages (new items: conditional PutItems) and badges items (TransactWriteItems
-    with a check of the lease) it also adds up the write units, to compare with the metered runs,
-    which are slower."""
+    the ledger's pages (checkpoints and each attempt's badges: new items, conditional PutItems)
+    it also adds up the write units, to compare with the metered runs, which are slower."""
 
     def __init__(self, client: Any, dynamo: Any = None) -> None:
         self.calls: dict[str, int] = {}
         self.aio_put_wru = 0
         self.aio_put_bytes = 0
         client.meta.events.register("before-call.dynamodb.*", self._count)
-        client.meta.events.register("before-parameter-build.dynamodb.TransactWriteItems", self._count_fenced)
         if dynamo is not None:
             dynamo.before_call.append(self._count_aio)
 
     def _count(self, model: Any, **_: Any) -> None:
         self.calls[model.name] = self.calls.get(model.name, 0) + 1
 
-    def _count_fenced(self, params: Any, **_: Any) -> None:
-        if params:
-            from bench.cost import item_size, write_units
-
-            # Saved badges: a Put (a new item) and a ConditionCheck on the lease (tiny: 1 unit),
-            # each billed twice in a transaction.
-            for entry in params.get("TransactItems", []):
-                size = item_size(entry["Put"]["Item"]) if "Put" in entry else 0
-                self.aio_put_wru += 2 * write_units(0, size)
-                self.aio_put_bytes += size
-
     def _count_aio(self, action: str, payload: dict[str, Any], _resp: Any) -> None:
         from bench.cost import item_size, write_units
 
         name = f"aio:{action}"
         self.calls[name] = self.calls.get(name, 0) + 1
-        if action == "TransactWriteItems":
-            self._count_fenced(payload)
         if action == "PutItem":
             size = item_size(payload["Item"])
             self.aio_put_wru += write_units(0, size)
@@ -687,8 +672,7 @@ def main() -> None:
             f"{pipeline['dynamodb_calls_per_chunk']:.1f} {json.dumps(pipeline['dynamodb_calls'])}"
         )
         print(
-            f"  checkpoint pages + badges items (fenced: TransactWriteItems of the put and a lease check) "
-            f"unmetered: "
+            f"  ledger pages (checkpoints and badges: puts fenced by their page number) unmetered: "
             f"{pipeline['aio_put_wru_per_notification']:.3f} WRU/notification, "
             f"{pipeline['aio_put_bytes_per_wru']:.0f} bytes per write unit used (of 1024)"
         )

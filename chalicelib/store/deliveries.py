@@ -6,8 +6,8 @@ its send chunks (the exactly-once ledger) and each chunk's outcomes, stored per 
 | summary      | ``MSG``                        | recipient/chunk counts, each chunk's first recipient  |
 | chunk        | ``K#<index>.<attempt>``        | its recipients (sorted), written once                 |
 | lease        | ``K#<index>.<attempt>#L``      | queued -> claimed (claimedAt, holder) -> done; dead   |
-| badges       | ``K#<index>.<attempt>#B``      | the badge each pushed recipient was given (binary)    |
-| outcome page | ``K#<index>.<attempt>#P<seq>`` | one checkpoint's outcomes (binary), who wrote it      |
+| outcome page | ``K#<index>.<attempt>#P<seq>`` | one checkpoint's outcomes (binary), who wrote it; the |
+|              |                                | attempt's first page holds the badges it gave (``b``) |
 | replacement  | ``R#K#...`` / ``E<rev>#K#...`` | the same ledger for a recall / an edit's replacements |
 
 A recall or edit marks the summary (``recalled``, ``edit``: conditional, so a second recall is a
@@ -31,7 +31,7 @@ import bisect
 import json
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -316,13 +316,6 @@ class DeliveryRepository(LeaseWrites):
 
     # ---- badges and outcomes -------------------------------------------------------------------
 
-    def badges_item(
-        self, app_id: str, message_id: str, ref: ChunkRef, badges: dict[int, int], now_ms: int
-    ) -> dict[str, Any]:
-        """The badges given in this attempt (by recipient index), saved before sending: a takeover
-        reuses them. A PutItem request."""
-        return self._put_request(app_id, message_id, f"{ref.sk}#B", {"b": encode_badges(badges)}, now_ms)
-
     def page_item(
         self,
         app_id: str,
@@ -332,19 +325,20 @@ class DeliveryRepository(LeaseWrites):
         outcomes: Sequence[Outcome],
         now_ms: int,
         holder: str,
+        badges: Mapping[int, int] | None = None,
     ) -> dict[str, Any]:
         """One checkpoint: the outcomes decided since the previous one, as one small item, written
         by ``holder`` (a claim's fencing token) only if page ``seq`` is not written yet: a PutItem
         request (see ``leases.py`` for why that fences a stale holder out). No outcomes: the fence
-        page a takeover writes."""
+        page a takeover writes, or the page of ``badges`` (by recipient index) an attempt saves
+        before it sends anything (a takeover reuses them)."""
         sk = self.page_sk(ref, seq)
-        encoded = encode_outcomes(outcomes)
-        # A page of skips (the same few codes, hundreds of times) compresses ~10x: write units saved.
         values: dict[str, Any] = {"h": holder}
-        if len(encoded) > COMPRESS_PAGE_OVER:
-            values["z"] = zlib.compress(encoded)
-        elif encoded:
-            values["o"] = encoded
+        encoded = encode_outcomes(outcomes)
+        if encoded:
+            values.update(_stored("o", "z", encoded))
+        if badges is not None:  # saved even when none was given (a recall that counted nobody)
+            values.update(_stored("b", "bz", encode_badges(badges)))
         request = self._put_request(app_id, message_id, sk, values, now_ms)
         return {**request, "ConditionExpression": "attribute_not_exists(sk)"}
 
@@ -400,12 +394,14 @@ class DeliveryRepository(LeaseWrites):
                 attempt.recipients = _recipients(raw)
             elif part == "L":
                 attempt.status = raw.get("status", {}).get("S", "queued")
-            elif part == "B":
+            elif part == "B":  # the badges' own item, as versions before 3.2 wrote it
                 attempt.badges = decode_badges(raw["b"]["B"])
             elif part.startswith("P"):
-                packed = raw["z"]["B"] if "z" in raw else None
-                plain = raw["o"]["B"] if "o" in raw else b""  # none: a takeover's fence page
-                attempt.outcomes += decode_outcomes(zlib.decompress(packed) if packed else plain)
+                outcomes = _binary(raw, "o", "z")
+                attempt.outcomes += decode_outcomes(outcomes or b"")  # none: a fence or badges page
+                badges = _binary(raw, "b", "bz")
+                if badges is not None:  # a takeover's page of badges adds to (or updates) the first's
+                    attempt.badges = {**(attempt.badges or {}), **decode_badges(badges)}
                 attempt.pages = max(attempt.pages, int(part[1:]) + 1)
         return [found[k] for k in sorted(found)]
 
@@ -417,6 +413,21 @@ class DeliveryRepository(LeaseWrites):
 
     def _ttl(self, now_ms: int) -> int:
         return now_ms // 1000 + self.ttl_s
+
+
+def _stored(plain: str, packed: str, data: bytes) -> dict[str, bytes]:
+    """A page's binary attribute, zlib-compressed when large (a page of skips, the same few codes
+    hundreds of times, compresses ~10x; a chunk's badges ~3x): write units saved."""
+    if len(data) > COMPRESS_PAGE_OVER:
+        return {packed: zlib.compress(data)}
+    return {plain: data}
+
+
+def _binary(raw: dict[str, Any], plain: str, packed: str) -> bytes | None:
+    """A page's binary attribute, stored as it is (``plain``) or zlib-compressed (``packed``)."""
+    if packed in raw:
+        return zlib.decompress(raw[packed]["B"])
+    return bytes(raw[plain]["B"]) if plain in raw else None
 
 
 def _recipients(raw: dict[str, Any]) -> list[str]:

@@ -6,14 +6,14 @@ out (``takeover``), and writes a fresh random fencing token (``holder``). The ho
 land only while it still holds the attempt:
 
 - its renewal, ``finish`` and ``release``: updates of the lease conditional on it naming the token;
-- the saved badges (once per attempt): a ``TransactWriteItems`` of a ``ConditionCheck`` on the lease
-  and the ``Put`` (DynamoDB conditions a put on the item it writes only);
-- its checkpoint pages (the hot write: one per ~25 sends): plain puts, each conditional on its own
-  page number being free (``put_page``). A takeover reads the attempt's pages and first writes an
-  empty *fence page* at the next number (``SendLedger.take_over``). The stale holder numbers its
+- its pages: first the badges it gave (once per attempt, before anything is sent), then its
+  checkpoints of outcomes (the hot write: one per ~16 sends): plain puts, each conditional on its
+  own page number being free (``put_page``). A takeover reads the attempt's pages and first writes
+  an empty *fence page* at the next number (``SendLedger.take_over``). The stale holder numbers its
   pages on from its last one, which the taker has read, so its next page is the fence's number (or
   it lands first, and the taker, refused, reads it and fences after it): it is refused, raises
-  ``LeaseLost`` and lands nothing. A page costs 1 write unit instead of a transaction's 4.
+  ``LeaseLost`` and lands nothing. A page costs 1 write unit (a put fenced by a transaction with a
+  check of the lease costs 4).
 
 Once another invocation has taken the attempt over, a stale holder's write fails (``LeaseLost``)
 and lands nothing, so the new holder sees every outcome ever recorded and numbers its pages after
@@ -162,43 +162,6 @@ class LeaseWrites:
             lost = self.page_refused(claim, page, self.page_writer(dict(found)))
             if lost is not None:
                 raise lost from None
-
-    def fenced_put(self, claim: Claim, request: dict[str, Any]) -> dict[str, Any]:
-        """A TransactWriteItems request: the PutItem ``request`` (the saved badges) and a condition
-        check that ``claim`` still holds the lease (DynamoDB conditions a put on the item it writes
-        only). The send path sends it with its asyncio client (``lost_if_fenced_out`` reads the
-        refusal); ``put_fenced`` with boto3."""
-        return {"TransactItems": [{"ConditionCheck": self._holds(claim)}, {"Put": request}]}
-
-    def put_fenced(self, claim: Claim, request: dict[str, Any]) -> None:
-        """``fenced_put`` sent with boto3 (tests, tools): ``LeaseLost`` when taken over."""
-        try:
-            self.client.transact_write_items(
-                TransactItems=[{"ConditionCheck": self._holds(claim)}, {"Put": request}]  # type: ignore[typeddict-item]
-            )
-        except ClientError as exc:
-            reasons = exc.response.get("CancellationReasons") or []
-            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
-                raise _lost(claim) from None
-            raise
-
-    @staticmethod
-    def lost_if_fenced_out(claim: Claim, exc: Exception) -> Exception:
-        """The asyncio client's refusal of a ``fenced_put`` as ``LeaseLost`` when the lease check
-        failed (else the error itself)."""
-        reasons = getattr(exc, "cancellation_reasons", None) or []
-        if reasons and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
-            return _lost(claim)
-        return exc
-
-    def _holds(self, claim: Claim) -> dict[str, Any]:
-        return {
-            "TableName": self.table,
-            "Key": self._lease_key(claim.app_id, claim.message_id, claim.ref),
-            "ConditionExpression": "#h = :h",
-            "ExpressionAttributeNames": {"#h": "holder"},
-            "ExpressionAttributeValues": {":h": {"S": claim.holder}},
-        }
 
     def _update_held(self, claim: Claim, update: str, condition: str | None, values: dict[str, Any]) -> None:
         held = "#h = :h" + (f" AND {condition}" if condition else "")

@@ -2,8 +2,8 @@
 
 Every write that makes a chunk attempt exactly-once goes through this class: the claim of its
 lease with a fresh fencing token, and then, each fenced by that token (``leases.py``), its
-checkpoints (outcome pages, each conditional on its number being free, and the saved badges, a
-transaction with a check of the lease: written with the asyncio client, hot) and its renewal,
+checkpoints (pages of outcomes, and first the badges it gave, each conditional on its number
+being free: written with the asyncio client, hot) and its renewal,
 finish or release (boto3, off the event loop: rare). A write that finds the attempt taken over
 raises ``LeaseLost``. The
 requests themselves are built by ``DeliveryRepository`` (``deliveries.py``), the one place that
@@ -79,12 +79,14 @@ class SendLedger:
 
     # ---- checkpoints (fenced) ---------------------------------------------------------------
 
-    async def put_page(self, claim: Claim, seq: int, outcomes: Sequence[Outcome]) -> None:
-        """Page ``seq`` of the attempt's outcomes, unless another holder wrote that number (then
-        ``LeaseLost``: this claim was taken over, see ``leases.py``)."""
+    async def put_page(
+        self, claim: Claim, seq: int, outcomes: Sequence[Outcome], badges: dict[int, int] | None = None
+    ) -> None:
+        """Page ``seq`` of the attempt's outcomes (or of its ``badges``), unless another holder wrote
+        that number (then ``LeaseLost``: this claim was taken over, see ``leases.py``)."""
         c = claim
         now = self.clock_ms()
-        page = self.deliveries.page_item(c.app_id, c.message_id, c.ref, seq, outcomes, now, c.holder)
+        page = self.deliveries.page_item(c.app_id, c.message_id, c.ref, seq, outcomes, now, c.holder, badges)
         try:
             await self.dynamo.call("PutItem", page, binary=True)
         except Exception as exc:
@@ -126,22 +128,12 @@ class SendLedger:
             return None
         return found
 
-    async def put_badges(self, claim: Claim, badges: dict[int, int]) -> None:
-        """The badges given in this attempt (by recipient index), saved before anything is sent
-        (once per attempt: a transaction with a check of the lease)."""
-        c = claim
-        saved = self.deliveries.badges_item(c.app_id, c.message_id, c.ref, badges, self.clock_ms())
-        await self._fenced(claim, saved)
-
-    async def _fenced(self, claim: Claim, put: dict[str, Any]) -> None:
-        """A put written only while ``claim`` holds the lease (``LeaseLost`` else), on the loop."""
-        try:
-            await self.dynamo.call("TransactWriteItems", self.deliveries.fenced_put(claim, put), binary=True)
-        except Exception as exc:
-            lost = self.deliveries.lost_if_fenced_out(claim, exc)
-            if lost is exc:
-                raise
-            raise lost from None
+    async def put_badges(self, claim: Claim, earlier: ChunkAttempt, badges: dict[int, int]) -> None:
+        """The badges given in this attempt (by recipient index), saved before anything is sent: a
+        page numbered after ``earlier``'s (counted in it), fenced like every page (1 write unit while
+        a chunk's badges compress under 1 KB)."""
+        await self.put_page(claim, earlier.pages, [], badges)
+        earlier.pages += 1
 
     # ---- reading ----------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """The lease's fencing token, on the ledger as stored in the emulator: every write a claim's holder
-makes after its claim (a checkpoint page, the saved badges, a renewal, finish, release) lands only
-while the attempt is still its own; once another invocation has taken the attempt over (and, for
-pages, written its fence page), each raises ``LeaseLost`` and writes nothing."""
+makes after its claim (a checkpoint page, the page of its badges, a renewal, finish, release) lands
+only while the attempt is still its own; once another invocation has taken the attempt over (and,
+for pages, written its fence page), each raises ``LeaseLost`` and writes nothing."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.models.ledger import ChunkRef, Claim, LeaseLost, Outcome
+from bench.cost import item_size
+from chalicelib.models.ledger import ChunkAttempt, ChunkRef, Claim, LeaseLost, Outcome
 from chalicelib.store.deliveries import DeliveryRepository
 
 LEASE_MS = 3_000
@@ -117,11 +118,64 @@ def test_a_stale_page_landing_before_the_fence_is_read_and_fenced_after(repo: De
 
 
 def test_badges_saved_by_a_holder_taken_over_are_refused(repo: DeliveryRepository) -> None:
+    """A holder that stalled between its claim and saving its badges: the taker's fence is the page
+    number its badges take, so they are refused (and it sends nothing)."""
+    import asyncio
+
     stale, fresh = taken_over(repo)
-    saved = repo.badges_item(stale.app_id, stale.message_id, stale.ref, {0: 7}, int(time.time() * 1000))
+    led = ledger()
+    asyncio.run(led.take_over(fresh))
     with pytest.raises(LeaseLost):
-        repo.put_fenced(stale, saved)
+        asyncio.run(led.put_badges(stale, ChunkAttempt(stale.ref), {0: 7}))
     assert stored(repo, fresh).badges is None
+
+
+def test_badges_saved_before_a_crash_are_what_the_takeover_reads(repo: DeliveryRepository) -> None:
+    """Badges are the attempt's first page: a takeover reads them (the pages after them numbered on),
+    and a takeover's own badges page (recipients the first never counted) adds to them."""
+    import asyncio
+
+    stale, fresh = taken_over(repo)
+    led = ledger()
+    first = ChunkAttempt(stale.ref)
+    asyncio.run(led.put_badges(stale, first, {0: 4, 1: 0}))
+    asyncio.run(led.put_page(stale, first.pages, [Outcome(0, TOKEN, "sent")]))
+
+    earlier = asyncio.run(led.take_over(fresh))
+    assert (earlier.badges, [o.index for o in earlier.outcomes], earlier.pages) == ({0: 4, 1: 0}, [0], 3)
+    asyncio.run(led.put_badges(fresh, earlier, {1: 9, 2: 5}))
+    assert (stored(repo, fresh).badges, earlier.pages) == ({0: 4, 1: 9, 2: 5}, 4)
+
+
+def test_a_chunks_badges_cost_one_write_unit(repo: DeliveryRepository) -> None:
+    """250 recipients' badges (the largest chunk) compress to one page under 1 KB."""
+    _, fresh = taken_over(repo)
+    badges = {i: 1 + i % 40 for i in range(250)}
+    request = repo.page_item(
+        fresh.app_id, fresh.message_id, fresh.ref, 0, [], int(time.time() * 1000), fresh.holder, badges
+    )
+    assert item_size(request["Item"]) <= 1024
+    repo.put_page(fresh, request)
+    assert stored(repo, fresh).badges == badges
+
+
+def test_badges_in_their_own_item_as_earlier_versions_saved_them_are_read(repo: DeliveryRepository) -> None:
+    """An attempt claimed by a version before 3.2 and taken over by this one keeps its badges."""
+    from chalicelib.store import items
+    from chalicelib.store.ledger_codec import encode_badges
+
+    _, fresh = taken_over(repo)
+    repo.client.put_item(
+        TableName=repo.table,
+        Item=items.to_item(
+            {
+                "pk": items.delivery_pk(fresh.app_id, fresh.message_id),
+                "sk": f"{fresh.ref.sk}#B",
+                "b": encode_badges({3: 2}),
+            }
+        ),
+    )
+    assert stored(repo, fresh).badges == {3: 2}
 
 
 @pytest.mark.parametrize(
@@ -179,7 +233,7 @@ def test_the_send_paths_asyncio_client_gets_the_same_refusal(repo: DeliveryRepos
         with pytest.raises(LeaseLost):
             await led.put_page(stale, 0, [Outcome(1, TOKEN, "sent")])
         with pytest.raises(LeaseLost):
-            await led.put_badges(stale, {1: 3})
+            await led.put_badges(stale, ChunkAttempt(stale.ref), {1: 3})
 
     asyncio.run(write())
     attempt = stored(repo, fresh)

@@ -55,7 +55,7 @@ class Badges:
                 badges[user.user_id] = user.state.badge + 1
             else:
                 badges[user.user_id] = value
-        await self._save(claim, badges, position)
+        await self._save(claim, earlier, badges, position)
         return badges
 
     async def for_recall(
@@ -80,13 +80,20 @@ class Badges:
                 badges[user.user_id] = None
             else:
                 badges[user.user_id] = value
-        await self._save(claim, badges, position)
+        await self._save(claim, earlier, badges, position)
         return badges
 
-    async def _save(self, claim: Claim, badges: dict[str, int | None], position: dict[str, int]) -> None:
-        """Saved under the claim (fenced: a holder taken over meanwhile saves nothing)."""
+    async def _save(
+        self,
+        claim: Claim,
+        earlier: ChunkAttempt,
+        badges: dict[str, int | None],
+        position: dict[str, int],
+    ) -> None:
+        """Saved under the claim, as the page after ``earlier``'s (fenced: a holder taken over
+        meanwhile saves nothing and sends nothing)."""
         given = {position[u]: b for u, b in badges.items() if b is not None}
-        await self.ledger.put_badges(claim, given)
+        await self.ledger.put_badges(claim, earlier, given)
 
     @staticmethod
     async def _each(

@@ -75,7 +75,7 @@ class Checkpointer:
         if self._task is not None:
             await asyncio.shield(self._task)
         if self._pending and self._error is None:
-            await self._drain()
+            await self._drain(closing=True)
         if self._error is not None:
             raise self._error
 
@@ -90,8 +90,15 @@ class Checkpointer:
         if self._pending and self._error is None:
             self._timer = asyncio.get_running_loop().call_later(self.interval_s, self._kick)
 
-    async def _drain(self) -> None:
+    async def _drain(self, closing: bool = False) -> None:
+        """Write what waits, page after page while a full page waits (or when closing): a part page
+        waits for its timer, so sends answered during a write fill the next page rather than a
+        page each (every page is a write unit)."""
+        first = True
         while self._pending and self._error is None:
+            if not (first or closing) and self._permits.count(True) < self.max_outcomes:
+                return  # ``_done`` sets the timer
+            first = False
             batch, self._pending = self._pending, []
             permits, self._permits = self._permits, []
             try:
