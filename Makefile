@@ -19,7 +19,7 @@ run: $(STAMP)
 
 ## test: lint + types + the whole suite (unit, integration against the emulator, end-to-end)
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 ## lint: ruff (lint + format check) and mypy on the service
 lint: $(STAMP)

@@ -103,11 +103,12 @@ class Settings(BaseModel):
         description="A chunk's outcomes are written at most this long after they are known ...",
     )
     send_checkpoint_outcomes: int = Field(
-        16,
+        20,
         alias="SEND_CHECKPOINT_OUTCOMES",
         ge=1,
         le=1000,
-        description="... or as soon as this many wait: what a crash can resend is bounded by both.",
+        description="... or as soon as this many wait (or every send of the chunk that left has answered): "
+        "at most SEND_MAX_UNRECORDED, as no more can wait; 20 sends' outcomes fit one 1 KB write unit.",
     )
     foreground_lease_default_s: int = Field(
         300,

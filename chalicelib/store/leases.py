@@ -7,13 +7,13 @@ land only while it still holds the attempt:
 
 - its renewal, ``finish`` and ``release``: updates of the lease conditional on it naming the token;
 - its pages: first the badges it gave (once per attempt, before anything is sent), then its
-  checkpoints of outcomes (the hot write: one per ~16 sends): plain puts, each conditional on its
-  own page number being free (``put_page``). A takeover reads the attempt's pages and first writes
-  an empty *fence page* at the next number (``SendLedger.take_over``). The stale holder numbers its
-  pages on from its last one, which the taker has read, so its next page is the fence's number (or
-  it lands first, and the taker, refused, reads it and fences after it): it is refused, raises
-  ``LeaseLost`` and lands nothing. A page costs 1 write unit (a put fenced by a transaction with a
-  check of the lease costs 4).
+  checkpoints of outcomes (the hot write: one per burst of up to 20 answers): plain puts, each
+  conditional on its own page number being free (``put_page``). A takeover reads the attempt's
+  pages and first writes an empty *fence page* at the next number (``SendLedger.take_over``). The
+  stale holder numbers its pages on from its last one, which the taker has read, so its next page
+  is the fence's number (or it lands first, and the taker, refused, reads it and fences after it):
+  it is refused, raises ``LeaseLost`` and lands nothing. A page costs 1 write unit (a put fenced
+  by a transaction with a check of the lease costs 4).
 
 Once another invocation has taken the attempt over, a stale holder's write fails (``LeaseLost``)
 and lands nothing, so the new holder sees every outcome ever recorded and numbers its pages after

@@ -58,11 +58,13 @@ def claim(held_since: float = 0.0) -> Claim:
     return Claim("app", "m-1", ChunkRef(0, 0), "holder", held_since=held_since)
 
 
-def runner(ledger: Ledger, max_unrecorded: int = 5, lease_s: int = 120) -> AttemptRunner:
+def runner(
+    ledger: Ledger, max_unrecorded: int = 5, lease_s: int = 120, page_outcomes: int | None = None
+) -> AttemptRunner:
     settings = load_settings(
         {
             "SEND_MAX_UNRECORDED": str(max_unrecorded),
-            "SEND_CHECKPOINT_OUTCOMES": str(max_unrecorded),
+            "SEND_CHECKPOINT_OUTCOMES": str(page_outcomes or max_unrecorded),
             "SEND_CHECKPOINT_MS": "10",
             "SEND_LEASE_S": str(lease_s),
         }
@@ -214,3 +216,50 @@ def test_a_renewal_that_fails_for_another_reason_does_not_stop_the_sends() -> No
 
     asyncio.run(go())
     assert ledger.calls == ["renew"]
+
+
+def test_a_container_whose_lease_was_lost_mid_send_gets_every_permit_back() -> None:
+    """The sends in flight when the loss is known are cancelled; their permits come back, so the
+    container's next chunk is not left waiting for permits that no send holds."""
+    from types import SimpleNamespace
+
+    from chalicelib.apns.client import ApnsResult
+
+    ledger = Ledger(lost_after=2)
+    r = runner(ledger, max_unrecorded=5, page_outcomes=2)  # pages written while sends are out
+
+    class Gateway:
+        def paused(self) -> bool:
+            return False
+
+        def note_answer(self, result: ApnsResult) -> None:
+            pass
+
+        async def send(self, _app: str, _message: str, target: Any, *_: Any) -> tuple[ApnsResult, None]:
+            await asyncio.sleep(0.001 * (1 + target.index % 7))  # APNs answers, some sooner
+            return ApnsResult(200, "", "id"), None
+
+    class Settler:
+        async def settle(self, app_id: str, target: Any, result: ApnsResult, cred: Any) -> Outcome:
+            return Outcome(target.index, TOKEN, "sent")
+
+    delivery = Delivery(r, cast(Any, Gateway()), cast(Any, Settler()), cast(Any, None))
+    chunk = cast(Any, SimpleNamespace(app_id="app", message_id="m-1"))
+    targets = [(SimpleNamespace(index=i, device=SimpleNamespace(token=TOKEN)), None) for i in range(200)]
+
+    async def go() -> int:
+        c = claim(time.monotonic())
+        report = ChunkReport("m-1")
+        with pytest.raises(LeaseLost):
+            await r.run(
+                c,
+                ChunkAttempt(c.ref),
+                [],
+                r.page_writer(c),
+                lambda cp: delivery.chunk(chunk, cast(Any, targets), cp, report, lambda: False),
+                report,
+            )
+        await asyncio.sleep(0.05)
+        return r.permits()._value  # type: ignore[attr-defined]
+
+    assert asyncio.run(go()) == 5

@@ -150,6 +150,8 @@ def test_checkpoints_write_every_n_sends_and_the_rest_on_close() -> None:
     async def main() -> Checkpointer:
         cp = Checkpointer(write, seq=2, interval_s=10, max_outcomes=3)
         cp.extend([Outcome(100 + i, None, "skipped", "dnd") for i in range(5)])  # no page of their own
+        for _ in range(7):
+            cp.started()
         for i in range(7):
             cp.add(Outcome(i, TOKEN_A, "sent"), holds_permit=True)
             await asyncio.sleep(0.01)
@@ -161,6 +163,33 @@ def test_checkpoints_write_every_n_sends_and_the_rest_on_close() -> None:
     assert [o.index for _, batch in pages for o in batch] == [100, 101, 102, 103, 104, *range(7)]
     assert len(pages[0][1]) == 8  # the skips rode along with the first three sends
     assert len(cp.written) == 12 and cp.seq == 5
+
+
+def test_a_burst_of_answers_is_one_page_written_when_its_last_send_answers() -> None:
+    """Sends leave together and answer together: one page once the last has answered (or given
+    its permit back without an outcome), not a page per few answers and not after the timer."""
+    pages: list[list[int]] = []
+    permits: list[int] = []
+
+    async def write(seq: int, batch: list[Outcome]) -> None:
+        pages.append([o.index for o in batch])
+
+    async def main() -> None:
+        cp = Checkpointer(write, interval_s=10, max_outcomes=16, on_written=permits.append)
+        for _ in range(5):
+            cp.started()
+        for i in range(4):
+            cp.add(Outcome(i, TOKEN_A, "sent"), holds_permit=True)
+            await asyncio.sleep(0.01)
+        assert pages == []  # one send is still out
+        cp.gave_back()  # it answered 429: retried later, nothing to record
+        await asyncio.sleep(0.01)
+        assert pages == [[0, 1, 2, 3]]
+        assert sum(permits) == 5
+        await cp.close()
+
+    asyncio.run(main())
+    assert pages == [[0, 1, 2, 3]]
 
 
 def test_checkpoints_write_after_the_interval_without_waiting_for_n() -> None:

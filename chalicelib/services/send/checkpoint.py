@@ -1,8 +1,9 @@
 """Checkpoints of a chunk's outcomes while it is being sent.
 
-Outcomes are written as they come, in pages: one write when ``max_outcomes``
-sends' outcomes are waiting or ``interval_s`` after the first outcome waits,
-whichever is first, with at most one write in flight. Outcomes known without
+Outcomes are written as they come, in pages: one write as soon as every send
+of the chunk that left has answered (a page per burst of answers), or when
+``max_outcomes`` sends' outcomes are waiting, or ``interval_s`` after the first
+outcome waits, whichever is first, with at most one write in flight. Outcomes known without
 sending (skips) ride along in the next page: they hold no permit, and many
 in one page cost less than one page each. A send that dies loses only what was not
 written yet, so a takeover resends only the devices that were in flight or
@@ -45,15 +46,30 @@ class Checkpointer:
     _task: asyncio.Task[None] | None = None
     _timer: asyncio.TimerHandle | None = None
     _error: BaseException | None = None
+    _in_flight: int = 0  # sends that left (``started``) and have not answered yet
+
+    def started(self) -> None:
+        """A send holding a permit has left (after ``before_send``): its answer is waited for."""
+        self._in_flight += 1
+
+    def gave_back(self) -> None:
+        """A send that left ends with nothing to record (retried later, an error): its permit back."""
+        self._in_flight -= 1
+        self._release([True])
+        if self._page_ready():
+            self._kick()
 
     def add(self, outcome: Outcome, holds_permit: bool = False) -> None:
+        """An outcome to write; ``holds_permit``: the answer of a send that left (``started``)."""
         self._pending.append(outcome)
         self._permits.append(holds_permit)
+        if holds_permit:
+            self._in_flight -= 1
         if self._error is not None:  # the chunk has failed already: don't hold up the others
             self._release(self._permits)
             self._permits = [False] * len(self._pending)
             return
-        if holds_permit and self._permits.count(True) >= self.max_outcomes:
+        if holds_permit and self._page_ready():
             self._kick()
         elif self._timer is None and self._task is None:
             self._timer = asyncio.get_running_loop().call_later(self.interval_s, self._kick)
@@ -96,7 +112,7 @@ class Checkpointer:
         page each (every page is a write unit)."""
         first = True
         while self._pending and self._error is None:
-            if not (first or closing) and self._permits.count(True) < self.max_outcomes:
+            if not (first or closing or self._page_ready()):
                 return  # ``_done`` sets the timer
             first = False
             batch, self._pending = self._pending, []
@@ -127,6 +143,12 @@ class Checkpointer:
                     raise
                 log.warning("checkpoint page %d failed (%r); trying again", self.seq, exc)
                 await asyncio.sleep(0.05 * 2**attempt)
+
+    def _page_ready(self) -> bool:
+        """A page worth writing now: ``max_outcomes`` answers wait, or some do and no send of the
+        chunk is still out (nothing more would come before the timer)."""
+        waiting = self._permits.count(True)
+        return waiting >= self.max_outcomes or (waiting > 0 and self._in_flight <= 0)
 
     def _release(self, permits: list[bool]) -> None:
         held = sum(permits)

@@ -1,9 +1,10 @@
 """Sending a planned attempt's devices, concurrently, each through the gateway and the outcome
 table, each outcome checkpointed; what APNs did not take goes to the retry policy.
 
-Every send holds a permit of the attempt runner until its outcome is written (``holds_permit``),
-and asks the checkpoints first whether the attempt may still send (``before_send``: not once its
-lease was taken over).
+Every send holds a permit of the attempt runner until its outcome is written (``holds_permit``)
+or it ends with none (``gave_back``: retried later, an error, or cancelled when the lease was lost,
+so the container's later chunks have all their permits), and asks the checkpoints first whether the
+attempt may still send (``before_send``: not once its lease was taken over).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class Delivery:
                 )
                 return
             if self.gateway.paused():
-                unrecorded.release()
+                checkpoints.gave_back()
                 ident = apns_id(chunk.app_id, chunk.message_id, target.device.token)
                 retry.append((target, ApnsResult(0, NOT_SENT + "ApnsNotAnswering", ident)))
                 return
@@ -76,6 +77,9 @@ class Delivery:
                     report.latencies_ms,
                     receipt_of(target),
                 )
+            except asyncio.CancelledError:  # the lease was lost: this container's permit back
+                checkpoints.gave_back()
+                raise
             except Exception as exc:
                 # e.g. Secrets Manager down on a cache miss: nothing was sent, so try again later.
                 log.warning("sending to a device of %s failed: %r", chunk.message_id, exc)
@@ -85,10 +89,10 @@ class Delivery:
             try:
                 outcome = await self.settler.settle(chunk.app_id, target, result, cred)
             except BaseException:
-                unrecorded.release()
+                checkpoints.gave_back()
                 raise
             if outcome is None:  # not delivered (429, 5xx): nothing to lose, retried later
-                unrecorded.release()
+                checkpoints.gave_back()
                 retry.append((target, result))
                 return
             if sent_code and outcome.status == "sent":
@@ -136,15 +140,17 @@ class Delivery:
                         chunk.app_id, chunk.message_id, target, notification, report.latencies_ms
                     )
                     outcome = await self.settler.settle(chunk.app_id, target, result, cred)
-                except Exception as exc:
-                    unrecorded.release()
+                except BaseException as exc:
+                    checkpoints.gave_back()
+                    if not isinstance(exc, Exception):
+                        raise  # cancelled (the lease was lost): the permit is back, nothing more
                     log.warning("replacement to a device of %s failed: %r", chunk.message_id, exc)
                     result = ApnsResult(0, f"Error:{type(exc).__name__}", "")
                     continue
                 if outcome is not None:
                     checkpoints.add(outcome, holds_permit=True)
                     return
-                unrecorded.release()
+                checkpoints.gave_back()
             checkpoints.add(gave_up(target, result, len(REPLACEMENT_DELAYS_S) + 1))
 
         await asyncio.gather(*(one(t, n) for t, n in targets))
@@ -158,3 +164,4 @@ class Delivery:
         except BaseException:
             unrecorded.release()
             raise
+        checkpoints.started()
