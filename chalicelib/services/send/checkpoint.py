@@ -87,9 +87,9 @@ class Checkpointer:
 
     async def close(self) -> None:
         """Write everything still waiting; raise if a page could not be written."""
-        self._cancel_timer()
         if self._task is not None:
             await asyncio.shield(self._task)
+        self._cancel_timer()  # after the task: its done callback may have set it again
         if self._pending and self._error is None:
             await self._drain(closing=True)
         if self._error is not None:
