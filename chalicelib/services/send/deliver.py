@@ -140,10 +140,11 @@ class Delivery:
                         chunk.app_id, chunk.message_id, target, notification, report.latencies_ms
                     )
                     outcome = await self.settler.settle(chunk.app_id, target, result, cred)
-                except BaseException as exc:
+                except asyncio.CancelledError:  # the lease was lost: this container's permit back
                     checkpoints.gave_back()
-                    if not isinstance(exc, Exception):
-                        raise  # cancelled (the lease was lost): the permit is back, nothing more
+                    raise
+                except Exception as exc:
+                    checkpoints.gave_back()
                     log.warning("replacement to a device of %s failed: %r", chunk.message_id, exc)
                     result = ApnsResult(0, f"Error:{type(exc).__name__}", "")
                     continue
