@@ -184,16 +184,26 @@ def test_closed_connections_get_goaway_and_new_ones_are_served(
     sandbox: SandboxProcess, creds: Creds, apns_http
 ) -> None:
     # Given a connection that has pushed once
-    before = apns_http()
-    assert before.push(creds.prod_device, jwt_token=creds.token).status_code == 200
+    sock, conn = raw_h2(sandbox)
+    with sock:
+        send_request(conn, 1, creds.prod_device, creds.token)
+        sock.sendall(conn.data_to_send())
+        assert any(isinstance(e, h2.events.StreamEnded) for e in read_events(sock, conn, h2.events.StreamEnded))
 
-    # When every open connection is closed
-    answer = sandbox.request("PUT", "/sandbox/faults", {"connections": "close"})
+        # When every open connection is closed
+        answer = sandbox.request("PUT", "/sandbox/faults", {"connections": "close"})
 
-    # Then it ends (httpx opens a new one for the next request), and that request is served
-    assert answer["affected"] >= 1
-    time.sleep(0.2)
-    assert before.push(creds.prod_device, jwt_token=creds.token).status_code == 200
+        # Then it gets GOAWAY (its one request was answered) and ends
+        assert answer["affected"] >= 1
+        events = read_events(sock, conn, h2.events.ConnectionTerminated)
+        goaway = next(e for e in events if isinstance(e, h2.events.ConnectionTerminated))
+        assert goaway.last_stream_id == 1
+        assert b"Shutdown" in (goaway.additional_data or b"")
+        sock.settimeout(5)
+        assert sock.recv(65535) == b""  # closed by the sandbox, not left open
+
+    # And a new connection is served
+    assert apns_http().push(creds.prod_device, jwt_token=creds.token).status_code == 200
 
 
 def test_unknown_connection_fault_is_refused(sandbox: SandboxProcess) -> None:
