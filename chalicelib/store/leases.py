@@ -52,8 +52,9 @@ class LeaseWrites:
         self, app_id: str, message_id: str, ref: ChunkRef, now_ms: int, lease_ms: int, holder: str
     ) -> ClaimOutcome:
         """Take the attempt for sending under the fencing token ``holder``. ``takeover`` = a previous
-        claim's lease ran out (a crash or a stall); also the answer when this very claim was applied
-        and its answer lost (a retried request finds its own token)."""
+        claim's lease ran out (a crash or a stall) or was given back (it may have written pages);
+        also the answer when this very claim was applied and its answer lost (a retried request
+        finds its own token)."""
         lease = self._lease_key(app_id, message_id, ref)
         try:
             resp = self.client.update_item(
@@ -80,8 +81,12 @@ class LeaseWrites:
                 raise
             item = self.client.get_item(TableName=self.table, Key=lease, ConsistentRead=True).get("Item", {})
             return "done" if item.get("status", {}).get("S") == "done" else "busy"
-        old = resp.get("Attributes", {}).get("status", {}).get("S")
-        return "takeover" if old in ("claimed", "dead") else "claimed"
+        old = resp.get("Attributes", {})
+        status = old.get("status", {}).get("S")
+        # A claim given back (``release``) may have saved its badges page first: the next claim
+        # reads the attempt's pages like a takeover and numbers its own after them.
+        given_back = status == "queued" and "holder" in old
+        return "takeover" if status in ("claimed", "dead") or given_back else "claimed"
 
     def mark_dead(
         self, app_id: str, message_id: str, ref: ChunkRef, now_ms: int, lease_ms: int, holder: str

@@ -147,6 +147,29 @@ def test_badges_saved_before_a_crash_are_what_the_takeover_reads(repo: DeliveryR
     assert (stored(repo, fresh).badges, earlier.pages) == ({0: 4, 1: 9, 2: 5}, 4)
 
 
+def test_a_claim_given_back_after_saving_its_badges_is_reclaimed_as_a_takeover(
+    repo: DeliveryRepository,
+) -> None:
+    """A chunk that saved its badges, then failed before sending (its claim given back): the
+    redelivery reads them and numbers its pages after them, instead of colliding with page 0 and
+    waiting out a lease of its own."""
+    import asyncio
+
+    message_id = f"fence-release-{time.monotonic_ns()}"
+    start = int(time.time() * 1000)
+    _, first = claim(repo, message_id, "first", start)
+    led = ledger()
+    asyncio.run(led.put_badges(first, ChunkAttempt(first.ref), {0: 3}))
+    repo.release(first)
+
+    outcome, second = claim(repo, message_id, "second", start + 10)
+    assert outcome == "takeover"
+    earlier = asyncio.run(led.take_over(second))
+    assert (earlier.badges, earlier.pages) == ({0: 3}, 2)
+    asyncio.run(led.put_badges(second, earlier, {1: 6}))
+    assert stored(repo, second).badges == {0: 3, 1: 6}
+
+
 def test_a_chunks_badges_cost_one_write_unit(repo: DeliveryRepository) -> None:
     """250 recipients' badges (the largest chunk) compress to one page under 1 KB."""
     _, fresh = taken_over(repo)

@@ -2,7 +2,8 @@
 
 An attempt is claimed with one conditional write of its lease before anything is sent: ``done``
 (a redelivered SQS message) sends nothing, ``busy`` (another invocation holds it) hands it back to
-SQS, ``takeover`` (the holder died: its lease ran out) keeps what the earlier invocation recorded.
+SQS, ``takeover`` (the holder died: its lease ran out; or it gave its claim back) keeps what the
+earlier invocation recorded.
 A claimed attempt that fails before sending gives its claim back (``preparing``); once it sends,
 outcomes are checkpointed as they come (pages numbered on from a takeover's) and the lease is
 marked done. Each send holds a permit until its outcome is written, so what a crash can make the
