@@ -176,7 +176,9 @@ def test_exp_just_under_30_days_is_accepted() -> None:
 
 
 @pytest.mark.parametrize(
-    "exp", [str(int(time.time()) + 600), float(int(time.time()) + 600), True, None, [1]], ids=repr
+    "exp",
+    [str(int(time.time()) + 600), float(int(time.time()) + 600), True, None, [1]],
+    ids=["string", "float", "bool", "null", "list"],
 )
 def test_exp_must_be_an_integer(exp: object) -> None:
     with pytest.raises(Unauthorized, match="'exp'"):
