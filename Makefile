@@ -17,9 +17,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(PY) -m devstack
 
-## test: lint + types + the whole suite (unit, integration against the emulator, end-to-end)
+## test: lint + types + the whole suite (unit, integration against the emulator, end-to-end), on two workers (a test file stays on one)
 test: lint
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15
 
 ## lint: ruff (lint + format check) and mypy on the service
 lint: $(STAMP)

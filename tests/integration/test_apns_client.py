@@ -22,7 +22,8 @@ BUNDLE = "com.example.client"
 
 @pytest.fixture(scope="module")
 def clients(sandbox: SandboxProcess) -> ApnsClients:
-    settings = load_settings({**sandbox.service_env(), "APNS_REQUEST_TIMEOUT_S": "3"})
+    # 15 s: a flow-control stall still times out; a machine busy with the other test worker does not
+    settings = load_settings({**sandbox.service_env(), "APNS_REQUEST_TIMEOUT_S": "15"})
     return ApnsClients(settings)
 
 
