@@ -188,7 +188,8 @@ def test_closed_connections_get_goaway_and_new_ones_are_served(
     with sock:
         send_request(conn, 1, creds.prod_device, creds.token)
         sock.sendall(conn.data_to_send())
-        assert any(isinstance(e, h2.events.StreamEnded) for e in read_events(sock, conn, h2.events.StreamEnded))
+        answered = read_events(sock, conn, h2.events.StreamEnded)
+        assert any(isinstance(e, h2.events.StreamEnded) for e in answered)
 
         # When every open connection is closed
         answer = sandbox.request("PUT", "/sandbox/faults", {"connections": "close"})
