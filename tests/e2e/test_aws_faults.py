@@ -38,7 +38,10 @@ class FaultyStack:
 @pytest.fixture(scope="module")
 def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultyStack]:
     state = tmp_path_factory.mktemp("faulty-stack")
-    env = make_run_env(state, OPERATOR_KEY, AWS_FAULTS="off", RETRY_BASE_DELAY_S="1")
+    # A 20 s lease (the local send function times out at 16 s; the template's at 60 s): with the
+    # tests' 3 s one, a chunk retrying throttled writes on a busy machine was killed at 2.4 s, a
+    # crash (up to 20 devices twice) where these tests count exactly once.
+    env = make_run_env(state, OPERATOR_KEY, AWS_FAULTS="off", RETRY_BASE_DELAY_S="1", SEND_LEASE_S="20")
     log = (state / "make-run.log").open("wb")
     proc = start_make_run(env, out=log)
     api, sandbox = urls(env)
