@@ -126,8 +126,10 @@ def test_applied_error_applies_the_write_and_answers_500(layer: FaultLayer) -> N
 def test_store_clients_ride_out_throttling_errors_and_unprocessed_items(layer: FaultLayer) -> None:
     from chalicelib.store import aws, items
 
-    # Given half the calls throttled, 1 in 10 failing with 500, and batches left 30 % unprocessed
-    layer.set("throttle:0.5,error:0.1,unprocessed:0.3")
+    # Given 30 % of the calls throttled, 1 in 10 failing with 500, and batches left 30 % unprocessed
+    # (a call fails 37 % of the time: one of the ~70 failing all of the policy's 12 tries is 5e-4;
+    # at half throttled, 55 % and 5 %, and CI met it)
+    layer.set("throttle:0.3,error:0.1,unprocessed:0.3")
     client = aws.dynamodb(store_settings(layer))
     run = uuid.uuid4().hex[:8]
 
