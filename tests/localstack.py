@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from devstack.emulator import free_port
+from devstack.aws_faults import FaultLayer
+from devstack.emulator import free_port, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = "com.example.chat"
@@ -114,3 +119,58 @@ def device_of(api: str, sandbox: str, app_id: str, admin: str, cert_id: int, use
         token=admin,
     )
     return token
+
+
+@dataclass
+class FaultStack:
+    """`make run` with its AWS fault layer (off until a test sets it), and an app with a credential."""
+
+    api: str
+    sandbox: str
+    layer: FaultLayer
+    app_id: str
+    admin: str
+    cert: int
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def aws(self) -> str:
+        """The emulator, direct (the tests' own calls are not faulted)."""
+        return f"http://127.0.0.1:{self.env['AWS_EMULATOR_PORT']}"
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.client(
+            service,
+            endpoint_url=self.aws,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+
+
+@contextmanager
+def fault_stack(state_dir: Path, operator_key: str) -> Iterator[FaultStack]:
+    """A `make run` for fault tests, stopped (its whole process group) on the way out. Retries come
+    1 s apart; the lease is 20 s (the local send function times out at 16 s; the template's at 60 s):
+    a killed container's chunks are taken over quickly, while a chunk retrying throttled writes on a
+    busy machine is not killed mid-send (with the tests' 3 s lease it was, at 2.4 s: a crash, up to
+    20 devices twice, where the fault tests count exactly once)."""
+    env = make_run_env(state_dir, operator_key, AWS_FAULTS="off", RETRY_BASE_DELAY_S="1", SEND_LEASE_S="20")
+    log = (state_dir / "make-run.log").open("wb")
+    proc = start_make_run(env, out=log)
+    api, sandbox = urls(env)
+    try:
+        wait_http(f"{api}/openapi.json", timeout_s=90, proc=proc)  # type: ignore[arg-type]
+        app_id, admin, cert = app_with_credential(api, sandbox, operator_key)
+        layer = FaultLayer(int(env["AWS_FAULTS_PORT"]), proc=None)
+        yield FaultStack(api, sandbox, layer, app_id, admin, cert, env, proc)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()

@@ -5,57 +5,24 @@ Sized to stay fast; each prints lost / twice / stuck."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 import urllib.error
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from devstack.aws_faults import FaultLayer
-from devstack.emulator import wait_http
-from tests.localstack import app_with_credential, call, device_of, make_run_env, start_make_run, urls
+from tests.localstack import FaultStack, call, device_of, fault_stack
 
 OPERATOR_KEY = "faults-operator-key-0123456789"
 pytestmark = pytest.mark.slow
 
 
-@dataclass
-class FaultyStack:
-    api: str
-    sandbox: str
-    layer: FaultLayer
-    app_id: str
-    admin: str
-    cert: int
-
-
 @pytest.fixture(scope="module")
-def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultyStack]:
-    state = tmp_path_factory.mktemp("faulty-stack")
-    # A 20 s lease (the local send function times out at 16 s; the template's at 60 s): with the
-    # tests' 3 s one, a chunk retrying throttled writes on a busy machine was killed at 2.4 s, a
-    # crash (up to 20 devices twice) where these tests count exactly once.
-    env = make_run_env(state, OPERATOR_KEY, AWS_FAULTS="off", RETRY_BASE_DELAY_S="1", SEND_LEASE_S="20")
-    log = (state / "make-run.log").open("wb")
-    proc = start_make_run(env, out=log)
-    api, sandbox = urls(env)
-    try:
-        wait_http(f"{api}/openapi.json", timeout_s=90, proc=proc)  # type: ignore[arg-type]
-        app_id, admin, cert = app_with_credential(api, sandbox, OPERATOR_KEY)
-        layer = FaultLayer(int(env["AWS_FAULTS_PORT"]), proc=None)
-        yield FaultyStack(api, sandbox, layer, app_id, admin, cert)
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
+    with fault_stack(tmp_path_factory.mktemp("faulty-stack"), OPERATOR_KEY) as stack:
+        yield stack
 
 
 def message(to: dict[str, Any]) -> dict[str, Any]:
@@ -68,14 +35,14 @@ def message(to: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def summary(s: FaultyStack, message_id: str) -> dict[str, Any]:
+def summary(s: FaultStack, message_id: str) -> dict[str, Any]:
     report = call(
         "GET", f"{s.api}/v1/apps/{s.app_id}/messages/{message_id}/deliveries?limit=1", token=s.admin
     )
     return dict(report["summary"])
 
 
-def test_the_api_answers_503_with_retry_after_when_aws_keeps_throttling(faulty: FaultyStack) -> None:
+def test_the_api_answers_503_with_retry_after_when_aws_keeps_throttling(faulty: FaultStack) -> None:
     # Given every AWS call of the functions throttled
     faulty.layer.set("throttle:1")
     try:
@@ -91,7 +58,7 @@ def test_the_api_answers_503_with_retry_after_when_aws_keeps_throttling(faulty: 
     assert b"TryLater" in caught.value.read()
 
 
-def test_a_group_under_throttling_errors_and_unprocessed_keys_loses_nothing(faulty: FaultyStack) -> None:
+def test_a_group_under_throttling_errors_and_unprocessed_keys_loses_nothing(faulty: FaultStack) -> None:
     # Given a group of 100 members, each with a phone
     members = [f"g{i}" for i in range(100)]
     tokens = {
@@ -147,7 +114,7 @@ def test_a_group_under_throttling_errors_and_unprocessed_keys_loses_nothing(faul
     assert final["sent"] == len(members)
 
 
-def delivered_within(s: FaultyStack, token: str, message_id: str, timeout_s: float) -> bool:
+def delivered_within(s: FaultStack, token: str, message_id: str, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         items = call("GET", f"{s.sandbox}/sandbox/notifications?deviceToken={token}")["items"]
@@ -158,7 +125,7 @@ def delivered_within(s: FaultyStack, token: str, message_id: str, timeout_s: flo
 
 
 def test_a_message_after_a_freeze_with_the_connection_silenced_is_delivered_within_10_s(
-    faulty: FaultyStack,
+    faulty: FaultStack,
 ) -> None:
     # Given a warm send container whose APNs connection went silent while it was frozen
     token = device_of(faulty.api, faulty.sandbox, faulty.app_id, faulty.admin, faulty.cert, "frozen-bob")
@@ -177,7 +144,7 @@ def test_a_message_after_a_freeze_with_the_connection_silenced_is_delivered_with
     assert summary(faulty, second["messageId"])["sent"] == 1
 
 
-def test_connections_silenced_mid_group_deliver_everything_and_fail_nothing(faulty: FaultyStack) -> None:
+def test_connections_silenced_mid_group_deliver_everything_and_fail_nothing(faulty: FaultStack) -> None:
     # Given a group of 60 members
     members = [f"s{i}" for i in range(60)]
     tokens = {

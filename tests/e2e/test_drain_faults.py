@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import threading
 import time
 import urllib.error
@@ -19,14 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from chalicelib.settings import load_settings
-from devstack.aws_faults import FaultLayer
-from devstack.emulator import wait_http
 from devstack.seed import seed_users
-from tests.localstack import BUNDLE, app_with_credential, call, device_of, make_run_env, start_make_run, urls
+from tests.localstack import BUNDLE, FaultStack, call, device_of, fault_stack
 
 pytestmark = pytest.mark.slow
 OPERATOR_KEY = "drain-operator-key-0123456789"
@@ -35,52 +31,13 @@ SEND_QUEUE = "apns-push-send-local"
 MAX_UNRECORDED = load_settings().send_max_unrecorded  # what one killed container may send twice
 
 
-@dataclass
-class Stack:
-    api: str
-    sandbox: str
-    layer: FaultLayer
-    app_id: str
-    admin: str
-    cert: int
-    env: dict[str, str]
-    proc: subprocess.Popen[bytes]
-    aws: str  # the emulator, direct (the tests' own calls are not faulted)
-
-    def client(self, service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=self.aws,
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        )
-
-
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    state = tmp_path_factory.mktemp("drain-stack")
-    # A 20 s lease (the local send function times out at 16 s): a killed container's chunks are
-    # taken over quickly; retries 1 s apart.
-    env = make_run_env(state, OPERATOR_KEY, AWS_FAULTS="off", RETRY_BASE_DELAY_S="1", SEND_LEASE_S="20")
-    log = (state / "make-run.log").open("wb")
-    proc = start_make_run(env, out=log)
-    api, sandbox = urls(env)
-    try:
-        wait_http(f"{api}/openapi.json", timeout_s=90, proc=proc)  # type: ignore[arg-type]
-        app_id, admin, cert = app_with_credential(api, sandbox, OPERATOR_KEY)
-        layer = FaultLayer(int(env["AWS_FAULTS_PORT"]), proc=None)
-        aws = f"http://127.0.0.1:{env['AWS_EMULATOR_PORT']}"
-        yield Stack(api, sandbox, layer, app_id, admin, cert, env, proc, aws)
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
+    with fault_stack(tmp_path_factory.mktemp("drain-stack"), OPERATOR_KEY) as s:
+        yield s
 
 
-def group(s: Stack, n: int, prefix: str) -> dict[str, str]:
+def group(s: FaultStack, n: int, prefix: str) -> dict[str, str]:
     """n members, one phone each, written straight into the table (fast): token -> user."""
     tokens = call(
         "POST", f"{s.sandbox}/sandbox/devices", {"bundleId": BUNDLE, "environment": "production", "count": n}
@@ -104,7 +61,7 @@ class ApiWatch:
     """Every API answer meanwhile, by status: the tests' own calls and a poller of the report and
     presence endpoints running beside them."""
 
-    s: Stack
+    s: FaultStack
     statuses: Counter[int] = field(default_factory=Counter)
     no_retry_after: int = 0
     resets: int = 0  # connections the local API server reset (not an answer of the service)
@@ -191,7 +148,7 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, poll_s: float = 
     return False
 
 
-def queues_drained(s: Stack) -> bool:
+def queues_drained(s: FaultStack) -> bool:
     sqs = s.client("sqs")
     names = [
         "ApproximateNumberOfMessages",
@@ -207,7 +164,7 @@ def queues_drained(s: Stack) -> bool:
     return True
 
 
-def received(s: Stack, message_ids: set[str]) -> Counter[tuple[str, str]]:
+def received(s: FaultStack, message_ids: set[str]) -> Counter[tuple[str, str]]:
     """(message, token) -> how many times the sandbox accepted it."""
     notes = call("GET", f"{s.sandbox}/sandbox/notifications?limit=200000")["items"]
     return Counter(
@@ -223,7 +180,7 @@ class Tally:
     failed: dict[str, int]
 
 
-def tally(s: Stack, watch: ApiWatch, messages: dict[str, set[str]]) -> Tally:
+def tally(s: FaultStack, watch: ApiWatch, messages: dict[str, set[str]]) -> Tally:
     """Device by device, over messages (id -> tokens), from the sandbox and the reports."""
     got = received(s, set(messages))
     lost = twice = stuck = 0
@@ -264,7 +221,7 @@ def settled(watch: ApiWatch, message_ids: list[str], expected: dict[str, int]) -
     return check
 
 
-def poller_pid(s: Stack) -> int:
+def poller_pid(s: FaultStack) -> int:
     for pid in Path("/proc").iterdir():
         if not pid.name.isdigit():
             continue
@@ -280,7 +237,7 @@ def poller_pid(s: Stack) -> int:
     raise AssertionError("no poller process of this stack")
 
 
-def test_a_poller_killed_mid_send_under_throttling_loses_nothing(stack: Stack) -> None:
+def test_a_poller_killed_mid_send_under_throttling_loses_nothing(stack: FaultStack) -> None:
     # Given a group of 500 and 10 % throttling
     owners = group(stack, 500, "kill")
     body = message({"groupId": "kill", "groupName": "Kill", "members": ["alice", *owners.values()]}, "kill")
@@ -308,7 +265,9 @@ def test_a_poller_killed_mid_send_under_throttling_loses_nothing(stack: Stack) -
     assert not watch.unexpected() and not watch.no_retry_after
 
 
-def test_twenty_concurrent_messages_to_one_user_under_throttling_give_badges_1_to_20(stack: Stack) -> None:
+def test_twenty_concurrent_messages_to_one_user_under_throttling_give_badges_1_to_20(
+    stack: FaultStack,
+) -> None:
     # Given one user with one phone and throttling with unprocessed batch keys (no applied-errors:
     # the idempotent badge increment is issue 15 item 6's)
     token = device_of(stack.api, stack.sandbox, stack.app_id, stack.admin, stack.cert, "badge-bob")
@@ -343,7 +302,7 @@ def test_twenty_concurrent_messages_to_one_user_under_throttling_give_badges_1_t
     assert not watch.unexpected()
 
 
-def test_a_group_under_throttling_and_unprocessed_keys_loses_nothing(stack: Stack) -> None:
+def test_a_group_under_throttling_and_unprocessed_keys_loses_nothing(stack: FaultStack) -> None:
     # Given a group of 600 under 10 % throttling and 30 % unprocessed batch keys/items
     owners = group(stack, 600, "grp")
     body = message({"groupId": "grp", "groupName": "Group", "members": ["alice", *owners.values()]}, "grp")
@@ -366,7 +325,9 @@ def test_a_group_under_throttling_and_unprocessed_keys_loses_nothing(stack: Stac
     assert not watch.unexpected() and not watch.no_retry_after
 
 
-def test_half_of_aws_calls_throttled_ends_every_device_sent_or_failed_and_no_api_5xx(stack: Stack) -> None:
+def test_half_of_aws_calls_throttled_ends_every_device_sent_or_failed_and_no_api_5xx(
+    stack: FaultStack,
+) -> None:
     # Given a group of 300 and 10 one-to-one messages, and half of every AWS call throttled
     owners = group(stack, 300, "half")
     singles = group(stack, 10, "half-one")
@@ -406,7 +367,7 @@ def test_half_of_aws_calls_throttled_ends_every_device_sent_or_failed_and_no_api
     assert not watch.unexpected() and not watch.no_retry_after
 
 
-def test_chunks_that_cannot_claim_under_a_throttling_storm_are_deferred_then_sent(stack: Stack) -> None:
+def test_chunks_that_cannot_claim_under_a_throttling_storm_are_deferred_then_sent(stack: FaultStack) -> None:
     # Given a group of 200 fanned out, and then a storm: 97 % of UpdateItem calls throttled, so
     # most chunk claims give up after the retry policy's attempts
     owners = group(stack, 200, "storm")

@@ -11,6 +11,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     them all the function's node ID; pytest-xdist runs one item per node ID (`make test` runs two
     workers), so 1 of the ~40 operations would be fuzzed. Each gets its name as its ID."""
     for item in items:
-        operation = item.name.partition("[")[2].removesuffix("]")
-        if isinstance(item, SchemathesisFunction) and operation and not item.nodeid.endswith("]"):
-            item._id = item._id.with_params(operation)
+        if isinstance(item, SchemathesisFunction) and not item.nodeid.endswith("]"):
+            operation = item.name.partition("[")[2].removesuffix("]")
+            if operation:
+                item._id = item._id.with_params(operation)
