@@ -12,9 +12,7 @@ the APNs sandbox receiving it (its own receive time, so polling for it adds noth
 from __future__ import annotations
 
 import os
-import signal
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -23,19 +21,13 @@ OPERATOR_KEY = "bench-c2c-operator-key-0123456789"
 
 
 def main() -> None:
-    from devstack.emulator import wait_http
-    from tests.localstack import app_with_credential, call, device_of, make_run_env, start_make_run, urls
+    from tests.localstack import call, device_of, running_stack
 
     n = int(os.environ.get("BENCH_C2C_N", "200"))
     state = Path(tempfile.mkdtemp(prefix="bench-c2c-"))
-    env = make_run_env(state, OPERATOR_KEY)
-    log = (state / "make-run.log").open("wb")
-    proc = start_make_run(env, out=log)
-    api, sandbox = urls(env)
-    try:
-        wait_http(f"{api}/openapi.json", timeout_s=120, proc=proc)  # type: ignore[arg-type]
-        app_id, admin, cert = app_with_credential(api, sandbox, OPERATOR_KEY)
-        token = device_of(api, sandbox, app_id, admin, cert, "bob")
+    with running_stack(state, OPERATOR_KEY, start_timeout_s=120) as stack:
+        api, sandbox, app_id, admin = stack.api, stack.sandbox, stack.app_id, stack.admin
+        token = device_of(api, sandbox, app_id, admin, stack.cert, "bob")
 
         def one(i: int) -> float:
             message_id = f"c2c-{i}-{time.time_ns()}"
@@ -68,12 +60,6 @@ def main() -> None:
         )
         print(f"c2c_latency_p50_ms: {p50:.0f}")
         print(f"c2c_latency_p99_ms: {p99:.0f}")
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ place that knows how to start the whole local stack on free ports and give it an
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -122,8 +123,8 @@ def device_of(api: str, sandbox: str, app_id: str, admin: str, cert_id: int, use
 
 
 @dataclass
-class FaultStack:
-    """`make run` with its AWS fault layer (off until a test sets it), and an app with a credential."""
+class RunningStack:
+    """A running `make run` (its AWS fault layer off until a test sets it) and an app with a credential."""
 
     api: str
     sandbox: str
@@ -152,21 +153,20 @@ class FaultStack:
 
 
 @contextmanager
-def fault_stack(state_dir: Path, operator_key: str) -> Iterator[FaultStack]:
-    """A `make run` for fault tests, stopped (its whole process group) on the way out. Retries come
-    1 s apart; the lease is 20 s (the local send function times out at 16 s; the template's at 60 s):
-    a killed container's chunks are taken over quickly, while a chunk retrying throttled writes on a
-    busy machine is not killed mid-send (with the tests' 3 s lease it was, at 2.4 s: a crash, up to
-    20 devices twice, where the fault tests count exactly once)."""
-    env = make_run_env(state_dir, operator_key, AWS_FAULTS="off", RETRY_BASE_DELAY_S="1", SEND_LEASE_S="20")
+def running_stack(
+    state_dir: Path, operator_key: str, start_timeout_s: float = 90, **extra: str
+) -> Iterator[RunningStack]:
+    """`make run` on free ports (``extra``: settings of its environment), up and with an app, then
+    stopped (its whole process group) on the way out; its output in ``state_dir/make-run.log``."""
+    env = make_run_env(state_dir, operator_key, **extra)
     log = (state_dir / "make-run.log").open("wb")
     proc = start_make_run(env, out=log)
     api, sandbox = urls(env)
     try:
-        wait_http(f"{api}/openapi.json", timeout_s=90, proc=proc)  # type: ignore[arg-type]
+        wait_http(f"{api}/openapi.json", timeout_s=start_timeout_s, proc=proc)  # type: ignore[arg-type]
         app_id, admin, cert = app_with_credential(api, sandbox, operator_key)
         layer = FaultLayer(int(env["AWS_FAULTS_PORT"]), proc=None)
-        yield FaultStack(api, sandbox, layer, app_id, admin, cert, env, proc)
+        yield RunningStack(api, sandbox, layer, app_id, admin, cert, env, proc)
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:
@@ -174,3 +174,12 @@ def fault_stack(state_dir: Path, operator_key: str) -> Iterator[FaultStack]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+
+
+def fault_stack(state_dir: Path, operator_key: str) -> contextlib.AbstractContextManager[RunningStack]:
+    """The stack of the fault tests. Retries come 1 s apart; the lease is 20 s (the local send
+    function times out at 16 s; the template's at 60 s): a killed container's chunks are taken over
+    quickly, while a chunk retrying throttled writes on a busy machine is not killed mid-send (with
+    the tests' 3 s lease it was, at 2.4 s: a crash, up to 20 devices twice, where the fault tests
+    count exactly once)."""
+    return running_stack(state_dir, operator_key, AWS_FAULTS="off", RETRY_BASE_DELAY_S="1", SEND_LEASE_S="20")

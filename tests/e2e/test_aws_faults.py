@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from tests.localstack import FaultStack, call, device_of, fault_stack
+from tests.localstack import RunningStack, call, device_of, fault_stack
 
 OPERATOR_KEY = "faults-operator-key-0123456789"
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
+def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     with fault_stack(tmp_path_factory.mktemp("faulty-stack"), OPERATOR_KEY) as stack:
         yield stack
 
@@ -35,14 +35,14 @@ def message(to: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def summary(s: FaultStack, message_id: str) -> dict[str, Any]:
+def summary(s: RunningStack, message_id: str) -> dict[str, Any]:
     report = call(
         "GET", f"{s.api}/v1/apps/{s.app_id}/messages/{message_id}/deliveries?limit=1", token=s.admin
     )
     return dict(report["summary"])
 
 
-def test_the_api_answers_503_with_retry_after_when_aws_keeps_throttling(faulty: FaultStack) -> None:
+def test_the_api_answers_503_with_retry_after_when_aws_keeps_throttling(faulty: RunningStack) -> None:
     # Given every AWS call of the functions throttled
     faulty.layer.set("throttle:1")
     try:
@@ -58,7 +58,7 @@ def test_the_api_answers_503_with_retry_after_when_aws_keeps_throttling(faulty: 
     assert b"TryLater" in caught.value.read()
 
 
-def test_a_group_under_throttling_errors_and_unprocessed_keys_loses_nothing(faulty: FaultStack) -> None:
+def test_a_group_under_throttling_errors_and_unprocessed_keys_loses_nothing(faulty: RunningStack) -> None:
     # Given a group of 100 members, each with a phone
     members = [f"g{i}" for i in range(100)]
     tokens = {
@@ -114,7 +114,7 @@ def test_a_group_under_throttling_errors_and_unprocessed_keys_loses_nothing(faul
     assert final["sent"] == len(members)
 
 
-def delivered_within(s: FaultStack, token: str, message_id: str, timeout_s: float) -> bool:
+def delivered_within(s: RunningStack, token: str, message_id: str, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         items = call("GET", f"{s.sandbox}/sandbox/notifications?deviceToken={token}")["items"]
@@ -125,7 +125,7 @@ def delivered_within(s: FaultStack, token: str, message_id: str, timeout_s: floa
 
 
 def test_a_message_after_a_freeze_with_the_connection_silenced_is_delivered_within_10_s(
-    faulty: FaultStack,
+    faulty: RunningStack,
 ) -> None:
     # Given a warm send container whose APNs connection went silent while it was frozen
     token = device_of(faulty.api, faulty.sandbox, faulty.app_id, faulty.admin, faulty.cert, "frozen-bob")
@@ -144,7 +144,7 @@ def test_a_message_after_a_freeze_with_the_connection_silenced_is_delivered_with
     assert summary(faulty, second["messageId"])["sent"] == 1
 
 
-def test_connections_silenced_mid_group_deliver_everything_and_fail_nothing(faulty: FaultStack) -> None:
+def test_connections_silenced_mid_group_deliver_everything_and_fail_nothing(faulty: RunningStack) -> None:
     # Given a group of 60 members
     members = [f"s{i}" for i in range(60)]
     tokens = {

@@ -22,7 +22,7 @@ import pytest
 
 from chalicelib.settings import load_settings
 from devstack.seed import seed_users
-from tests.localstack import BUNDLE, FaultStack, call, device_of, fault_stack
+from tests.localstack import BUNDLE, RunningStack, call, device_of, fault_stack
 
 pytestmark = pytest.mark.slow
 OPERATOR_KEY = "drain-operator-key-0123456789"
@@ -32,12 +32,12 @@ MAX_UNRECORDED = load_settings().send_max_unrecorded  # what one killed containe
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     with fault_stack(tmp_path_factory.mktemp("drain-stack"), OPERATOR_KEY) as s:
         yield s
 
 
-def group(s: FaultStack, n: int, prefix: str) -> dict[str, str]:
+def group(s: RunningStack, n: int, prefix: str) -> dict[str, str]:
     """n members, one phone each, written straight into the table (fast): token -> user."""
     tokens = call(
         "POST", f"{s.sandbox}/sandbox/devices", {"bundleId": BUNDLE, "environment": "production", "count": n}
@@ -61,7 +61,7 @@ class ApiWatch:
     """Every API answer meanwhile, by status: the tests' own calls and a poller of the report and
     presence endpoints running beside them."""
 
-    s: FaultStack
+    s: RunningStack
     statuses: Counter[int] = field(default_factory=Counter)
     no_retry_after: int = 0
     resets: int = 0  # connections the local API server reset (not an answer of the service)
@@ -148,7 +148,7 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, poll_s: float = 
     return False
 
 
-def queues_drained(s: FaultStack) -> bool:
+def queues_drained(s: RunningStack) -> bool:
     sqs = s.client("sqs")
     names = [
         "ApproximateNumberOfMessages",
@@ -164,7 +164,7 @@ def queues_drained(s: FaultStack) -> bool:
     return True
 
 
-def received(s: FaultStack, message_ids: set[str]) -> Counter[tuple[str, str]]:
+def received(s: RunningStack, message_ids: set[str]) -> Counter[tuple[str, str]]:
     """(message, token) -> how many times the sandbox accepted it."""
     notes = call("GET", f"{s.sandbox}/sandbox/notifications?limit=200000")["items"]
     return Counter(
@@ -180,7 +180,7 @@ class Tally:
     failed: dict[str, int]
 
 
-def tally(s: FaultStack, watch: ApiWatch, messages: dict[str, set[str]]) -> Tally:
+def tally(s: RunningStack, watch: ApiWatch, messages: dict[str, set[str]]) -> Tally:
     """Device by device, over messages (id -> tokens), from the sandbox and the reports."""
     got = received(s, set(messages))
     lost = twice = stuck = 0
@@ -221,7 +221,7 @@ def settled(watch: ApiWatch, message_ids: list[str], expected: dict[str, int]) -
     return check
 
 
-def poller_pid(s: FaultStack) -> int:
+def poller_pid(s: RunningStack) -> int:
     for pid in Path("/proc").iterdir():
         if not pid.name.isdigit():
             continue
@@ -237,7 +237,7 @@ def poller_pid(s: FaultStack) -> int:
     raise AssertionError("no poller process of this stack")
 
 
-def test_a_poller_killed_mid_send_under_throttling_loses_nothing(stack: FaultStack) -> None:
+def test_a_poller_killed_mid_send_under_throttling_loses_nothing(stack: RunningStack) -> None:
     # Given a group of 500 and 10 % throttling
     owners = group(stack, 500, "kill")
     body = message({"groupId": "kill", "groupName": "Kill", "members": ["alice", *owners.values()]}, "kill")
@@ -266,7 +266,7 @@ def test_a_poller_killed_mid_send_under_throttling_loses_nothing(stack: FaultSta
 
 
 def test_twenty_concurrent_messages_to_one_user_under_throttling_give_badges_1_to_20(
-    stack: FaultStack,
+    stack: RunningStack,
 ) -> None:
     # Given one user with one phone and throttling with unprocessed batch keys (no applied-errors:
     # the idempotent badge increment is issue 15 item 6's)
@@ -302,7 +302,7 @@ def test_twenty_concurrent_messages_to_one_user_under_throttling_give_badges_1_t
     assert not watch.unexpected()
 
 
-def test_a_group_under_throttling_and_unprocessed_keys_loses_nothing(stack: FaultStack) -> None:
+def test_a_group_under_throttling_and_unprocessed_keys_loses_nothing(stack: RunningStack) -> None:
     # Given a group of 600 under 10 % throttling and 30 % unprocessed batch keys/items
     owners = group(stack, 600, "grp")
     body = message({"groupId": "grp", "groupName": "Group", "members": ["alice", *owners.values()]}, "grp")
@@ -326,7 +326,7 @@ def test_a_group_under_throttling_and_unprocessed_keys_loses_nothing(stack: Faul
 
 
 def test_half_of_aws_calls_throttled_ends_every_device_sent_or_failed_and_no_api_5xx(
-    stack: FaultStack,
+    stack: RunningStack,
 ) -> None:
     # Given a group of 300 and 10 one-to-one messages, and half of every AWS call throttled
     owners = group(stack, 300, "half")
@@ -367,7 +367,9 @@ def test_half_of_aws_calls_throttled_ends_every_device_sent_or_failed_and_no_api
     assert not watch.unexpected() and not watch.no_retry_after
 
 
-def test_chunks_that_cannot_claim_under_a_throttling_storm_are_deferred_then_sent(stack: FaultStack) -> None:
+def test_chunks_that_cannot_claim_under_a_throttling_storm_are_deferred_then_sent(
+    stack: RunningStack,
+) -> None:
     # Given a group of 200 fanned out, and then a storm: 97 % of UpdateItem calls throttled, so
     # most chunk claims give up after the retry policy's attempts
     owners = group(stack, 200, "storm")
